@@ -190,3 +190,16 @@ def test_teacher_topk_self_excluded(tmp_path, data):
     assert not (t.ids == q[:, None]).any()
     t2 = teacher_topk(B, q, k=10, exclude_self=False, cache_dir=t.path.parent)
     np.testing.assert_array_equal(t2.ids[:, 0], q)  # each vector is its own nearest neighbor
+
+
+def test_chunk_bounds_keep_faiss_on_blas():
+    from ecd.knn import chunk_bounds
+    import faiss
+    floor = -(-faiss.cvar.distance_compute_blas_threshold // 50)
+    for nq in (2560, 4097, 10_000, 12_345, 100_000):
+        b = chunk_bounds(nq, 4096, 50)
+        sizes = np.diff(b)
+        assert b[0] == 0 and b[-1] == nq and sizes.max() <= 2 * 4096
+        assert sizes.min() >= floor
+    b = chunk_bounds(1000, 64, 50, blas_floor=False)
+    assert np.diff(b).max() <= 64 and b[-1] == 1000
