@@ -18,7 +18,7 @@ from .core import (array_hash, atomic_path, config_hash, data_dir, get_logger, p
                       read_json, utc_now, versions, write_json)
 
 # %% auto #0
-__all__ = ['l2_normalize', 'default_chunk_size', 'chunk_bounds', 'exact_topk', 'TopK', 'teacher_topk']
+__all__ = ['l2_normalize', 'default_chunk_size', 'chunk_bounds', 'drop_excluded', 'exact_topk', 'TopK', 'teacher_topk']
 
 # %% ../nbs/03_knn.ipynb #00b0e64a
 _log = get_logger("ecd.knn")
@@ -100,7 +100,7 @@ def _build_index(base: np.ndarray, metric: str, normalize: bool) -> faiss.IndexF
         index.add(l2_normalize(block) if normalize else np.ascontiguousarray(block))
     return index
 
-def _drop_excluded(D: np.ndarray, I: np.ndarray, excl: np.ndarray):
+def drop_excluded(D: np.ndarray, I: np.ndarray, excl: np.ndarray):
     "From `(n, k+1)` results drop per row the column holding `excl[row]`, else the last column."
     n, k1 = I.shape
     hit = I == excl[:, None]
@@ -121,7 +121,7 @@ def _search(index: faiss.IndexFlat, queries: np.ndarray, k: int, normalize: bool
         q = l2_normalize(q) if normalize else np.ascontiguousarray(q)
         D, I = index.search(q, k + extra)
         if extra:
-            D, I = _drop_excluded(D, I, exclude_ids[i0:i1])
+            D, I = drop_excluded(D, I, exclude_ids[i0:i1])
         scores[i0:i1], ids[i0:i1] = D, I
     return scores, ids
 

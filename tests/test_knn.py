@@ -70,10 +70,10 @@ def test_exclude_absent_id_drops_last(data):
     np.testing.assert_array_equal(exact_topk(B, Q, 10, exclude_ids=np.full(len(Q), -1))[1], full[:, :10])
 
 
-def test_drop_excluded_vectorized():
+def testdrop_excluded_vectorized():
     D = np.array([[9, 8, 7], [6, 5, 4]], np.float32)
     I = np.array([[3, 1, 2], [7, 8, 9]])
-    d, i = knn._drop_excluded(D, I, np.array([1, 0]))
+    d, i = knn.drop_excluded(D, I, np.array([1, 0]))
     np.testing.assert_array_equal(i, [[3, 2], [7, 8]])
     np.testing.assert_array_equal(d, [[9, 7], [6, 5]])
 
