@@ -1,0 +1,108 @@
+"""The docs site: built offline from nbs/ by `mkdocs build --strict`, opened in headless Chromium.
+
+Set ECD_DOCS_SITE=<folder> to check an already built site instead of building one (about 45 s).
+"""
+import functools
+import http.server
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BROWSER = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+                if shutil.which(n)), None)
+EXTERNAL = re.compile(r"""<script\b[^>]*\bsrc=["']((?:https?:)?//[^"']+)|"""
+                      r"""<link\b(?=[^>]*\brel=["']stylesheet)[^>]*\bhref=["']((?:https?:)?//[^"']+)""", re.I)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    given = os.environ.get("ECD_DOCS_SITE")
+    if given:
+        return Path(given)
+    out = tmp_path_factory.mktemp("site")
+    mkdocs = Path(sys.executable).with_name("mkdocs")
+    r = subprocess.run([str(mkdocs), "build", "--strict", "--site-dir", str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert r.returncode == 0, f"mkdocs build --strict failed:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+    handler = functools.partial(Quiet, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def dom(url: str) -> str:
+    r = subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                        "--disable-extensions", "--no-first-run", "--virtual-time-budget=15000", "--dump-dom", url],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def text(html: str) -> str:
+    "The visible text of a DOM dump (tags out, entities decoded)."
+    import html as _html
+    return _html.unescape(re.sub(r"<[^>]+>", "", html))
+
+
+def test_pages_exist_and_are_offline(site):
+    pages = sorted(site.rglob("*.html"))
+    names = {p.relative_to(site).as_posix() for p in pages}
+    nbs = {p.stem for p in (ROOT / "nbs").glob("[0-9]*.ipynb")}
+    assert "index.html" in names and {f"{n}.html" for n in nbs} <= names, sorted(nbs - {n[:-5] for n in names})
+    mods = {p.stem for p in (ROOT / "ecd").glob("*.py") if not p.stem.startswith("_")}
+    assert {f"api/{m}.html" for m in mods} <= names
+    assert (site / "assets/javascripts/plotly.min.js").stat().st_size > 1_000_000
+    external = {p.name: EXTERNAL.findall(p.read_text(encoding="utf-8")) for p in pages}
+    assert not {k: v for k, v in external.items() if v}, external
+    # the API page carries the docstrings
+    api = (site / "api/plots.html").read_text(encoding="utf-8")
+    assert "pareto_front" in api and "Pareto-optimal rows" in api
+
+
+@pytest.mark.skipif(BROWSER is None, reason="no Chromium/Chrome installed (Debian: apt-get install -y chromium)")
+def test_home_and_module_page_render_in_chromium(server):
+    home = dom(f"{server}/index.html")
+    assert "Neighbor-preserving embedding compression" in home and "Quickstart" in home
+    assert "pip install torch==2.13.0" in text(home) and "parse_rep" in text(home)  # code (markdown and cells)
+    assert "js-plotly-plot" in home and "main-svg" in home   # plotly drew the Pareto chart
+    page = dom(f"{server}/12_plots.html")
+    assert "The Pareto front" in page and "Sweeps (seed 002)" in page
+    assert "pareto_mask" in page
+    assert page.count('class="main-svg"') >= 4
+    api = dom(f"{server}/api/plots.html")
+    assert "make_plots" in api and "plot_main" in api
+
+
+def test_clean_notebook_drops_nbdev_directives():
+    spec = importlib.util.spec_from_file_location("ecd_docs_hooks", ROOT / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    nb = {"cells": [
+        {"cell_type": "code", "source": "#| default_exp plots", "outputs": [], "metadata": {}},
+        {"cell_type": "code", "source": "#| export\ndef f(): pass", "outputs": [], "metadata": {}},
+        {"cell_type": "code", "source": "#| hide\nimport nbdev; nbdev.nbdev_export()", "outputs": [], "metadata": {}},
+        {"cell_type": "markdown", "source": "# Title", "metadata": {}},
+        {"cell_type": "code", "source": ["#| hide_output\n", "x = 1\n", "x"], "outputs": [{"output_type": "stream"}],
+         "metadata": {}},
+    ]}
+    cells = hooks.clean_notebook(nb)["cells"]
+    assert [c["source"] for c in cells] == ["def f(): pass", "# Title", "x = 1\nx"]
+    assert cells[2]["outputs"] == []

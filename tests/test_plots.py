@@ -1,0 +1,86 @@
+"""ecd.plots from outside the notebook: the Pareto front on a hand-made table, `ecd plot` on a
+run log with the sweeps' schema, offline HTML (no CDN), the seed-000 layout of make_plots."""
+import base64
+import json
+import re
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecd.plots import load_runs, make_plots, pareto_front, pareto_mask, plot_main
+
+
+def test_pareto_front_hand_made_table():
+    t = pd.DataFrame({"name": ["sq8", "sq4", "pq16", "pq8", "pq8b", "pca16", "pq4", "nan"],
+                      "bytes_per_vector": [64, 32, 16, 8, 8, 64, 4, 2],
+                      "recall@10": [0.99, 0.90, 0.93, 0.80, 0.85, 0.70, 0.62, np.nan]})
+    # minimize bytes, maximize recall: sq4 (32 B, .90) loses to pq16 (16 B, .93); pca16 to sq8; pq8 to pq8b
+    assert list(pareto_front(t)["name"]) == ["pq4", "pq8b", "pq16", "sq8"]
+    assert pareto_mask(t).sum() == 4
+    # compression ratio: larger is better
+    t["compression_ratio"] = 256 / t["bytes_per_vector"]
+    assert list(pareto_front(t, "compression_ratio", "recall@10", x_dir="max")["name"]) == ["sq8", "pq16", "pq8b", "pq4"]
+
+
+def _db(path):
+    rows = [("s1", {"method": "pq", "num_chunks": 4, "num_clusters": 128}, {"compression_ratio": 128, "distortion": .30, "recall@10": .62}),
+            ("s1", {"method": "pq", "num_chunks": 8, "num_clusters": 128}, {"compression_ratio": 64, "distortion": .20, "recall@10": .80}),
+            ("s1", {"method": "pq", "num_chunks": 8, "num_clusters": 256}, {"compression_ratio": 64, "distortion": .15, "recall@10": .85}),
+            ("s1", {"method": "sq", "bits": 8}, {"compression_ratio": 4, "distortion": .01, "recall@10": .99}),
+            ("s2", {"method": "pq", "num_chunks": 16, "num_clusters": 256}, {"compression_ratio": 32, "distortion": .08, "recall@10": .93})]
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE runs (run_id TEXT, sweep_id TEXT, combo_id TEXT, status TEXT, config_json TEXT, "
+                    "metrics_json TEXT, started TEXT, finished TEXT, error TEXT)")
+        for i, (sw, c, m) in enumerate(rows):
+            con.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)", ("r", sw, f"c{i}", "completed", json.dumps(c),
+                        json.dumps(m), f"2025-01-01T00:0{i}", None, None))
+    return path
+
+
+def test_ecd_plot_sweep(tmp_path, capsys):
+    db = _db(tmp_path / "runs.db")
+    assert plot_main(["--db", str(db), "--sweep-id", "s1", "--out", str(tmp_path / "plots"), "--no-png"]) == 0
+    paths = [p for p in capsys.readouterr().out.split() if p.endswith(".html")]
+    assert sorted(p.rsplit("/", 1)[1] for p in paths) == ["compression_vs_distortion.html", "compression_vs_recall.html"]
+    folder = (tmp_path / "plots").iterdir().__next__()
+    assert re.fullmatch(r"\d{8}_\d{6}", folder.name)
+    html = (folder / "compression_vs_recall.html").read_text()
+    assert re.findall(r'<script[^>]*src="([^"]+)"', html) == ["plotly.min.js"]
+    assert (folder / "plotly.min.js").exists()
+    # the Pareto trace holds exactly the non-dominated configs of sweep s1 (pq 8x128 is dominated)
+    fig = json.loads(re.search(r'Plotly\.newPlot\(\s*"[^"]+",\s*(\[.*?\]),\s*\{', html, re.S).group(1))
+    front = [t for t in fig if t.get("name") == "Pareto front"][0]
+    x = front["x"]
+    if isinstance(x, dict):  # plotly >= 6 stores arrays as base64 typed arrays
+        x = np.frombuffer(base64.b64decode(x["bdata"]), dtype=np.dtype(x["dtype"]))
+    assert list(x) == [4, 64, 128]
+    assert plot_main(["--db", str(db), "--separate-methods", "--out", str(tmp_path / "p2"), "--no-png"]) == 0
+    assert "sq_compression_vs_recall.html" in capsys.readouterr().out
+    assert len(load_runs(db)) == 5
+
+
+def test_ecd_plot_without_run_log(tmp_path, capsys):
+    assert plot_main(["--db", str(tmp_path / "missing.db"), "--no-png"]) == 2
+    assert "Run a sweep first" in capsys.readouterr().out
+
+
+def test_make_plots_layout(tmp_path):
+    run = tmp_path / "demo"
+    rows = [{"mode": m, "name": f"{m}_d{d}", "scope": s, "stage": "one_stage", "backend": b, "rep_dim": d,
+             "bytes_per_vector": 4 * d, "recall@10": d / 100, "overlap@10": d / 100, "ndcg@10": d / 90}
+            for m in ("pca", "trunc") for d in (8, 16, 32) for s, b in (("vs_teacher", "exact"), ("vs_student", "hnsw"))]
+    df = pd.DataFrame(rows)
+    for m, part in df.groupby("mode"):
+        (run / m).mkdir(parents=True)
+        part.to_parquet(run / m / "metrics.parquet")
+    make_plots(str(run), png=False)
+    for m in ("pca", "trunc"):
+        for stem in ("pareto_vs_teacher", "recall_vs_teacher_dim", "overlap_vs_teacher_dim", "ndcg_vs_teacher_dim"):
+            assert (run / m / "figures" / "vs_teacher" / f"{stem}.html").exists()
+        assert (run / m / "figures" / "vs_student" / "index_fidelity_vs_student.html").exists()
+    assert not (run / "train").exists()        # no training logs: no training figures, no error
+    with pytest.raises(ValueError, match="Nothing to plot"):
+        (tmp_path / "empty").mkdir()
+        make_plots(str(tmp_path / "empty"), png=False)
