@@ -1,4 +1,4 @@
-"""The results layout: `results/<run_id>/manifest.json` says how a run was made, `results/<run_id>/<mode>/metrics.parquet` holds its numbers.
+"""The results layout: `results/<run_id>/manifest.json` says how a run was made, `results/<run_id>/<mode>/metrics.parquet` holds its numbers, `results/runs.db` logs every sweep combo.
 
 Docs: https://ecd-dev.github.io/ecd/store.html.md"""
 
@@ -8,14 +8,20 @@ Docs: https://ecd-dev.github.io/ecd/store.html.md"""
 from __future__ import annotations
 
 import json
+import math
+import os
+import socket
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
 
-from .core import git_sha, read_json, run_dir, save_parquet, utc_now, versions, write_json
+from .core import git_sha, read_json, results_dir, run_dir, save_parquet, to_json, utc_now, versions, write_json
 
 # %% auto #0
-__all__ = ['ROW_KEY', 'manifest_path', 'read_manifest', 'update_manifest', 'metrics_path', 'write_metrics', 'read_metrics']
+__all__ = ['ROW_KEY', 'RUNS_COLUMNS', 'RUN_STATUSES', 'manifest_path', 'read_manifest', 'update_manifest', 'metrics_path',
+           'write_metrics', 'read_metrics', 'runs_db_path', 'connect_runs', 'clean_json', 'log_run', 'get_run',
+           'find_done', 'read_runs', 'mark_interrupted']
 
 # %% ../nbs/10_store.ipynb #c9d7650a
 def manifest_path(run_id: str) -> Path:
@@ -92,3 +98,149 @@ def read_metrics(run_id: str, mode: str | None = None, scope: str | None = None)
     if scope is not None:
         df = df[df["scope"] == scope].reset_index(drop=True)
     return df
+
+# %% ../nbs/10_store.ipynb #702a45a6
+RUNS_COLUMNS = {  # column -> SQL type; the first nine are the documented core
+    "run_id": "TEXT", "sweep_id": "TEXT", "combo_id": "TEXT", "status": "TEXT", "config_json": "TEXT",
+    "metrics_json": "TEXT", "started": "TEXT", "finished": "TEXT", "error": "TEXT",
+    "config_hash": "TEXT", "kind": "TEXT", "duration_s": "REAL", "executor": "TEXT", "host": "TEXT",
+    "pid": "INTEGER", "reused_from": "TEXT",
+}
+RUN_STATUSES = ("queued", "running", "done", "failed", "interrupted")
+
+def runs_db_path() -> Path:
+    "`results/runs.db` (under `$ECD_RESULTS_DIR`)."
+    return results_dir() / "runs.db"
+
+def connect_runs(db=None, timeout: float = 60.0) -> sqlite3.Connection:
+    "Open (creating if needed) the run log: WAL, `busy_timeout`, autocommit, the `runs` table and its indexes."
+    p = Path(db) if db is not None else runs_db_path()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(p, timeout=timeout, isolation_level=None)
+    con.row_factory = sqlite3.Row
+    con.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        con.execute("PRAGMA journal_mode = WAL")
+    cols = ", ".join(f'"{c}" {t}' for c, t in RUNS_COLUMNS.items())
+    con.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
+    have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+    for c, t in RUNS_COLUMNS.items():  # a log made by an older ecd: add the new columns
+        if c not in have:
+            try:
+                con.execute(f'ALTER TABLE runs ADD COLUMN "{c}" {t}')
+            except sqlite3.OperationalError as e:
+                if "duplicate column" not in str(e): raise
+    con.execute("CREATE UNIQUE INDEX IF NOT EXISTS runs_sweep_combo ON runs(sweep_id, combo_id)")
+    con.execute("CREATE INDEX IF NOT EXISTS runs_hash_status ON runs(config_hash, status)")
+    return con
+
+def clean_json(obj):
+    "`obj` with numpy scalars as Python numbers and NaN/inf as None (valid JSON for SQLite)."
+    if isinstance(obj, dict):
+        return {str(k): clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean_json(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)) and getattr(obj, "ndim", 0) == 0:
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+def _json_text(obj) -> str | None:
+    return None if obj is None else to_json(clean_json(obj), indent=None)
+
+# %% ../nbs/10_store.ipynb #0c384af6
+def log_run(sweep_id: str, combo_id: str, db=None, con: sqlite3.Connection | None = None, **fields) -> None:
+    "Insert or update the row `(sweep_id, combo_id)`; `config`/`metrics` dicts are stored as JSON."
+    if not sweep_id or not combo_id:
+        raise ValueError("log_run needs a sweep_id and a combo_id (e.g. new_run_id('sweep') and '000').")
+    if "config" in fields: fields["config_json"] = _json_text(fields.pop("config"))
+    if "metrics" in fields: fields["metrics_json"] = _json_text(fields.pop("metrics"))
+    if fields.get("status") is not None and fields["status"] not in RUN_STATUSES:
+        raise ValueError(f"Unknown run status {fields['status']!r}; use one of {RUN_STATUSES}.")
+    bad = set(fields) - set(RUNS_COLUMNS)
+    if bad:
+        raise ValueError(f"Unknown run log column(s) {sorted(bad)}; known: {list(RUNS_COLUMNS)}.")
+    fields.setdefault("host", socket.gethostname())
+    cols = ["sweep_id", "combo_id", *fields]
+    sql = (f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+           f"ON CONFLICT(sweep_id, combo_id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in fields))
+    own = con is None
+    con = con or connect_runs(db)
+    try:
+        con.execute(sql, [sweep_id, combo_id, *fields.values()])
+    finally:
+        if own: con.close()
+
+def _row_dict(r: sqlite3.Row) -> dict:
+    d = dict(r)
+    for k in ("config_json", "metrics_json"):
+        d[k[:-5]] = json.loads(d[k]) if d.get(k) else None
+    return d
+
+def get_run(sweep_id: str, combo_id: str, db=None) -> dict | None:
+    "The row `(sweep_id, combo_id)` with `config`/`metrics` parsed, or None."
+    con = connect_runs(db)
+    try:
+        r = con.execute("SELECT * FROM runs WHERE sweep_id = ? AND combo_id = ?", (sweep_id, combo_id)).fetchone()
+    finally:
+        con.close()
+    return _row_dict(r) if r else None
+
+def find_done(config_hash: str, db=None) -> dict | None:
+    "The most recent `done` row whose config hash is `config_hash` (and that was not itself a reuse), or None."
+    con = connect_runs(db)
+    try:
+        r = con.execute("SELECT * FROM runs WHERE config_hash = ? AND status = 'done' AND reused_from IS NULL "
+                        "ORDER BY finished DESC LIMIT 1", (config_hash,)).fetchone()
+    finally:
+        con.close()
+    return _row_dict(r) if r else None
+
+def read_runs(sweep_id: str | None = None, db=None, status: str | None = None) -> pd.DataFrame:
+    "Rows of the run log (optionally one sweep / one status), with `config` and `metrics` parsed into dicts."
+    p = Path(db) if db is not None else runs_db_path()
+    if not p.exists():
+        return pd.DataFrame(columns=[*RUNS_COLUMNS, "config", "metrics"])
+    q, args = "SELECT rowid AS rowid_, * FROM runs WHERE 1=1", []
+    if sweep_id is not None: q += " AND sweep_id = ?"; args.append(sweep_id)
+    if status is not None: q += " AND status = ?"; args.append(status)
+    con = connect_runs(p)
+    try:
+        rows = [_row_dict(r) for r in con.execute(q + " ORDER BY rowid", args)]
+    finally:
+        con.close()
+    df = pd.DataFrame(rows, columns=["rowid_", *RUNS_COLUMNS, "config", "metrics"])
+    return df.drop(columns="rowid_")
+
+def _pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError, ValueError, OverflowError):
+        return True
+    return True
+
+def mark_interrupted(db=None, sweep_id: str | None = None, pids=None) -> int:
+    """Rows `queued`/`running` on this host whose process is gone (killed) -> `interrupted`; returns how many.
+    With `sweep_id` (and optionally `pids`): that sweep's unfinished rows, whatever their process (Ctrl-C)."""
+    con = connect_runs(db)
+    try:
+        q = "SELECT sweep_id, combo_id, pid FROM runs WHERE status IN ('queued', 'running')"
+        args: list = []
+        if sweep_id is not None:
+            q += " AND sweep_id = ?"; args.append(sweep_id)
+        else:
+            q += " AND host = ?"; args.append(socket.gethostname())
+        stale = [r for r in con.execute(q, args)
+                 if (sweep_id is not None and (pids is None or r["pid"] in pids)) or
+                    (sweep_id is None and not _pid_alive(r["pid"]))]
+        for r in stale:
+            con.execute("UPDATE runs SET status = 'interrupted', error = COALESCE(error, ?) "
+                        "WHERE sweep_id = ? AND combo_id = ? AND status IN ('queued', 'running')",
+                        (f"process {r['pid']} stopped before the combo finished (killed or interrupted); "
+                         "run the sweep again to finish it", r["sweep_id"], r["combo_id"]))
+    finally:
+        con.close()
+    return len(stale)
