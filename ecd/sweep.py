@@ -192,9 +192,15 @@ def rows_to_metrics(rows: list[dict]) -> dict:
     for r in rows:
         if r is head:
             continue
-        pre = r["stage"] if r.get("scope") == "vs_teacher" else f"{r.get('scope')}:{r.get('backend')}"
-        out.update({f"{pre}:{k}": v for k, v in r.items() if isinstance(v, (int, float, np.number)) and k not in ("k", "rerank_r")
-                    and k not in ("bytes_per_vector", "compression_ratio", "rep_dim", "distortion", "fit_s", "n_queries", "n_db", "seed")})
+        same_rep = r.get("name") == head.get("name")
+        parts = [] if same_rep else [str(r.get("name"))]
+        if r.get("stage", "one_stage") != "one_stage": parts.append(r["stage"])
+        if r.get("scope") != "vs_teacher": parts += [str(r.get("scope")), str(r.get("backend"))]
+        skip = {"k", "rerank_r", "n_queries", "n_db", "seed", "student_dim"}
+        if same_rep: skip |= {"bytes_per_vector", "compression_ratio", "rep_dim", "distortion", "fit_s"}
+        pre = ":".join(parts)
+        out.update({f"{pre}:{k}": v for k, v in r.items() if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                    and k not in skip})
     return clean_json(out)
 
 def _eval_kw(params: dict) -> dict:
@@ -219,7 +225,7 @@ def _combo_vq(run_id: str, params: dict, out_dir=None) -> dict:
     return {"method": method, **m}
 
 # %% ../nbs/11_sweep.ipynb #7a0218e7
-_NOT_TRAIN = set(EVAL_KEYS) | {"quantizers", "train_config", "k", "spec", "dim_out"}
+_NOT_TRAIN = set(EVAL_KEYS) | {"quantizers", "train_config", "k", "spec", "dim_out", "keep_checkpoint"}
 
 def train_overrides(params: dict) -> list[str]:
     "`key=value` train-config overrides of a combo's knobs (short names resolved against the train schema)."
@@ -271,7 +277,7 @@ def _combo_train(run_id: str, params: dict, out_dir=None) -> dict:
     tk = train_targets(prep, pool)
     vev = load_eval_data(run_id, "val", cfg["eval"]["max_queries"] or None)
     val = ValData(vev.database, vev.query_idx, vev.truth_ids[:, :cfg["eval"]["k"]])
-    out = Path(out_dir) / "train" if out_dir else None
+    out = Path(out_dir) / "train" if out_dir and params.get("keep_checkpoint", True) else None
     res = fit(cfg, prep.emb.vectors[prep.split["train"]], tk.ids, val, out_dir=out, split=prep.split, verbose=False)
     train_s = time.perf_counter() - t0
     quants = params.get("quantizers") or ["float32"]
@@ -333,8 +339,7 @@ def run_task(task: dict) -> dict:
     started, t0 = utc_now(), time.perf_counter()
     out = {"started": started, "host": socket.gethostname(), "pid": os.getpid()}
     with _task_env(task):
-        if task.get("threads"):
-            set_threads(task["threads"])
+        set_threads(task.get("threads") or None)  # the task's count, else $ECD_THREADS or all cores
         try:
             m = run_combo(task["kind"], task["params"], task["run_id"], task.get("combo_dir"))
             out.update(status="done", metrics=m, error=None)
