@@ -39,7 +39,7 @@ log = get_logger("ecd.sweep")
 __all__ = ['log', 'SWEEP_DEFAULTS', 'KINDS', 'EXECUTORS', 'SELECTIONS', 'SYNTHETIC_DEFAULT', 'HF_DEFAULT', 'EVAL_KEYS',
            'TIMING_KEYS', 'COMBO_KINDS', 'check_sweep_config', 'load_sweep_config', 'expand_grid', 'combo_ids',
            'synthetic_vectors', 'resolve_dataset', 'ensure_run', 'baseline_spec', 'rows_to_metrics', 'train_overrides',
-           'combo_train_config', 'run_combo', 'make_task', 'run_task', 'record_start', 'record_result',
+           'combo_train_config', 'faiss_threads', 'run_combo', 'make_task', 'run_task', 'record_start', 'record_result',
            'run_and_record', 'notebook_task', 'template_path', 'papermill_dir', 'notebook_params', 'execute',
            'select_best', 'SweepResult', 'sweep_summary', 'run_sweep', 'sweep_main', 'vq_main', 'dim_out_records',
            'sweep_dim_out_main']
@@ -266,11 +266,17 @@ def combo_train_config(params: dict) -> dict:
         raise ValueError(f"train_config {path!r} does not exist; give a path like configs/train/default.yaml (or '' for the defaults).")
     return load_train_config(path, train_overrides(params))
 
+def faiss_threads() -> int:
+    "The current faiss OpenMP thread count (what the task set)."
+    import faiss
+    return faiss.omp_get_max_threads()
+
 def _combo_train(run_id: str, params: dict, out_dir=None) -> dict:
     from ecd.train import ValData, fit
     from ecd.student import eval_student, train_targets
     e = _eval_kw(params)
     cfg = combo_train_config(params)
+    set_threads(cfg["train"]["threads"] or int(os.environ.get("ECD_THREADS", 0) or 0) or faiss_threads())
     prep, man = load_run_data(run_id)
     pool = max(cfg["train"]["hard_negative"]["pool_l"], cfg["loss"]["listwise_top_l"], 10)
     t0 = time.perf_counter()
@@ -334,12 +340,21 @@ def _task_env(task: dict):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
+def _set_threads(n: int | None = None) -> int:
+    "faiss (and torch, if already imported) threads: `n`, else `$ECD_THREADS` or all cores; never imports torch (2-3 s per worker)."
+    n = int(n or os.environ.get("ECD_THREADS", 0) or os.cpu_count() or 1)
+    import faiss
+    faiss.omp_set_num_threads(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    return n
+
 def run_task(task: dict) -> dict:
     "Run one task; returns `{status, metrics, error, started, finished, duration_s, host, pid}` (never raises on combo errors)."
     started, t0 = utc_now(), time.perf_counter()
     out = {"started": started, "host": socket.gethostname(), "pid": os.getpid()}
     with _task_env(task):
-        set_threads(task.get("threads") or None)  # the task's count, else $ECD_THREADS or all cores
+        _set_threads(task.get("threads"))
         try:
             m = run_combo(task["kind"], task["params"], task["run_id"], task.get("combo_dir"))
             out.update(status="done", metrics=m, error=None)
