@@ -24,7 +24,7 @@ import torch
 
 from .core import (atomic_path, atomic_write_text, get_logger, git_sha, pick_device, progress, read_json,
                       save_npy, save_parquet, seed_everything, set_threads, utc_now, versions, write_json)
-from .data import (HubUnreachableError, _is_unreachable, encode_texts, infer_text_column, load, model_id,
+from .data import (HubUnreachableError, is_hub_unreachable, encode_texts, infer_text_column, load, model_id,
                       split_indices, validate_vectors)
 from .knn import exact_topk
 from .losses import listwise_kl, multi_positive_infonce, similarity_preservation
@@ -163,7 +163,7 @@ def _as_list(v) -> list[str]:
     return [str(x).strip() for x in v if str(x).strip()]
 
 def _hub_error(src: CorpusSource, e: Exception) -> Exception:
-    if _is_unreachable(e):
+    if is_hub_unreachable(e):
         return HubUnreachableError(
             f"corpus {src}: the Hugging Face hub is unreachable from here ({type(e).__name__}: {e}). Download a part "
             f"where it is reachable, e.g. huggingface_hub.snapshot_download('{src.target}', repo_type='dataset', "

@@ -17,8 +17,8 @@ from .core import get_logger
 log = get_logger("ecd.cli")
 
 # %% auto #0
-__all__ = ['log', 'QUICKSTART_SPECS', 'EXTERNAL_COMMANDS', 'int_list', 'str_list', 'cmd_prepare', 'cmd_baselines', 'cmd_sanity',
-           'cmd_quickstart', 'build_parser', 'main']
+__all__ = ['log', 'QUICKSTART_SPECS', 'QUICKSTART_STUDENT_QUANTIZERS', 'EXTERNAL_COMMANDS', 'int_list', 'str_list', 'cmd_prepare',
+           'cmd_baselines', 'cmd_sanity', 'mark_front', 'cmd_quickstart', 'build_parser', 'main']
 
 # %% ../nbs/16_cli.ipynb #db1e2a5f
 def int_list(text: str) -> list[int]:
@@ -93,19 +93,50 @@ def cmd_sanity(a) -> int:
 # %% ../nbs/16_cli.ipynb #450791af
 QUICKSTART_SPECS = ("float32", "fp16", "sq:8", "sq:4", "pca_sq8:64", "trunc:64", "pca:64", "rp:64", "pca:32",
                     "pq:48x256", "pq:32x256", "pq:16x256", "opq:16x256", "binary")
+QUICKSTART_STUDENT_QUANTIZERS = ("float32", "sq8", "pq:16x256", "pq:32x256")
+
+def mark_front(df, x: str = "bytes_per_vector", y: str = "recall@10"):
+    "`df` with a `front` column: `*` on the rows no other row beats on both `x` (fewer) and `y` (higher)."
+    import numpy as np
+    from ecd.plots import pareto_mask
+    out = df.copy()
+    out["front"] = np.where(pareto_mask(out, x, y), "*", "")
+    return out
 
 def cmd_quickstart(a) -> int:
+    import pandas as pd
     from ecd.runs import prepare_run, run_baselines, format_table
     t0 = time.perf_counter()
+    steps = 3 if a.student_dim else 2
     m = prepare_run(a.run_id, a.dataset, max_items=a.max_items, k=a.k, seed=a.seed)
-    print(f"[1/2] prepared {m['dataset']['spec']}: n={m['dataset']['n']} dim={m['dataset']['dim']}, "
+    dim = m["dataset"]["dim"]
+    print(f"[1/{steps}] prepared {m['dataset']['spec']}: n={m['dataset']['n']} dim={dim}, "
           f"teacher top-{a.k} ({time.perf_counter() - t0:.1f}s)")
     specs = a.reps or list(QUICKSTART_SPECS)
     df = run_baselines(a.run_id, specs, scopes=("vs_teacher",), rerank_r=a.rerank_r)
-    print(f"[2/2] evaluated {len(specs)} representations ({time.perf_counter() - t0:.1f}s)\n")
-    print("recall@10 vs teacher (test split queries, exact search in each representation):")
-    print(format_table(df))
-    print(f"\nresults: results/{a.run_id}/  (manifest.json, <mode>/metrics.parquet)")
+    print(f"[2/{steps}] evaluated {len(specs)} representations ({time.perf_counter() - t0:.1f}s)")
+    if a.student_dim:
+        if not 0 < a.student_dim < dim:
+            raise ValueError(f"--student-dim {a.student_dim} must be between 1 and the data's dim - 1 ({dim - 1}); "
+                             "pass --student-dim 0 to skip the student.")
+        from ecd.student import train_run, eval_student
+        cfg = {"model": {"out_dim": a.student_dim}, "train": {"seed": a.seed}, "eval": {"png": False}}
+        if a.student_steps:
+            cfg["train"]["steps"] = a.student_steps
+        res = train_run(a.run_id, cfg, verbose=False)
+        sdf = eval_student(a.run_id, quantizers=QUICKSTART_STUDENT_QUANTIZERS, rerank_r=a.rerank_r)
+        df = pd.concat([df, sdf], ignore_index=True)
+        print(f"[3/{steps}] trained a d'={a.student_dim} student ({res.train_s:.1f}s training) and evaluated it "
+              f"with {len(sdf)} quantizer rows ({time.perf_counter() - t0:.1f}s)")
+    one = df[df["stage"] == "one_stage"] if "stage" in df else df
+    df = pd.concat([mark_front(one), df.drop(one.index)], ignore_index=True)
+    print("\nrecall@10 vs teacher (test split queries, exact search in each representation; "
+          "front * = no row has fewer bytes and higher recall):")
+    print(format_table(df, cols=("stage", "name", "rep_dim", "bytes_per_vector", "compression_ratio",
+                                 "recall@10", "ndcg@10", "ms_per_query", "front")))
+    print(f"\nresults: results/{a.run_id}/  (manifest.json, <mode>/metrics.parquet"
+          f"{', train/ (student checkpoints, logs, figures)' if a.student_dim else ''})")
+    print(f"next: ecd plot --run-id {a.run_id}   (Pareto and per-dim figures under results/{a.run_id}/)")
     return 0
 
 # %% ../nbs/16_cli.ipynb #f6b3de5a
@@ -118,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ecd", description="Neighbor-preserving embedding compression.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    q = sub.add_parser("quickstart", help="prepare the default data and evaluate the baselines (the main job)")
+    q = sub.add_parser("quickstart", help="the main job: prepare the default data, evaluate the baselines and a d'=64 student")
     _add_common(q)
     q.add_argument("--dataset", default="glove-words-minilm", help="dataset spec (default: glove-words-minilm)")
     q.add_argument("--max-items", type=int, default=20000, help="rows to use (default: 20000)")
@@ -126,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=42)
     q.add_argument("--reps", type=str_list, default=None, help="representation specs, e.g. pca:64,pq:16x256,sq:8")
     q.add_argument("--rerank-r", type=int, default=None, help="also report two-stage rows reranking R candidates")
+    q.add_argument("--student-dim", type=int, default=64, help="train and evaluate a student of this dim (0 = skip; default 64)")
+    q.add_argument("--student-steps", type=int, default=None, help="training steps of the student (default: the train config, 600)")
     q.set_defaults(func=cmd_quickstart)
 
     pr = sub.add_parser("prepare", help="cache embeddings, split and teacher top-k for a run")
@@ -174,7 +207,7 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str, str]] = {
     "vq": ("ecd.sweep", "vq_main", "PQ/SQ parameter sweeps with the SQLite run log: ecd vq sweep ..."),
     "plot": ("ecd.plots", "plot_main", "plotly figures for a run (--run-id) or sweeps (--sweep-id)"),
     "retrieval": ("ecd.retrieval", "retrieval_main", "Matryoshka bi-encoder retrieval: data|train|eval|report|all"),
-    "cascade": ("ecd.cascade", "cascade_main", "dimensional cascade distiller on a text corpus: train|test"),
+    "cascade": ("ecd.cascade", "cascade_main", "dimensional cascade distiller on a text corpus: demo-corpus|train|test"),
 }
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,9 +29,10 @@ _log = get_logger("ecd.data")
 # %% auto #0
 __all__ = ['SPEC_FORMS', 'BUILTIN_SPECS', 'PATH_KINDS', 'GLOVE_MINILM_DEFAULT_N', 'TEXT_COLUMNS', 'MINILM_NAMES', 'SPLITS',
            'PREPARED_FORMAT', 'validate_vectors', 'EmbeddingSet', 'Spec', 'parse_spec', 'load',
-           'infer_embedding_column', 'infer_text_column', 'arrow_to_matrix', 'HubUnreachableError', 'model_id',
-           'load_encoder', 'encode_texts', 'encode_cached', 'glove_root', 'iter_glove_words', 'split_indices',
-           'split_summary', 'Prepared', 'to_jsonable', 'dataset_slug', 'load_prepared', 'prepare']
+           'infer_embedding_column', 'infer_text_column', 'arrow_to_matrix', 'HubUnreachableError',
+           'is_hub_unreachable', 'model_id', 'load_encoder', 'encode_texts', 'encode_cached', 'glove_root',
+           'iter_glove_words', 'split_indices', 'split_summary', 'Prepared', 'to_jsonable', 'dataset_slug',
+           'load_prepared', 'prepare']
 
 # %% ../nbs/02_data.ipynb #91e0927e
 def _first_rows(mask: np.ndarray, k: int = 5) -> list[int]:
@@ -399,7 +400,8 @@ class HubUnreachableError(ConnectionError, ValueError):
 _UNREACHABLE_NAMES = {"OfflineModeIsEnabled", "LocalEntryNotFoundError", "ConnectError", "ConnectTimeout",
                       "ReadTimeout", "Timeout", "ProxyError", "SSLError", "MaxRetryError", "NameResolutionError"}
 
-def _is_unreachable(e: BaseException) -> bool:
+def is_hub_unreachable(e: BaseException) -> bool:
+    "True when `e` (or an exception it was raised from) says the Hugging Face hub or network cannot be reached."
     seen = 0
     while e is not None and seen < 8:
         if isinstance(e, (ConnectionError, TimeoutError)) or type(e).__name__ in _UNREACHABLE_NAMES \
@@ -415,7 +417,7 @@ def _hf_error(s: Spec, e: Exception) -> Exception:
     if s.is_local:
         return ValueError(f"{s}: datasets.load_dataset could not read the local folder ({type(e).__name__}: {e}); "
                           f"it should hold parquet files in the hub layout: pass {local}.")
-    if _is_unreachable(e):
+    if is_hub_unreachable(e):
         return HubUnreachableError(
             f"{s}: the Hugging Face hub is unreachable from here ({type(e).__name__}: {e}). Download the dataset "
             f"where the hub is reachable, e.g. huggingface_hub.snapshot_download('{repo}', repo_type='dataset', "

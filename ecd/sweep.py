@@ -259,12 +259,12 @@ def train_overrides(params: dict) -> list[str]:
     return out
 
 def combo_train_config(params: dict) -> dict:
-    "The full train config of a train/dim_out combo."
+    "The full train config of a train/dim_out combo (no PNG figures unless the combo sets `png`: HTML is enough in a sweep)."
     from ecd.train import load_train_config
     path = params.get("train_config") or None
     if path and not Path(path).exists():
         raise ValueError(f"train_config {path!r} does not exist; give a path like configs/train/default.yaml (or '' for the defaults).")
-    return load_train_config(path, train_overrides(params))
+    return load_train_config(path, ["eval.png=false"] + train_overrides(params))
 
 def faiss_threads() -> int:
     "The current faiss OpenMP thread count (what the task set)."

@@ -48,7 +48,7 @@ TRAIN_DEFAULTS: dict = {
     "loss": {"listwise_weight": 1.0, "tau": 0.05, "teacher_tau": 0.05, "listwise_top_l": 10, "listwise_random": 256,
              "rank_temperature": 0.05, "queue_size": 0, "similarity_weight": 0.0, "similarity_mode": "topk",
              "similarity_k": 10, "reconstruction_weight": 0.0, "matryoshka_dims": [], "matryoshka_weights": []},
-    "eval": {"every": 200, "k": 10, "max_queries": 1000, "collapse_cos": 0.9},
+    "eval": {"every": 200, "k": 10, "max_queries": 1000, "collapse_cos": 0.9, "png": True},
     "quant": {"mode": "none", "start_step": 0, "pq_num_chunks": 16, "pq_num_clusters": 256, "pq_codebook_lr": 0.0005},
 }
 register_schema("train", TRAIN_DEFAULTS)
@@ -361,13 +361,15 @@ class _Objective:
         return total, {k: float(v.detach()) for k, v in parts.items()}
 
 # %% ../nbs/08_train.ipynb #ab608bf6
-def save_figure(fig, path_stem) -> list[Path]:
-    "Write `fig` to `<stem>.html` (offline, plotly.js in the folder) and `<stem>.png` when kaleido can render."
+def save_figure(fig, path_stem, png: bool = True) -> list[Path]:
+    "Write `fig` to `<stem>.html` (offline, plotly.js in the folder) and, with `png`, `<stem>.png` when kaleido can render."
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = [stem.with_suffix(".html")]
     with atomic_path(out[0]) as tmp:
         fig.write_html(str(tmp), include_plotlyjs="directory")
+    if not png:
+        return out
     try:
         with atomic_path(stem.with_suffix(".png")) as tmp:
             fig.write_image(str(tmp), format="png")
@@ -377,8 +379,8 @@ def save_figure(fig, path_stem) -> list[Path]:
     return out
 
 
-def train_figures(logs: pd.DataFrame, fig_dir) -> list[Path]:
-    "`norm_stats`, `cosine_stats` and `learning_curve` figures of a training log."
+def train_figures(logs: pd.DataFrame, fig_dir, png: bool = True) -> list[Path]:
+    "`norm_stats`, `cosine_stats` and `learning_curve` figures of a training log (HTML, plus PNG with `png`)."
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
     fig_dir = Path(fig_dir)
@@ -393,7 +395,7 @@ def train_figures(logs: pd.DataFrame, fig_dir) -> list[Path]:
             f.add_scatter(x=bad["step"], y=bad[f"{col}_mean"], mode="markers", name="collapse_suspect",
                           marker=dict(color="red", size=12, symbol="x"))
         f.update_layout(title=title, xaxis_title="step", yaxis_title=f"{col} (mean ± std)")
-        out += save_figure(f, fig_dir / name)
+        out += save_figure(f, fig_dir / name, png)
     f = make_subplots(specs=[[{"secondary_y": True}]])
     for c in [c for c in logs if c.startswith("loss")]:
         f.add_scatter(x=logs["step"], y=logs[c], name=c, mode="lines+markers")
@@ -402,7 +404,7 @@ def train_figures(logs: pd.DataFrame, fig_dir) -> list[Path]:
     f.update_layout(title="learning curve", xaxis_title="step")
     f.update_yaxes(title_text="training loss", secondary_y=False)
     f.update_yaxes(title_text="validation metric", secondary_y=True)
-    out += save_figure(f, fig_dir / "learning_curve")
+    out += save_figure(f, fig_dir / "learning_curve", png)
     return out
 
 # %% ../nbs/08_train.ipynb #3af06574
@@ -574,7 +576,7 @@ def fit(cfg: dict, x_train, topk_ids, val: ValData | None = None, out_dir=None, 
         paths["last"] = out_dir / "last.pt"
         paths["logs"] = save_parquet(out_dir / "train_logs.parquet", logs_df)
         if "out_norm_mean" in logs_df:
-            paths["figures"] = train_figures(logs_df, out_dir / "figures")
+            paths["figures"] = train_figures(logs_df, out_dir / "figures", cfg["eval"]["png"])
         paths["npz"] = export_npz(model, out_dir / "compressor_model.npz",
                                   meta={"config": cfg, "metrics": final, "best": best, "split": split or {},
                                         **({"pq_codebooks": codebooks.centroids.detach().cpu().numpy()} if codebooks is not None else {})})
