@@ -112,13 +112,13 @@ def cmd_quickstart(a) -> int:
     dim = m["dataset"]["dim"]
     print(f"[1/{steps}] prepared {m['dataset']['spec']}: n={m['dataset']['n']} dim={dim}, "
           f"teacher top-{a.k} ({time.perf_counter() - t0:.1f}s)")
+    if a.student_dim and not 0 < a.student_dim < dim:
+        raise ValueError(f"--student-dim {a.student_dim} must be between 1 and the data's dim - 1 ({dim - 1}); "
+                         "pass --student-dim 0 to skip the student.")
     specs = a.reps or list(QUICKSTART_SPECS)
     df = run_baselines(a.run_id, specs, scopes=("vs_teacher",), rerank_r=a.rerank_r)
     print(f"[2/{steps}] evaluated {len(specs)} representations ({time.perf_counter() - t0:.1f}s)")
     if a.student_dim:
-        if not 0 < a.student_dim < dim:
-            raise ValueError(f"--student-dim {a.student_dim} must be between 1 and the data's dim - 1 ({dim - 1}); "
-                             "pass --student-dim 0 to skip the student.")
         from ecd.student import train_run, eval_student
         cfg = {"model": {"out_dim": a.student_dim}, "train": {"seed": a.seed}, "eval": {"png": False}}
         if a.student_steps:
