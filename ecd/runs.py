@@ -40,8 +40,8 @@ def prepare_run(run_id: str, dataset: str = "glove-words-minilm", max_items: int
         run_id,
         dataset={"spec": dataset, "max_items": max_items, "path": str(prep.path.resolve()), "n": n, "dim": prep.emb.dim,
                  "content_hash": prep.manifest.get("content_hash"), "meta": prep.emb.meta},
-        split={"seed": seed, "sizes": {s: int(len(v)) for s, v in prep.split.items()},
-               "hash": prep.manifest.get("split_hash")},
+        split=prep.manifest["split"],  # seed, fractions, sizes, hash of the indices (data/<dataset>/split.npz)
+        config={"dataset": dataset, "max_items": max_items, "k": k, "seed": seed, "splits": list(splits)},
         seed=seed, knn=knn)
 
 # %% ../nbs/10a_runs.ipynb #3f873cb8

@@ -54,7 +54,7 @@ def update_manifest(run_id: str, **sections) -> dict:
     return m
 
 # %% ../nbs/10_store.ipynb #a0c81b34
-ROW_KEY = ("name", "scope", "stage", "backend", "rerank_r", "ckpt_path")
+ROW_KEY = ("name", "scope", "stage", "backend", "rerank_r", "ckpt_path", "split", "k")
 
 def metrics_path(run_id: str, mode: str) -> Path:
     "`results/<run_id>/<mode>/metrics.parquet`."
