@@ -317,6 +317,8 @@ class _Objective:
         zn = F.normalize(z.float(), dim=-1) if model.normalize else z.float()
         za = zn[torch.as_tensor(pos_of, device=dev)]                           # anchors (B, d)
         zc = self.quantize(zn, step)                                           # database side
+        if self.cfg["quant"]["mode"] == "binary" and zc is not zn:             # Hamming search is symmetric:
+            za = zc[torch.as_tensor(pos_of, device=dev)]                       # queries are sign bits too
         xa = xu[torch.as_tensor(pos_of, device=dev)]
         t = (xa @ xu.T).float()                                                # teacher cosines (inputs normalised)
         mask = torch.as_tensor(uniq[None, :] != anchors[:, None], device=dev)
