@@ -209,6 +209,8 @@ def _eval_kw(params: dict) -> dict:
             "scopes": tuple(params.get("scopes", ("vs_teacher",)))}
 
 def _combo_baseline(run_id: str, params: dict, out_dir=None) -> dict:
+    if params.get("mode") == "student":  # a learned student among the modes: train one at this dim (ckpt_path kept)
+        return _combo_train(run_id, {k: v for k, v in params.items() if k != "mode"}, out_dir)
     e = _eval_kw(params)
     spec = baseline_spec(params)
     seed = params.get("seed", read_manifest(run_id).get("seed", 0))
@@ -392,7 +394,7 @@ def run_and_record(task: dict, db=None) -> dict:
     return res
 
 # %% ../nbs/11_sweep.ipynb #50fe53e6
-_NB_KNOBS = {"baseline": ("mode", "dim", "spec"), "vq": ("mode", "dim"),
+_NB_KNOBS = {"baseline": ("mode", "dim", "spec", "bits", "num_clusters"), "vq": ("mode", "dim", "bits", "num_clusters"),
              "train": ("dim", "steps", "lr", "lr_schedule", "warmup_steps", "batch_size", "amp"),
              "dim_out": ("dim", "steps")}
 
@@ -409,7 +411,17 @@ def notebook_task(kind: str = "baseline", params_json: str = "", run_id: str = "
     else:
         params = {n: knobs[n] for n in _NB_KNOBS[kind] if n in knobs and knobs[n] not in ("", None)}
         if kind == "vq":
-            params = {"method": params.pop("mode", "pq"), "num_chunks": params.pop("dim", 8)}
+            method = params.pop("mode", "pq")
+            if method not in ("pq", "opq", "sq"):
+                raise ValueError(f"kind='vq' takes mode pq, opq or sq (got {method!r}): -p kind vq -p mode sq -p bits 4.")
+            params = {"method": method, "bits": params.pop("bits", 8)} if method == "sq" else \
+                {"method": method, "num_chunks": params.pop("dim", 8), "num_clusters": params.pop("num_clusters", 256)}
+        if kind == "baseline" and params.get("mode") not in ("sq", "pq", "opq"):
+            params = {k: v for k, v in params.items() if k not in ("bits", "num_clusters")}
+        if kind == "baseline" and params.get("mode") == "sq":
+            params.pop("dim", None)
+        if kind == "baseline" and params.get("mode") == "student":
+            params["train_config"] = train_config
         if kind == "baseline" and params.get("spec"):
             params = {"spec": params["spec"]}
         if kind == "dim_out":
@@ -595,7 +607,7 @@ def _headline_rows(summary: pd.DataFrame) -> pd.DataFrame:
 
 def run_sweep(cfg: dict, run_id: str | None = None, sweep_id: str | None = None, executor: str | None = None,
               workers: int | None = None, scheduler: str | None = None, force: bool = False, db=None,
-              write_store: bool = True) -> SweepResult:
+              write_store: bool = True, figures: bool = True) -> SweepResult:
     "Run the sweep `cfg` (a sweep config) on `run_id`; see the steps above."
     cfg = check_sweep_config(cfg)
     s = cfg["sweep"]
@@ -612,7 +624,7 @@ def run_sweep(cfg: dict, run_id: str | None = None, sweep_id: str | None = None,
     fixed = dict(s["fixed"])
     fixed.setdefault("split", s["split"])
     fixed.setdefault("max_queries", s["max_queries"])
-    if s["kind"] in ("train", "dim_out"):
+    if s["kind"] in ("train", "dim_out") or "student" in s["grid"].get("mode", ()):
         fixed.setdefault("train_config", s["train_config"])
     combos = expand_grid(s["grid"], fixed)
     ids = combo_ids(combos, list(s["grid"]))
@@ -666,11 +678,16 @@ def run_sweep(cfg: dict, run_id: str | None = None, sweep_id: str | None = None,
     write_json(out_dir / "best.json", best)
     write_json(out_dir / "sweep.json", {"sweep_id": sweep_id, "run_id": run_id, "config": cfg, "executor": executor,
                                         "workers": workers, "scheduler": scheduler, "counts": counts, "finished": utc_now()})
-    if write_store and s["kind"] in ("baseline", "vq"):
+    if write_store:
         rows = _headline_rows(summary)
+        if len(rows) and s["kind"] in ("train", "dim_out"):  # one student per combo: the combo names the row
+            rows = rows.assign(name=rows["name"].astype(str) + "@" + rows["combo_id"].astype(str))
         if len(rows):
             write_metrics(run_id, rows)
-    return SweepResult(sweep_id, run_id, summary, best, out_dir, counts)
+    r = SweepResult(sweep_id, run_id, summary, best, out_dir, counts)
+    if figures:
+        _pareto_figure(r)
+    return r
 
 # %% ../nbs/11_sweep.ipynb #b10e1bfa
 def _int_list(text: str) -> list[int]:
@@ -704,9 +721,10 @@ def _print_summary(r: SweepResult, cols) -> None:
     print(f"summary: {r.out_dir / 'summary.parquet'}  best: {r.out_dir / 'best.json'}  run log: {runs_db_path()}")
 
 def _pareto_figure(r: SweepResult) -> None:
+    "`<sweep>/figures/pareto_vs_teacher.html|png` when latency was measured (seed 000's quick-hyper figure)."
     if "ms_per_query" not in r.summary or r.summary["ms_per_query"].notna().sum() == 0:
         return
-    try:  # plots sits below sweep in the module table: imported only by this command line
+    try:  # plots sits below sweep in the module table: imported lazily, only when a sweep has finished
         from ecd.plots import quick_hyper_pareto, write_figures
         fig = quick_hyper_pareto(r.summary, target=r.best["target_vs_teacher_recall10"])
         write_figures({"pareto_vs_teacher": fig}, r.out_dir / "figures")
@@ -729,7 +747,6 @@ def sweep_main(argv=None) -> int:
           f"{r.counts['reused']} reused, {r.counts['failed']} failed)")
     _print_summary(r, ["combo_id", "status", *cfg["sweep"]["grid"], "rep_dim", "bytes_per_vector", "recall@10",
                        "ndcg@10", "ms_per_query"])
-    _pareto_figure(r)
     return 1 if r.counts["failed"] else 0
 
 def vq_main(argv=None) -> int:

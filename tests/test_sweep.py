@@ -187,3 +187,42 @@ def test_train_kind_and_sweep_dim_out(store):
         meta = r["meta"]
         assert meta["k"] == 10 and meta["seed"] == 42 and meta["hyperparameters"]["train"]["steps"] == 5
         assert sum(len(v) for v in meta["split"]["indices"].values()) == 800
+    rc = sweep_dim_out_main(["--dim-outs", "4", "--run-id", "tiny", "--steps", "5", "--k", "10", "--output-format", "json",
+                             "--output", str(store / "dim.json"), "--train-config", str(ROOT / "configs/train/default.yaml"),
+                             "--override", "batch_size=64", "--override", "pool_l=50", "--override", "tail_to=50",
+                             "--override", "eval.max_queries=40", "--override", "keep_checkpoint=false"])
+    payload = json.loads((store / "dim.json").read_text())  # one JSON document (seed 001's --output-format json)
+    assert rc == 0 and isinstance(payload, (dict, list)) and "dim_out" in json.dumps(payload)
+
+
+def test_student_among_the_modes_and_train_rows_in_the_store(store):
+    "Seed 000's modes x dims sweep with the learned student as a mode: rep_dim and ckpt_path in the outputs."
+    pytest.importorskip("ecd.student")
+    from ecd.store import read_metrics
+    knobs = "{ks: [1, 10], steps: 5, batch_size: 64, pool_l: 50, tail_to: 50, eval.max_queries: 40}"
+    r = run_sweep(tiny_cfg(store, grid="{mode: [pca, student], dim: [4, 8]}", fixed=knobs), run_id="tiny")
+    s = r.summary.set_index("combo_id")
+    assert r.counts == {"combos": 4, "reused": 0, "ran": 4, "failed": 0}
+    stu = s[s["mode"] == "student"]
+    assert sorted(stu["rep_dim"]) == [4, 8] and all(Path(p).exists() for p in stu["ckpt_path"])
+    assert s[s["mode"] == "pca"]["ckpt_path"].isna().all()
+    st = read_metrics("tiny")
+    assert {"pca", "student"} <= set(st["mode"]) and st[st["mode"] == "student"]["ckpt_path"].notna().all()
+    # a train sweep: one student per combo, each its own row in results/tiny/student/metrics.parquet
+    t = load_sweep_config(overrides=[f"sweep.dataset=npy:{store}/x.npy", "sweep.k=20", "sweep.max_queries=40",
+                                     "sweep.kind=train", "sweep.name=lrs", "sweep.grid={lr: [0.001, 0.002]}",
+                                     f"sweep.fixed={knobs[:-1]}, dim: 4}}"])
+    r2 = run_sweep(t, run_id="tiny")
+    st2 = read_metrics("tiny")
+    assert r2.counts["failed"] == 0 and st2["name"].str.endswith(tuple(r2.summary["combo_id"])).sum() == 2
+    assert (r2.out_dir / "figures" / "pareto_vs_teacher.html").exists()  # latency measured: the Pareto figure
+
+
+def test_template_knobs_for_vq_and_sq(store):
+    from ecd.sweep import notebook_task
+    t = notebook_task(kind="vq", dataset=f"npy:{store}/x.npy", k=20, max_items=0, mode="sq", dim=64, bits=4)
+    assert t["params"]["method"] == "sq" and t["params"]["bits"] == 4 and "num_chunks" not in t["params"]
+    t = notebook_task(kind="vq", dataset=f"npy:{store}/x.npy", k=20, max_items=0, mode="pq", dim=4, num_clusters=16)
+    assert (t["params"]["num_chunks"], t["params"]["num_clusters"]) == (4, 16)
+    with pytest.raises(ValueError, match="mode pq, opq or sq"):
+        notebook_task(kind="vq", dataset=f"npy:{store}/x.npy", k=20, max_items=0, mode="pca")
