@@ -25,7 +25,7 @@ log = get_logger("ecd.explore")
 
 # %% auto #0
 __all__ = ['log', 'MINIMIZE', 'ID_COLS', 'better', 'find_runs', 'read_runs_metrics', 'numeric_columns', 'NeighborCache',
-           'query_neighbors', 'neighbors_html', 'Explorer', 'explore']
+           'student_of', 'row_spec', 'query_neighbors', 'neighbors_html', 'Explorer', 'explore']
 
 # %% ../nbs/13_explore.ipynb #46be17e1
 MINIMIZE = ("bytes_per_vector", "rep_dim", "ms_per_query", "distortion", "fit_s", "loss")
@@ -98,11 +98,12 @@ class NeighborCache:
             self.texts[run_id] = prep.emb.texts
         return self.texts[run_id]
 
-    def rep(self, run_id: str, split: str, spec: str, seed: int | None = None):
-        key = (run_id, split, spec, seed)
+    def rep(self, run_id: str, split: str, spec: str, seed: int | None = None, ckpt_path: str | None = None):
+        key = (run_id, split, spec, seed, ckpt_path)
         if key not in self.reps:
             ev = self.eval_data(run_id, split)
-            rep = parse_rep(spec, **({} if seed is None else {"seed": int(seed)}))
+            rep = (student_of(spec, ckpt_path, seed) if spec.startswith("student") else
+                   parse_rep(spec, **({} if seed is None else {"seed": int(seed)})))
             rep.fit(ev.database if ev.train_idx is None else ev.database[ev.train_idx])
             rep.add(ev.database)
             self.reps[key] = rep
@@ -110,9 +111,44 @@ class NeighborCache:
 
 _CACHE = NeighborCache()
 
+def student_of(spec: str, ckpt_path: str | None, seed: int | None = None):
+    "The student representation of a metric row: `spec` `student+<quantizer>` and the row's `ckpt_path` (`.pt` or `.npz`)."
+    from ecd.student import student_rep
+    from ecd.train import LearnedPQ, load_trained
+    from ecd.models import load_npz
+    if not ckpt_path or not Path(str(ckpt_path)).exists():
+        raise ValueError(f"the student row has no checkpoint on disk (ckpt_path={ckpt_path!r}); keep checkpoints "
+                         "(`keep_checkpoint: true` in sweeps) or pass the .pt/.npz of `ecd train`.")
+    if str(ckpt_path).endswith(".npz"):
+        model = load_npz(ckpt_path); codebooks = model.meta.get("pq_codebooks")
+    else:
+        model, ck = load_trained(ckpt_path); codebooks = ck.get("pq_codebooks")
+    quant = spec.split("+", 1)[1] if "+" in spec else "float32"
+    if quant.startswith("learnedpq"):
+        if codebooks is None:
+            raise ValueError(f"{ckpt_path} holds no PQ codebooks for {spec!r}.")
+        return student_rep(model, LearnedPQ(np.asarray(codebooks)))
+    return student_rep(model, parse_rep(quant, **({} if seed is None else {"seed": int(seed)})))
+
+def row_spec(r) -> str | None:
+    "The representation spec of a metric row (runs) or sweep row: its `spec`, else rebuilt from its config."
+    from ecd.sweep import baseline_spec
+    r = {k: (int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in dict(r).items()
+         if v is not None and not (isinstance(v, float) and np.isnan(v))}
+    if isinstance(r.get("spec"), str) and r["spec"]:
+        return r["spec"]
+    if str(r.get("mode", "")).startswith("student"):
+        return {"student": "student+float32"}.get(r["mode"], r["mode"] if r["mode"] in (
+            "student+sq8", "student+binary", "student+fp16") else None)  # student+pq rows carry their own spec
+    try:
+        return baseline_spec(r)
+    except ValueError:
+        return None
+
 def query_neighbors(run_id: str, spec: str, q: int, k: int = 10, split: str = "test", seed: int | None = None,
-                    cache: NeighborCache | None = None) -> pd.DataFrame:
-    "Teacher top-`k` next to the top-`k` of the representation `spec` for query number `q` of `split` in run `run_id`."
+                    cache: NeighborCache | None = None, ckpt_path: str | None = None) -> pd.DataFrame:
+    """Teacher top-`k` next to the top-`k` of the representation `spec` for query number `q` of `split` in run `run_id`.
+    A student row (`spec` `student+<quantizer>`) is rebuilt from its `ckpt_path`."""
     cache = cache or _CACHE
     if not isinstance(spec, str) or not spec:
         raise ValueError("This row has no `spec`, so its representation cannot be rebuilt; the per-query view needs "
@@ -122,7 +158,7 @@ def query_neighbors(run_id: str, spec: str, q: int, k: int = 10, split: str = "t
         raise ValueError(f"query {q} out of range: run {run_id!r} has {len(ev.query_idx)} {split} queries (0..{len(ev.query_idx) - 1}).")
     if k > ev.k_truth:
         raise ValueError(f"k={k} is more than the {ev.k_truth} teacher neighbors stored for run {run_id!r}; use k <= {ev.k_truth}.")
-    rep = cache.rep(run_id, split, spec, seed)
+    rep = cache.rep(run_id, split, spec, seed, ckpt_path)
     qi = ev.query_idx[q:q + 1]
     _, ids, _ = rep_search(rep, ev.database[qi], k, exclude_ids=qi, warmup=0)
     teacher, got = ev.truth_ids[q, :k], ids[0, :k]
@@ -319,16 +355,17 @@ class Explorer(W.VBox):
         self.neighbors = pd.DataFrame()
         if r is None:
             return
-        if self.source.value != "runs":
-            self.query_view.value = "<i>the per-query view needs a run's metric row (source: runs)</i>"
-            return
         try:
             seed = r.get("seed")
             seed = None if seed is None or pd.isna(seed) else int(seed)
+            ckpt = r.get("ckpt_path")
+            ckpt = None if ckpt is None or (isinstance(ckpt, float) and np.isnan(ckpt)) else str(ckpt)
+            if not isinstance(r.get("run_id"), str):
+                raise ValueError("the row names no run_id")
             ev = self.cache.eval_data(str(r["run_id"]), self.split)
             self.query.max = len(ev.query_idx) - 1
-            t = query_neighbors(str(r["run_id"]), r.get("spec"), int(self.query.value), k=min(self.k, ev.k_truth),
-                                split=self.split, seed=seed, cache=self.cache)
+            t = query_neighbors(str(r["run_id"]), row_spec(r), int(self.query.value), k=min(self.k, ev.k_truth),
+                                split=self.split, seed=seed, cache=self.cache, ckpt_path=ckpt)
         except (ValueError, FileNotFoundError, KeyError, NotImplementedError) as e:
             self.query_view.value = f"<i>per-query view unavailable: {_html.escape(str(e))}</i>"
             return
