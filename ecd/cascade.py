@@ -24,7 +24,7 @@ import torch
 
 from .core import (atomic_path, atomic_write_text, get_logger, git_sha, pick_device, progress, read_json,
                       save_npy, save_parquet, seed_everything, set_threads, utc_now, versions, write_json)
-from .data import (HubUnreachableError, is_hub_unreachable, encode_texts, infer_text_column, load, model_id,
+from .data import (HubUnreachableError, is_hub_unreachable, encode_texts, infer_text_column, load, load_encoder, model_id,
                       split_indices, validate_vectors)
 from .knn import exact_topk
 from .losses import listwise_kl, multi_positive_infonce, similarity_preservation
@@ -211,7 +211,8 @@ def load_corpus(source: str | CorpusSource = f"hf:{COMMON_CORPUS}", collection=N
     tcol = text_column or ("text" if "text" in cols else infer_text_column(cols))
     if tcol not in cols:
         raise ValueError(f"corpus {src}: no text column {tcol or ''!r} among {cols}; name it with --text-column.")
-    need = {"collection": bool(colls), "language": bool(langs)}
+    coll_cols = [c for c in ("collection", "open_type") if c in cols]  # Common Corpus: open_type = "Open Science", ...
+    need = {"collection": bool(colls) and not coll_cols, "language": bool(langs)}
     for c, wanted in need.items():
         if wanted and c not in cols:
             flag = "--collection" if c == "collection" else "--languages"
@@ -224,7 +225,7 @@ def load_corpus(source: str | CorpusSource = f"hf:{COMMON_CORPUS}", collection=N
         n_scanned += 1
         text = row.get(tcol)
         if isinstance(text, str) and text.strip():
-            ok = (not colls or _norm(row.get("collection")) in colls) and \
+            ok = (not colls or any(_norm(row.get(c)) in colls for c in coll_cols)) and \
                  (not langs or str(row.get("language") or "").strip().lower() in langs)
             if ok and min_token_count:
                 c = row.get(count_col) if count_col else None
@@ -599,9 +600,9 @@ def save_result(res: CascadeResult, out_dir, png: bool | None = None) -> dict:
     return paths
 
 # %% ../nbs/15_cascade.ipynb #e6b469e6
-def _run_corpus(model_dir: Path, corpus, model, batch_size, device):
+def _run_corpus(model_dir: Path, corpus, model, batch_size, device, num_samples: int = 5000):
     if corpus is not None:
-        c = corpus if isinstance(corpus, Corpus) else load_corpus(corpus, num_samples=10**9)
+        c = corpus if isinstance(corpus, Corpus) else load_corpus(corpus, num_samples=num_samples)
         return c.texts, embed_corpus(c.texts, model, batch_size, device)
     cp, ep = model_dir / "corpus.parquet", model_dir / "embeddings.npy"
     if not (cp.exists() and ep.exists()):
@@ -610,7 +611,7 @@ def _run_corpus(model_dir: Path, corpus, model, batch_size, device):
     return pd.read_parquet(cp, columns=["text"])["text"].tolist(), np.load(ep)
 
 def run_test_queries(model_dir, queries, k: int = 5, checkpoint: str = "best", corpus=None, model=None,
-                 batch_size: int = 64, device: str = "auto", dims=None) -> tuple[pd.DataFrame, dict]:
+                 batch_size: int = 64, device: str = "auto", dims=None, num_samples: int = 5000) -> tuple[pd.DataFrame, dict]:
     """Search a sample corpus with the original and the distilled embeddings of `queries`. Returns
     `(metrics: one row per query and dim, lists: {dim or 'original': (scores, ids) arrays}, texts)` packed as
     `(frame, {'lists': ..., 'texts': ...})`."""
@@ -625,7 +626,7 @@ def run_test_queries(model_dir, queries, k: int = 5, checkpoint: str = "best", c
         raise ValueError(f"no {ck.name} in {model_dir}; pass the --output-dir of an `ecd cascade train` run.")
     cas = Cascade.load(ck)
     model = model if model is not None else cas.meta.get("embedding_model")
-    texts, E = _run_corpus(model_dir, corpus, model, batch_size, device)
+    texts, E = _run_corpus(model_dir, corpus, model, batch_size, device, num_samples)
     if E.shape[1] != cas.in_dim:
         raise ValueError(f"corpus embeddings have {E.shape[1]} dims but the models expect {cas.in_dim}; embed with the "
                          f"run's model ({cas.meta.get('embedding_model')}).")
@@ -706,6 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(t, "--text-column", default=None, help="text column (default: text, or inferred)")
     _add(t, "--max-chars", type=int, default=4000, help="cut texts to this many characters before encoding")
     _add(t, "--embedding-model", default=None, help="sentence-transformers name or path (default: bundled all-MiniLM-L6-v2)")
+    _add(t, "--embedding-dim", type=int, default=None, help="the model's output dim, checked before any work (seed 004)")
     _add(t, "--batch-size", type=int, default=64, help="encoding batch size")
     _add(t, "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     _add(t, "--save-embeddings", default=None, help="also save the corpus embeddings to this .npy")
@@ -735,6 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(s, "--checkpoint", choices=["best", "final"], default="best")
     _add(s, "--dims", default=None, help="comma-separated dims to test (default: all)")
     _add(s, "--corpus", default=None, help="search this corpus instead of the run's saved sample")
+    _add(s, "--num-samples", type=int, default=5000, help="with --corpus: rows to read and embed (default 5000)")
     _add(s, "--embedding-model", default=None, help="override the run's embedding model")
     _add(s, "--batch-size", type=int, default=64)
     _add(s, "--device", default="auto")
@@ -760,6 +763,15 @@ def run_train(a) -> CascadeResult:
         if texts is not None:
             corpus = Corpus(pd.DataFrame({"row": np.arange(len(texts)), "text": texts}), {"source": str(a.input_file)})
     else:
+        # refuse bad dims and paths before streaming or encoding anything (the encoder is cached, so loading it is free)
+        enc = load_encoder(a.embedding_model, pick_device(a.device))
+        in_dim = (getattr(enc, "get_embedding_dimension", None) or enc.get_sentence_embedding_dimension)()
+        if a.embedding_dim and a.embedding_dim != in_dim:
+            raise ValueError(f"--embedding-dim {a.embedding_dim}, but {model_id(a.embedding_model)} gives {in_dim}-d "
+                             f"embeddings; drop --embedding-dim or pass the matching --embedding-model.")
+        check_target_dims(a.target_dims, in_dim)
+        if a.save_embeddings and Path(a.save_embeddings).suffix != ".npy":
+            raise ValueError(f"--save-embeddings {a.save_embeddings}: give a path ending in .npy, e.g. data/embeddings/sample.npy.")
         source = a.corpus or f"hf:{a.dataset or COMMON_CORPUS}"
         corpus = load_corpus(source, a.collection, a.languages, a.min_token_count, a.num_samples, a.text_column,
                              a.max_chars, a.max_scan)
@@ -790,7 +802,7 @@ def cascade_main(argv: Sequence[str] | None = None) -> int:
             else:
                 frame, info = run_test_queries(a.model_dir, a.test_queries, a.k, a.checkpoint, a.corpus,
                                            a.embedding_model, a.batch_size, a.device,
-                                           check_target_dims(a.dims, 10**9) if a.dims else None)
+                                           check_target_dims(a.dims, 10**9) if a.dims else None, a.num_samples)
                 print(format_test_report(frame, info))
     except (ValueError, FileNotFoundError, CascadeOOMError) as e:
         print(f"ecd cascade {a.command}: error: {e}", file=sys.stderr)

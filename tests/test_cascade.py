@@ -133,7 +133,7 @@ def test_train_cascade_files_and_reload(tmp_path, strategy):
     assert sorted(h.epoch.unique()) == [0, 1, 2] and set(h.dim) == {16, 8, 4}
 
 
-def test_cli_text_path_end_to_end(tmp_path, cc_parquet, capsys):
+def test_cli_text_path_end_to_end(tmp_path, cc_parquet, capsys, monkeypatch):
     d, _ = cc_parquet
     cascade_main(["train", "--corpus", f"parquet:{d}", "--collection", "OpenCulture", "--languages", "en",
                   "--num_samples", "60", "--max-chars", "200", "--target-dims", "32", "--epochs", "1",
@@ -155,6 +155,20 @@ def test_cli_text_path_end_to_end(tmp_path, cc_parquet, capsys):
         cascade_main(["train", "--input-file", str(tmp_path / "e.npy"), "--target-dims", "512",
                       "--output-dir", str(tmp_path / "x")])
     assert e.value.code == 2 and "above the input dimension" in capsys.readouterr().err
+    # the corpus path refuses bad dims before it streams or encodes anything (seed 004's 768 on a 384-d model)
+    import ecd.cascade as cas
+    monkeypatch.setattr(cas, "embed_corpus", lambda *a, **k: pytest.fail("encoded before checking the dims"))
+    for bad, msg in ((["--target-dims", "768,256"], "above the input dimension"),
+                     (["--embedding-dim", "768"], "gives 384-d embeddings"),
+                     (["--save-embeddings", str(tmp_path / "e.txt")], "ending in .npy")):
+        with pytest.raises(SystemExit) as e:
+            cascade_main(["train", "--corpus", f"parquet:{d}", "--device", "cpu", "--output-dir", str(tmp_path / "y"), *bad])
+        assert e.value.code == 2 and msg in capsys.readouterr().err
+    # cascade test reads at most --num-samples rows of a corpus it is given
+    monkeypatch.undo()
+    cascade_main(["test", "--model-dir", str(tmp_path / "run"), "--test-queries", "What is an exception?", "--k", "3",
+                  "--device", "cpu", "--corpus", f"parquet:{d}", "--num-samples", "7"])
+    assert "Query: What is an exception?" in capsys.readouterr().out
 
 
 def test_oom_guard_gives_advice():
