@@ -644,6 +644,8 @@ def step_data(cfg: dict) -> Path:
     m = cfg["data"]["msmarco"]
     raw = Path(m["raw_dir"]) if m["raw_dir"] else data_dir() / "raw" / "msmarco"
     files = ["collection.tsv", m["train_queries"], m["dev_queries"], m["train_qrels"], m["dev_qrels"]]
+    if m["candidates"]:  # top1000.dev comes last in the download: a run cut off there resumes it too
+        files.append(m["candidates"])
     if not all((raw / f).exists() for f in files):  # fetch only what is missing (and resume partial downloads)
         download_msmarco(raw, m["base_url"])
     return prepare_msmarco(raw, out, m["train_queries"], m["dev_queries"], m["train_qrels"], m["dev_qrels"],
