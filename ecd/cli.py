@@ -79,13 +79,16 @@ def cmd_sanity(a) -> int:
             print(f"{rep.name} space: {space_stats(xb)}")
     print("\nindex fidelity (vs_student: ANN backend vs brute force in the same space)")
     print(format_table(rows_to_frame(rows), cols=("backend", "name", "rep_dim", "recall@1", "recall@10", "ms_per_query")))
-    logs = run_dir(a.run_id) / "train" / "train_logs.parquet"
-    if logs.exists():
+    # every student of the run: results/<run_id>/train/ and results/<run_id>/train/<tag>/
+    for logs in sorted((run_dir(a.run_id) / "train").glob("**/train_logs.parquet")):
         tl = pd.read_parquet(logs)
         cols = [c for c in ("step", "loss", "val_recall@10", "out_norm_mean", "out_norm_std", "pair_cos_mean",
                             "pair_cos_std", "collapse_suspect") if c in tl]
-        print("\ntraining diagnostics (train_logs.parquet)")
+        print(f"\ntraining diagnostics ({logs})")
         print(tl[cols].tail(5).to_string(index=False))
+        figs = sorted(p.name for p in (logs.parent / "figures").glob("*_stats.*")) if (logs.parent / "figures").exists() else []
+        if figs:
+            print(f"figures: {logs.parent / 'figures'} ({', '.join(figs)})")
         if "collapse_suspect" in tl and tl["collapse_suspect"].any():
             print("WARNING collapse_suspect: adjust loss.rank_temperature, train.hard_negative.mix_random_ratio or train.batch_size")
     return 0

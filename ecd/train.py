@@ -563,6 +563,7 @@ def fit(cfg: dict, x_train, topk_ids, val: ValData | None = None, out_dir=None, 
                             scaler=scaler.state_dict() if scaler is not None else None,
                             queue=obj.queue.state_dict() if obj.queue is not None else None,
                             logs=logs, best=best), out_dir / "last.pt")
+                save_parquet(out_dir / "train_logs.parquet", pd.DataFrame(logs))  # an interrupted run keeps its log
         if stop_at is not None and step + 1 >= stop_at and not last:
             return TrainResult(model.eval(), pd.DataFrame(logs), best, {}, {"last": out_dir / "last.pt"} if out_dir else {}, codebooks)
     model.eval()
