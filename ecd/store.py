@@ -14,6 +14,7 @@ import socket
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .core import git_sha, read_json, results_dir, run_dir, save_parquet, to_json, utc_now, versions, write_json
@@ -62,9 +63,20 @@ def metrics_path(run_id: str, mode: str) -> Path:
         raise ValueError(f"Invalid mode folder name {mode!r}.")
     return run_dir(run_id) / mode / "metrics.parquet"
 
+def _key_part(v) -> str:
+    "One key cell as text: missing -> '', 100.0 -> '100' (a column with gaps turns ints into floats)."
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
 def _key_frame(df: pd.DataFrame) -> pd.Series:
     cols = [c for c in ROW_KEY if c in df]
-    return df[cols].astype(str).agg("|".join, axis=1) if cols else pd.Series([""] * len(df), index=df.index)
+    if not cols:
+        return pd.Series([""] * len(df), index=df.index)
+    return pd.Series(["|".join(_key_part(v) for v in row) for row in df[cols].itertuples(index=False, name=None)],
+                     index=df.index)
 
 def write_metrics(run_id: str, df: pd.DataFrame, mode: str | None = None) -> list[Path]:
     "Merge metric rows into `results/<run_id>/<mode>/metrics.parquet` (one file per `mode` in `df`)."

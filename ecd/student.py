@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+import sys
 from pathlib import Path
 
 import faiss
@@ -165,7 +166,7 @@ def train_main(argv=None) -> int:
         if a.eval:
             print(format_table(eval_student(a.run_id, tag=a.tag)))
     except ValueError as e:
-        print(f"ecd train: error: {e}")
+        print(f"ecd train: error: {e}", file=sys.stderr)
         return 2
     return 0
 
@@ -193,6 +194,6 @@ def eval_main(argv=None) -> int:
                           rerank_r=a.rerank_r or None, split=a.split, max_queries=a.max_queries, tag=a.tag)
         print(format_table(df))
     except ValueError as e:
-        print(f"ecd eval: error: {e}")
+        print(f"ecd eval: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -45,9 +45,9 @@ def test_unknown_key_and_bf16_on_mps_fail_clearly():
 def test_cli_fails_with_message(capsys):
     from ecd.student import train_main
     assert train_main(["--run-id", "nope", "--override", "train.amp=bf16", "--override", "train.device=mps"]) == 2
-    assert "MPS" in capsys.readouterr().out
+    assert "MPS" in capsys.readouterr().err
     assert train_main(["--run-id", "nope", "--override", "loss.tau_student=0.1"]) == 2
-    assert "Unknown config key 'loss.tau_student'" in capsys.readouterr().out
+    assert "Unknown config key 'loss.tau_student'" in capsys.readouterr().err
 
 
 def test_schedules():
