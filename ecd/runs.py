@@ -30,6 +30,10 @@ def prepare_run(run_id: str, dataset: str = "glove-words-minilm", max_items: int
     set_threads()
     prep = prepare(dataset, max_items=max_items, seed=seed)
     n = prep.emb.n
+    old = read_manifest(run_id, required=False).get("dataset") or {}
+    if old.get("content_hash") and old["content_hash"] != prep.manifest.get("content_hash"):
+        raise ValueError(f"run {run_id!r} holds results of {old.get('spec')} (n={old.get('n')}), not of {dataset} "
+                         f"(n={n}); its tables would mix the two. Use another --run-id, or delete results/{run_id} first.")
     if k >= n:
         raise ValueError(f"k={k} must be smaller than the number of items ({n}); use --k {max(1, n - 1)} or more data.")
     knn = {"k": k, "metric": "ip", "normalize": True, "exclude_self": True, "files": {}}
