@@ -187,11 +187,17 @@ class PQCodebooks(torch.nn.Module):
         self.centroids.copy_(torch.from_numpy(c))
         return self
 
+    @torch.no_grad()
+    def assign(self, xs: torch.Tensor) -> torch.Tensor:
+        "Nearest codeword per chunk of `xs` (n, m, ds): argmin ||c||^2 - 2 x.c, one batched matmul per chunk (n, m)."
+        c = self.centroids.detach().to(xs.dtype)                              # (m, k, ds)
+        d = c.pow(2).sum(-1)[:, None, :] - 2 * torch.bmm(xs.detach().transpose(0, 1), c.transpose(1, 2))  # (m, n, k)
+        return d.argmin(-1).T                                                 # (n, m)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xs = x.reshape(len(x), self.m, self.ds)
         c = self.centroids.to(x.dtype)
-        d = (xs.detach()[:, :, None, :] - c[None]).pow(2).sum(-1)            # (n, m, k)
-        idx = d.argmin(-1)                                                   # (n, m)
+        idx = self.assign(xs)                                                # (n, m)
         q = c[torch.arange(self.m, device=x.device)[None, :], idx]           # (n, m, ds)
         return (q + xs - xs.detach()).reshape(len(x), -1)
 
