@@ -466,8 +466,9 @@ def _papermill_one(task: dict, db: str, out_root: str) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     t0, err = time.perf_counter(), None
     try:
+        # the notebook has committed its result to the run log before its last cell ends: no graceful-shutdown wait
         pm.execute_notebook(str(template_path()), str(out), parameters=notebook_params(task, db), kernel_name="python3",
-                            progress_bar=False, log_output=False, cwd=str(Path.cwd()))
+                            progress_bar=False, log_output=False, cwd=str(Path.cwd()), shutdown_kernel="immediate")
     except Exception as e:  # PapermillExecutionError carries the cell's traceback
         err = f"papermill: the notebook {out} failed: {e}"
     row = get_run(task["sweep_id"], task["combo_id"], db=db)
