@@ -606,6 +606,17 @@ def _headline_rows(summary: pd.DataFrame) -> pd.DataFrame:
     keep = summary[(summary["status"] == "done")] if "mode" in summary else summary.iloc[:0]
     return keep.drop(columns=[c for c in ("status", "error", "reused_from") if c in keep]) if len(keep) else keep
 
+def _pareto_figure(r: SweepResult) -> None:
+    "`<sweep>/figures/pareto_vs_teacher.html|png` when latency was measured (seed 000's quick-hyper figure)."
+    if "ms_per_query" not in r.summary or r.summary["ms_per_query"].notna().sum() == 0:
+        return
+    try:  # plots sits below sweep in the module table: imported lazily, only when a sweep has finished
+        from ecd.plots import quick_hyper_pareto, write_figures
+        fig = quick_hyper_pareto(r.summary, target=r.best["target_vs_teacher_recall10"])
+        write_figures({"pareto_vs_teacher": fig}, r.out_dir / "figures")
+    except Exception as e:
+        log.warning(f"no Pareto figure: {e}")
+
 def run_sweep(cfg: dict, run_id: str | None = None, sweep_id: str | None = None, executor: str | None = None,
               workers: int | None = None, scheduler: str | None = None, force: bool = False, db=None,
               write_store: bool = True, figures: bool = True) -> SweepResult:
@@ -720,17 +731,6 @@ def _print_summary(r: SweepResult, cols) -> None:
     else:
         print(f"best: none - {b.get('reason')}")
     print(f"summary: {r.out_dir / 'summary.parquet'}  best: {r.out_dir / 'best.json'}  run log: {runs_db_path()}")
-
-def _pareto_figure(r: SweepResult) -> None:
-    "`<sweep>/figures/pareto_vs_teacher.html|png` when latency was measured (seed 000's quick-hyper figure)."
-    if "ms_per_query" not in r.summary or r.summary["ms_per_query"].notna().sum() == 0:
-        return
-    try:  # plots sits below sweep in the module table: imported lazily, only when a sweep has finished
-        from ecd.plots import quick_hyper_pareto, write_figures
-        fig = quick_hyper_pareto(r.summary, target=r.best["target_vs_teacher_recall10"])
-        write_figures({"pareto_vs_teacher": fig}, r.out_dir / "figures")
-    except Exception as e:
-        log.warning(f"no Pareto figure: {e}")
 
 def sweep_main(argv=None) -> int:
     "`ecd sweep`: run a sweep config (`configs/sweep/*.yaml`)."
