@@ -68,10 +68,15 @@ def main(argv=None) -> int:
         rows.append({"group": group, "name": rep.name, "mode": rep.mode, "rep_dim": rep.rep_dim, "bytes": rep.bytes_per_vector,
                      "recall@10": r["recall@10"], **extra})
 
+    def train(d, extra=(), tag=None):
+        "Train a student at d' with the config and `extra` overrides into results/<run>/train/<tag>/."
+        cfg = load_train_config(a.config, [f"model.out_dim={d}", "train.device=cpu", *extra, *a.override])
+        res = train_run(a.run_id, cfg, tag=tag or f"d{d}", verbose=False)
+        train_s[d if tag is None else tag] = res.train_s
+        return res
+
     for d in dims + qdims:
-        cfg = load_train_config(a.config, [f"model.out_dim={d}", "train.device=cpu", *a.override])
-        res = train_run(a.run_id, cfg, tag=f"d{d}", verbose=False)
-        train_s[d] = res.train_s
+        res = train(d)
         print(f"trained d'={d}: {res.train_s:.0f} s ({res.targets_s:.0f} s for the cached training targets), "
               f"best val recall@10={res.best.get('recall@10', float('nan')):.4f}", flush=True)
         students[d] = res.model
@@ -87,20 +92,14 @@ def main(argv=None) -> int:
         mode, _, rest = item.partition(":")
         d, _, m = rest.partition("x")
         d, m = int(d), int(m or 16)
-        ov = [f"model.out_dim={d}", "train.device=cpu", f"quant.mode={mode}", *a.override]
-        if mode == "pq":
-            ov += [f"quant.pq_num_chunks={m}", "quant.pq_num_clusters=256"]
-        res = train_run(a.run_id, load_train_config(a.config, ov), tag=f"qat_{mode}_d{d}", verbose=False)
-        train_s[f"qat {item}"] = res.train_s
+        extra = [f"quant.mode={mode}"] + ([f"quant.pq_num_chunks={m}", "quant.pq_num_clusters=256"] if mode == "pq" else [])
+        res = train(d, extra, tag=f"qat_{mode}_d{d}")
         print(f"trained quantization-aware {item}: {res.train_s:.0f} s", flush=True)
         q = LearnedPQ(res.codebooks.centroids.detach().cpu().numpy()) if mode == "pq" else post_hoc[mode]
         add(student_rep(res.model, q, name=f"qat_{mode}_d{d}"), "learned+quantized", how="quant-aware",
             train_s=round(res.train_s, 1))
         if d not in students:  # the post-hoc twin (same dim, float training), quantized in the loop below
-            twin = train_run(a.run_id, load_train_config(a.config, [f"model.out_dim={d}", "train.device=cpu",
-                                                                   *a.override]), tag=f"d{d}", verbose=False)
-            train_s[d] = twin.train_s
-            students[d] = twin.model
+            students[d] = train(d).model
     for d, model in students.items():
         for spec in ("sq8", "pq:16x256", "pq:32x256", "binary"):
             rep = student_rep(model, spec)

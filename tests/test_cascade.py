@@ -169,6 +169,9 @@ def test_cli_text_path_end_to_end(tmp_path, cc_parquet, capsys, monkeypatch):
     cascade_main(["test", "--model-dir", str(tmp_path / "run"), "--test-queries", "What is an exception?", "--k", "3",
                   "--device", "cpu", "--corpus", f"parquet:{d}", "--num-samples", "7"])
     assert "Query: What is an exception?" in capsys.readouterr().out
+    _, info = cas.run_test_queries(tmp_path / "run", "What is an exception?", k=3, corpus=f"parquet:{d}", device="cpu",
+                                   num_samples=7)
+    assert len(info["texts"]) == 7
 
 
 def test_oom_guard_gives_advice():

@@ -192,7 +192,8 @@ def test_train_kind_and_sweep_dim_out(store):
                              "--override", "batch_size=64", "--override", "pool_l=50", "--override", "tail_to=50",
                              "--override", "eval.max_queries=40", "--override", "keep_checkpoint=false"])
     payload = json.loads((store / "dim.json").read_text())  # one JSON document (seed 001's --output-format json)
-    assert rc == 0 and isinstance(payload, (dict, list)) and "dim_out" in json.dumps(payload)
+    assert rc == 0 and payload["sweep_id"].startswith("sweep_")
+    assert [r["meta"]["dim_out"] for r in payload["runs"]] == [4] and 0 < payload["runs"][0]["metrics"]["recall@10"] <= 1
 
 
 def test_student_among_the_modes_and_train_rows_in_the_store(store):
