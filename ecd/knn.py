@@ -8,6 +8,8 @@ Docs: https://ecd-dev.github.io/ecd/knn.html.md"""
 from __future__ import annotations
 
 import re
+import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +20,8 @@ from .core import (array_hash, atomic_path, config_hash, data_dir, get_logger, p
                       read_json, utc_now, versions, write_json)
 
 # %% auto #0
-__all__ = ['l2_normalize', 'default_chunk_size', 'chunk_bounds', 'drop_excluded', 'exact_topk', 'TopK', 'teacher_topk']
+__all__ = ['EXECUTORS', 'PIECES_FORMAT', 'CONNECT_TIMEOUT', 'l2_normalize', 'default_chunk_size', 'chunk_bounds', 'drop_excluded',
+           'exact_topk', 'default_shards', 'shard_bounds', 'sharded_topk', 'TopK', 'teacher_topk']
 
 # %% ../nbs/03_knn.ipynb #00b0e64a
 _log = get_logger("ecd.knn")
@@ -164,6 +167,298 @@ def exact_topk(base, queries, k: int, metric: str = "ip", normalize: bool = True
     index = _build_index(base, metric, normalize)
     return _search(index, queries, k, normalize, excl, bounds)
 
+# %% ../nbs/03_knn.ipynb #3bafeb97
+EXECUTORS = ("inline", "dask")
+PIECES_FORMAT = "ecd.knn.pieces/1"
+CONNECT_TIMEOUT = "20s"   # how long to wait for a Dask scheduler given by address
+
+def default_shards(n: int, dim: int, shard_mb: float = 512) -> int:
+    "Database shards so that one shard's float32 flat index (`rows x dim x 4` bytes) fits in `shard_mb` MB."
+    return int(max(1, -(-(int(n) * int(dim) * 4) // int(shard_mb * 2**20))))
+
+def shard_bounds(n: int, shards: int) -> np.ndarray:
+    "Start/stop rows of `shards` near-equal row ranges of `n` rows."
+    return np.linspace(0, n, int(shards) + 1).round().astype(np.int64)
+
+def _check_query_idx(query_idx, n: int) -> np.ndarray:
+    q = np.asarray(query_idx)
+    if q.ndim != 1 or q.size == 0 or not np.issubdtype(q.dtype, np.integer):
+        raise ValueError(f"query_idx must be a non-empty 1-D integer array of row numbers, got dtype {q.dtype} "
+                         f"shape {q.shape}; pass e.g. split_indices(n)['test'].")
+    if q.min() < 0 or q.max() >= n:
+        raise ValueError(f"query_idx must lie in [0, {n - 1}] (rows of vectors), got values in [{q.min()}, {q.max()}].")
+    return q.astype(np.int64, copy=False)
+
+def _check_count(v, name: str, hint: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be a positive int, got {v!r}; {hint}.")
+    return int(v)
+
+def _npy_file(a) -> str | None:
+    "The `.npy` file `a` maps as a whole (so workers can open it themselves), else None."
+    b = a
+    while b is not None and not isinstance(b, np.memmap):
+        b = getattr(b, "base", None)
+    fn = getattr(b, "filename", None) if b is not None else None
+    if not fn or not str(fn).endswith(".npy") or not a.flags.c_contiguous:
+        return None
+    try:
+        whole = np.load(fn, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    same = (whole.shape == b.shape == a.shape and whole.dtype == a.dtype and b.offset == whole.offset
+            and a.ctypes.data == b.ctypes.data)
+    return str(Path(fn).resolve()) if same else None
+
+def _rows(src, s0: int, s1: int) -> np.ndarray:
+    "Rows `s0:s1` of a `.npy` path, or `src` itself when it is already the shard (an array)."
+    if isinstance(src, (str, Path)):
+        return np.load(src, mmap_mode="r")[s0:s1]
+    return src
+
+def _take(qsrc) -> np.ndarray:
+    "A query block: an array, or `(npy_path, row_numbers)` read from the file."
+    if isinstance(qsrc, tuple):
+        path, idx = qsrc
+        return np.asarray(np.load(path, mmap_mode="r")[idx])
+    return qsrc
+
+# %% ../nbs/03_knn.ipynb #34201fec
+def _piece(base, s0: int, s1: int, queries, k1: int, metric: str, normalize: bool, threads: int | None = None):
+    """Top-`k1` `(D, I)` of a query block among database rows `s0:s1`, ids in whole-database row numbers.
+    `base` is a `.npy` path (rows read from it) or the shard's rows; `queries` an array or `(npy_path, rows)`."""
+    if threads:
+        faiss.omp_set_num_threads(int(threads))
+    xb = _rows(base, s0, s1)
+    index = _build_index(xb, metric, normalize)
+    q = _take(queries)
+    q = l2_normalize(q) if normalize else np.ascontiguousarray(q, dtype=np.float32)
+    D, I = index.search(q, int(min(k1, s1 - s0)))
+    return D, np.where(I >= 0, I + s0, -1)
+
+# %% ../nbs/03_knn.ipynb #6ab9a0b4
+class _PieceCache:
+    "Finished pieces of one sharded search, in `root/pieces_<key>/` (nothing kept when `root` is None)."
+    def __init__(self, root, want: dict):
+        self.want, self.dir = want, None
+        if root is not None:
+            self.dir = Path(root) / f"pieces_{config_hash(want, n=16)}"
+            man = self.dir / "manifest.json"
+            try:
+                ok = man.exists() and read_json(man).get("inputs") == want
+            except (OSError, ValueError):
+                ok = False
+            if not ok:
+                write_json(man, {"format": PIECES_FORMAT, "inputs": want, "created": utc_now()})
+
+    def path(self, s: int, b: int) -> Path:
+        return self.dir / f"s{s:04d}_b{b:04d}.npz"
+
+    def get(self, s: int, b: int, nq: int):
+        "The saved `(D, I)` of piece (s, b), or None when missing or unreadable."
+        if self.dir is None or not self.path(s, b).exists():
+            return None
+        try:
+            with np.load(self.path(s, b)) as z:
+                D, I = z["D"], z["I"]
+            if D.shape != I.shape or D.shape[0] != nq:
+                raise ValueError(f"shape {D.shape}")
+            return D, I
+        except (OSError, ValueError, KeyError) as e:
+            _log.warning(f"ignoring damaged piece {self.path(s, b)} ({e}); recomputing it.")
+            return None
+
+    def put(self, s: int, b: int, D, I) -> None:
+        if self.dir is None:
+            return
+        with atomic_path(self.path(s, b)) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, D=D, I=I)
+
+    def clear(self) -> None:
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+# %% ../nbs/03_knn.ipynb #6fb843c8
+def _dask_client(scheduler, workers: int, processes: bool):
+    "A dask Client on `scheduler`, or on a new LocalCluster of `workers` x 1 thread (closed by the caller)."
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as e:
+        raise ValueError("executor='dask' needs dask.distributed; pip install 'dask[distributed]'.") from e
+    if scheduler:
+        try:
+            return Client(scheduler, timeout=CONNECT_TIMEOUT), None
+        except (OSError, TimeoutError) as e:
+            raise ValueError(f"no Dask scheduler answers at {scheduler!r} ({e}); start one with `dask scheduler` "
+                             "and workers with `dask worker <address>`, or leave --scheduler out for a local "
+                             "cluster.") from e
+    import logging
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None,
+                           silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+def _run_pieces(todo: list, submit_args, executor: str, workers: int, scheduler, client, processes: bool,
+                threads, on_done, file_src: str | None):
+    "Compute the pieces `todo` [(s, b)] with `executor`, calling `on_done(s, b, D, I)` as each finishes."
+    if executor == "inline":
+        for s, b in todo:
+            on_done(s, b, *_piece(*submit_args(s, b, None, None), threads))
+        return
+    own, cluster = client is None, None
+    if own:
+        client, cluster = _dask_client(scheduler, workers, processes)
+    from dask.distributed import as_completed
+    th = threads if threads is not None else (1 if cluster is not None else None)
+    try:
+        shard_f, block_f = {}, {}
+        for s, b in todo:      # in-memory data is sent once per shard / block; a file is read by the workers
+            if file_src is None and s not in shard_f:
+                shard_f[s] = client.scatter(submit_args.shard(s))
+            if (file_src is None or submit_args.queries is not None) and b not in block_f:
+                block_f[b] = client.scatter(submit_args.block(b))
+        futs = {}
+        for s, b in todo:
+            a = submit_args(s, b, shard_f.get(s), block_f.get(b))
+            futs[client.submit(_piece, *a, th, pure=False, key=f"ecd-knn-{submit_args.key}-s{s}-b{b}")] = (s, b)
+        for f in as_completed(list(futs)):
+            s, b = futs.pop(f)
+            try:
+                D, I = f.result()
+            except (FileNotFoundError, PermissionError) as e:
+                raise ValueError(f"a Dask worker cannot read the database file ({e}); the prepared data must sit at "
+                                 "the same path on every worker (a shared file system), e.g. ECD_DATA_DIR on NFS.") from e
+            on_done(s, b, D, I)
+    finally:
+        if own:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+class _Args:
+    "The arguments of piece (s, b) for `_piece`, from a file path or from in-memory arrays."
+    def __init__(self, key, base, file_src, sb, bb, qidx, queries, k1, metric, normalize):
+        self.key, self.base, self.file_src, self.sb, self.bb = key, base, file_src, sb, bb
+        self.qidx, self.queries, self.k1, self.metric, self.normalize = qidx, queries, k1, metric, normalize
+
+    def shard(self, s):
+        return self.base[self.sb[s]:self.sb[s + 1]]
+
+    def block(self, b):
+        b0, b1 = self.bb[b], self.bb[b + 1]
+        if self.queries is not None:
+            return self.queries[b0:b1]
+        return np.asarray(self.base[self.qidx[b0:b1]])
+
+    def __call__(self, s, b, shard_future, block_future):
+        s0, s1 = int(self.sb[s]), int(self.sb[s + 1])
+        if self.file_src is not None:
+            if block_future is not None or self.queries is not None:
+                q = block_future if block_future is not None else self.block(b)
+            else:
+                q = (self.file_src, self.qidx[self.bb[b]:self.bb[b + 1]])
+            return self.file_src, s0, s1, q, self.k1, self.metric, self.normalize
+        shard = shard_future if shard_future is not None else self.shard(s)
+        block = block_future if block_future is not None else self.block(b)
+        return shard, s0, s1, block, self.k1, self.metric, self.normalize
+
+# %% ../nbs/03_knn.ipynb #f57d4b71
+def sharded_topk(base, queries=None, k: int = 10, metric: str = "ip", normalize: bool = True, exclude_ids=None,
+                 query_idx=None, shards: int | None = None, block_rows: int | None = None, cache_dir=None,
+                 executor: str = "inline", workers: int = 2, scheduler: str | None = None, client=None,
+                 processes: bool = True, threads: int | None = None, keep_pieces: bool = True,
+                 return_stats: bool = False, desc: str = "knn", _hashes: dict | None = None):
+    """Exact top-`k` like `exact_topk`, computed as (database shard x query block) pieces merged
+    with faiss `ResultHeap`; pieces run inline or on Dask and are cached in `cache_dir` for resume.
+
+    `base`: an `(N, D)` array or a `.npy` path; the queries are `queries` (an array) or the rows
+    `query_idx` of `base` (read by the workers from the file when there is one). Returns
+    `(scores, ids)`, plus a stats dict (grid, pieces computed and reused, seconds) with `return_stats`."""
+    t0 = time.perf_counter()
+    metric = _check_metric(metric)
+    if executor not in EXECUTORS:
+        raise ValueError(f"Unknown executor {executor!r}; use 'inline' (this process) or 'dask' (a LocalCluster, "
+                         "or the cluster at scheduler=...).")
+    if scheduler or client is not None:
+        executor = "dask"
+    if isinstance(base, (str, Path)):
+        base = np.load(base, mmap_mode="r")
+    base = _as_matrix(base, "base")
+    n, dim = base.shape
+    if (queries is None) == (query_idx is None):
+        raise ValueError("pass exactly one of queries (an array) and query_idx (rows of base).")
+    qidx = None
+    if query_idx is not None:
+        qidx = _check_query_idx(query_idx, n)
+        nq = qidx.size
+    else:
+        queries = _as_matrix(queries, "queries")
+        if queries.shape[1] != dim:
+            raise ValueError(f"Dimension mismatch: base has dim {dim} but queries have dim {queries.shape[1]}; "
+                             "embed both with the same model (or slice to the same dims).")
+        nq = queries.shape[0]
+    k = _check_k(k, n)
+    excl = _check_exclude(exclude_ids, nq, n)
+    k1 = k + (excl is not None)
+    S = default_shards(n, dim) if shards is None else _check_count(shards, "shards", "e.g. shards=4")
+    S = min(S, n)
+    br = min(nq, 65536) if block_rows is None else _check_count(block_rows, "block_rows", "e.g. block_rows=10000")
+    sb = shard_bounds(n, S)
+    bb = np.unique(np.r_[np.arange(0, nq, br), nq]).astype(np.int64)
+    B = len(bb) - 1
+    file_src = _npy_file(base) if executor == "dask" else None
+
+    cache = None
+    if cache_dir is not None:
+        h = _hashes or {"base_hash": array_hash(base),
+                        "query_hash": array_hash(qidx) if qidx is not None else array_hash(queries)}
+        want = {**h, "n": n, "dim": dim, "n_queries": int(nq), "queries": "rows" if qidx is not None else "array",
+                "k1": k1, "metric": metric, "normalize": bool(normalize),
+                "exclude_hash": None if excl is None else array_hash(excl),
+                "shard_bounds": sb.tolist(), "block_bounds": bb.tolist()}
+        cache = _PieceCache(cache_dir, want)
+    keep_max = metric == "ip"
+    heaps = [faiss.ResultHeap(int(bb[b + 1] - bb[b]), k1, keep_max=keep_max) for b in range(B)]
+    todo, reused = [], 0
+    for b in range(B):
+        for s in range(S):
+            hit = cache.get(s, b, int(bb[b + 1] - bb[b])) if cache is not None else None
+            if hit is None:
+                todo.append((s, b))
+            else:
+                heaps[b].add_result(*hit); reused += 1
+    bar = progress(total=S * B, initial=reused, desc=f"{desc} shards", unit="shard")
+    computed = []
+    def on_done(s, b, D, I):
+        if cache is not None:
+            cache.put(s, b, D, I)
+        heaps[b].add_result(D, I)
+        computed.append((s, b)); bar.update(1)
+    key = config_hash({"n": n, "nq": int(nq), "k1": k1, "t": time.time_ns()}, n=10)
+    args = _Args(key, base, file_src, sb, bb, qidx, queries, k1, metric, normalize)
+    nthreads = faiss.omp_get_max_threads()
+    try:
+        _run_pieces(todo, args, executor, workers, scheduler, client, processes, threads, on_done, file_src)
+    finally:
+        bar.close()
+        faiss.omp_set_num_threads(nthreads)   # in-process workers must not leave their thread count behind
+    scores = np.empty((nq, k), np.float32)
+    ids = np.empty((nq, k), np.int64)
+    for b, h in enumerate(heaps):
+        h.finalize()
+        D, I = h.D, h.I
+        b0, b1 = bb[b], bb[b + 1]
+        if excl is not None:
+            D, I = drop_excluded(D, I, excl[b0:b1])
+        scores[b0:b1], ids[b0:b1] = D, I
+    if cache is not None and not keep_pieces:
+        cache.clear()
+    stats = {"shards": S, "blocks": B, "pieces": S * B, "computed": len(computed), "reused": reused,
+             "executor": executor, "workers": workers if executor == "dask" and not (scheduler or client) else None,
+             "scheduler": scheduler, "workers_read_file": file_src is not None,
+             "seconds": round(time.perf_counter() - t0, 3)}
+    return (scores, ids, stats) if return_stats else (scores, ids)
+
 # %% ../nbs/03_knn.ipynb #8068b6fc
 @dataclass
 class TopK:
@@ -183,15 +478,6 @@ class TopK:
 
 _SPLIT_OK = re.compile(r"^[A-Za-z0-9_.-]+$")
 _MATCH_FIELDS = ("vectors_hash", "query_hash", "n", "dim", "n_queries", "metric", "normalize", "exclude_self", "split")
-
-def _check_query_idx(query_idx, n: int) -> np.ndarray:
-    q = np.asarray(query_idx)
-    if q.ndim != 1 or q.size == 0 or not np.issubdtype(q.dtype, np.integer):
-        raise ValueError(f"query_idx must be a non-empty 1-D integer array of row numbers, got dtype {q.dtype} "
-                         f"shape {q.shape}; pass e.g. split_indices(n)['test'].")
-    if q.min() < 0 or q.max() >= n:
-        raise ValueError(f"query_idx must lie in [0, {n - 1}] (rows of vectors), got values in [{q.min()}, {q.max()}].")
-    return q.astype(np.int64, copy=False)
 
 def _load_cached(man_path: Path, want: dict, k: int):
     "The cached (scores, ids, manifest) if `man_path` matches `want` with k' >= k, else None."
@@ -214,12 +500,22 @@ def _load_cached(man_path: Path, want: dict, k: int):
 
 def teacher_topk(vectors, query_idx, k: int = 100, split: str = "test", cache_dir=None,
                  exclude_self: bool = True, metric: str = "ip", normalize: bool = True,
-                 chunk_size: int | None = None) -> TopK:
+                 chunk_size: int | None = None, shards: int | None = None, executor: str = "inline",
+                 workers: int = 2, scheduler: str | None = None, client=None, processes: bool = True) -> TopK:
     """Exact top-`k` of `vectors[query_idx]` among all `vectors` (own row excluded when
-    `exclude_self`), cached in `cache_dir` (default `data_dir()/"knn"`) with a manifest."""
+    `exclude_self`), cached in `cache_dir` (default `data_dir()/"knn"`) with a manifest.
+
+    `vectors` may be a `.npy` path (memory-mapped). With `shards > 1` (default: one shard per
+    512 MB of database), a Dask `executor`, a `scheduler` or a `client`, the search runs as
+    `sharded_topk` pieces, cached beside the result until it is written (a killed run resumes)."""
     metric = _check_metric(metric)
     if not isinstance(split, str) or not _SPLIT_OK.match(split):
         raise ValueError(f"split must be a short name of letters, digits, '_', '-', '.', got {split!r}; e.g. 'test'.")
+    if executor not in EXECUTORS:
+        raise ValueError(f"Unknown executor {executor!r}; use 'inline' (this process) or 'dask' (a LocalCluster, "
+                         "or the cluster at scheduler=...).")
+    if isinstance(vectors, (str, Path)):
+        vectors = np.load(vectors, mmap_mode="r")
     vectors = _as_matrix(vectors, "vectors")
     n, dim = vectors.shape
     k = _check_k(k, n)
@@ -239,15 +535,27 @@ def teacher_topk(vectors, query_idx, k: int = 100, split: str = "test", cache_di
         _log.info(f"teacher top-{k} for split {split!r} read from cache {npz_path}")
         return TopK(scores, ids, man, npz_path, from_cache=True)
 
+    S = default_shards(n, dim) if shards is None else _check_count(shards, "shards", "e.g. --shards 4")
     _log.info(f"computing teacher top-{k} ({metric}) of {qidx.size} {split} queries among {n} vectors")
-    index = _build_index(vectors, metric, normalize)
-    scores, ids = _search(index, vectors[qidx], k, normalize, qidx if exclude_self else None,
-                          bounds, desc=f"teacher top-{k} ({split})")
-    del index
+    t0 = time.perf_counter()
+    if S == 1 and executor == "inline" and not scheduler and client is None:
+        index = _build_index(vectors, metric, normalize)
+        scores, ids = _search(index, vectors[qidx], k, normalize, qidx if exclude_self else None,
+                              bounds, desc=f"teacher top-{k} ({split})")
+        del index
+        how = {"shards": 1, "blocks": len(bounds) - 1, "executor": "inline", "seconds": round(time.perf_counter() - t0, 3)}
+    else:
+        scores, ids, how = sharded_topk(
+            vectors, k=k, metric=metric, normalize=normalize, query_idx=qidx, exclude_ids=qidx if exclude_self else None,
+            shards=S, cache_dir=cache_dir / f"{stem}.shards", executor=executor, workers=workers, scheduler=scheduler,
+            client=client, processes=processes, keep_pieces=True, return_stats=True, desc=f"teacher top-{k} ({split})",
+            _hashes={"base_hash": want["vectors_hash"], "query_hash": want["query_hash"]})
     man = dict(kind="teacher_topk", **want, k=k, result_hash=array_hash(scores, ids),
-               files={"topk": npz_path.name}, created=utc_now(), versions=versions())
+               files={"topk": npz_path.name}, computed_by=how, created=utc_now(), versions=versions())
     with atomic_path(npz_path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, scores=scores, ids=ids)
     write_json(man_path, man)
+    if S > 1 or executor != "inline":
+        shutil.rmtree(cache_dir / f"{stem}.shards", ignore_errors=True)   # the result is written: pieces no longer needed
     return TopK(scores, ids, man, npz_path, from_cache=False)

@@ -203,3 +203,174 @@ def test_chunk_bounds_keep_faiss_on_blas():
         assert sizes.min() >= floor
     b = chunk_bounds(1000, 64, 50, blas_floor=False)
     assert np.diff(b).max() <= 64 and b[-1] == 1000
+
+
+# ---- sharded search: pieces, merge, resume, Dask ----------------------------------------
+from ecd.knn import default_shards, shard_bounds, sharded_topk
+
+
+def test_default_shards_and_bounds():
+    assert default_shards(1000, 32) == 1
+    assert default_shards(1_000_000, 384) == 3          # 1.46 GiB / 512 MiB
+    assert default_shards(1_000_000, 384, shard_mb=2048) == 1
+    b = shard_bounds(10, 3)
+    assert b[0] == 0 and b[-1] == 10 and np.diff(b).min() >= 3
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+@pytest.mark.parametrize("shards, block_rows", [(1, None), (3, 50), (17, 7), (400, None)])
+def test_sharded_equals_single_index(data, metric, shards, block_rows):
+    B, Q = data
+    s0, i0 = exact_topk(B, Q, 25, metric=metric)
+    s, i = sharded_topk(B, Q, 25, metric=metric, shards=shards, block_rows=block_rows)
+    np.testing.assert_array_equal(i, i0)
+    np.testing.assert_allclose(s, s0, atol=1e-5)
+    _, ib = brute(B, Q, 25, metric)
+    np.testing.assert_array_equal(i, ib)
+
+
+def test_sharded_exclude_self_and_rows(data):
+    B, _ = data
+    q = np.random.default_rng(3).choice(len(B), 120, replace=False)
+    i0 = exact_topk(B, B[q], 20, exclude_ids=q)[1]
+    np.testing.assert_array_equal(sharded_topk(B, k=20, query_idx=q, exclude_ids=q, shards=6, block_rows=33)[1], i0)
+    np.testing.assert_array_equal(sharded_topk(B, B[q], 20, exclude_ids=q, shards=6)[1], i0)
+
+
+def test_sharded_ties_only_differ_among_equal_scores():
+    "Duplicated rows make exact ties: ids may swap only inside a group of equal scores."
+    rng = np.random.default_rng(5)
+    B = rng.normal(size=(400, 8)).astype(np.float32)
+    B = np.vstack([B, B[:100]])                       # 100 exact duplicates
+    Q = rng.normal(size=(30, 8)).astype(np.float32)
+    s0, i0 = exact_topk(B, Q, 12)
+    s1, i1 = sharded_topk(B, Q, 12, shards=5)
+    np.testing.assert_allclose(s1, s0, atol=1e-6)
+    for r in range(len(Q)):
+        for val in np.unique(s0[r]):
+            # same multiset of score values; ids equal as sets within each tie group (up to the cut)
+            g0, g1 = set(i0[r][s0[r] == val] % 400), set(i1[r][s1[r] == val] % 400)
+            assert g0 == g1 or (val == s0[r, -1])
+
+
+def test_sharded_resume_computes_only_missing(tmp_path, data, monkeypatch):
+    B, Q = data
+    real = knn._piece
+    calls = []
+    def stop_after(n):
+        def f(*a):
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            calls.append((a[1], a[2]))
+            return real(*a)
+        return f
+    monkeypatch.setattr(knn, "_piece", stop_after(4))
+    with pytest.raises(KeyboardInterrupt):
+        sharded_topk(B, Q, 10, shards=5, block_rows=60, cache_dir=tmp_path)   # 5 x 3 = 15 pieces
+    assert len(calls) == 4 and len(list(tmp_path.glob("pieces_*/*.npz"))) == 4
+    calls.clear()
+    monkeypatch.setattr(knn, "_piece", stop_after(10**9))
+    s, i, st = sharded_topk(B, Q, 10, shards=5, block_rows=60, cache_dir=tmp_path, return_stats=True)
+    assert len(calls) == 11 and (st["computed"], st["reused"], st["pieces"]) == (11, 4, 15)
+    np.testing.assert_array_equal(i, exact_topk(B, Q, 10)[1])
+    calls.clear()
+    _, i2, st2 = sharded_topk(B, Q, 10, shards=5, block_rows=60, cache_dir=tmp_path, return_stats=True)
+    assert calls == [] and st2["reused"] == 15
+    np.testing.assert_array_equal(i2, i)
+    # other inputs use another folder; a damaged piece is recomputed alone
+    sharded_topk(B, Q, 11, shards=5, block_rows=60, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("pieces_*"))) == 2
+    piece = sorted(tmp_path.glob("pieces_*/s0001_b0002.npz"))[0]
+    piece.write_bytes(b"not a zip")
+    calls.clear()
+    _, i3 = sharded_topk(B, Q, 10, shards=5, block_rows=60, cache_dir=tmp_path)
+    np.testing.assert_array_equal(i3, i)
+    assert len(calls) <= 1
+
+
+_KILL_SCRIPT = """
+import sys, time, numpy as np, ecd.knn as knn
+real = knn._piece
+def slow(*a):
+    time.sleep(0.4)
+    return real(*a)
+knn._piece = slow
+B = np.load(sys.argv[1])
+knn.sharded_topk(B, B[:200], 10, shards=12, cache_dir=sys.argv[2])
+print("finished")
+"""
+
+
+def test_sharded_killed_run_resumes(tmp_path, data, monkeypatch):
+    "kill -9 a sharded run after a few pieces; the rerun computes only the missing ones."
+    import os, signal, subprocess, sys, time
+    B, _ = data
+    np.save(tmp_path / "B.npy", B)
+    (tmp_path / "kill.py").write_text(_KILL_SCRIPT)
+    cache = tmp_path / "cache"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, str(tmp_path / "kill.py"), str(tmp_path / "B.npy"), str(cache)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t0 = time.time()
+    while len(list(cache.glob("pieces_*/*.npz"))) < 3 and time.time() - t0 < 60 and p.poll() is None:
+        time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    done = len(list(cache.glob("pieces_*/*.npz")))
+    assert 3 <= done < 12, (done, p.stderr.read().decode()[-500:])
+    calls = []
+    real = knn._piece
+    monkeypatch.setattr(knn, "_piece", lambda *a: (calls.append(a[1]), real(*a))[1])
+    s, i, st = sharded_topk(B, B[:200], 10, shards=12, cache_dir=cache, return_stats=True)
+    assert len(calls) == 12 - done and st["reused"] == done and st["computed"] == 12 - done
+    np.testing.assert_array_equal(i, exact_topk(B, B[:200], 10)[1])
+
+
+def test_sharded_on_dask_localcluster(tmp_path, data):
+    B, Q = data
+    np.save(tmp_path / "B.npy", B)
+    mm = np.load(tmp_path / "B.npy", mmap_mode="r")
+    q = np.arange(0, 2000, 9)
+    i0 = exact_topk(B, B[q], 15, exclude_ids=q)[1]
+    s, i, st = sharded_topk(mm, k=15, query_idx=q, exclude_ids=q, shards=4, executor="dask", workers=2,
+                            processes=False, cache_dir=tmp_path / "c", return_stats=True)
+    np.testing.assert_array_equal(i, i0)
+    assert st["workers_read_file"] and st["executor"] == "dask" and st["computed"] == 4
+    _, i2 = sharded_topk(B, Q, 15, shards=3, executor="dask", workers=2, processes=False)   # scattered arrays
+    np.testing.assert_array_equal(i2, exact_topk(B, Q, 15)[1])
+    # a Client made by the caller is used as given (and not closed)
+    from dask.distributed import Client, LocalCluster
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as c, Client(c) as cl:
+        _, i3 = sharded_topk(B, Q, 15, shards=2, client=cl)
+        np.testing.assert_array_equal(i3, i2)
+        assert cl.status == "running"
+
+
+def test_sharded_errors(data, monkeypatch):
+    B, Q = data
+    monkeypatch.setattr(knn, "CONNECT_TIMEOUT", "1s")
+    with pytest.raises(ValueError, match="Unknown executor"):
+        sharded_topk(B, Q, 5, executor="ray")
+    with pytest.raises(ValueError, match="shards must be a positive int"):
+        sharded_topk(B, Q, 5, shards=0)
+    with pytest.raises(ValueError, match="block_rows must be a positive int"):
+        sharded_topk(B, Q, 5, block_rows=-1)
+    with pytest.raises(ValueError, match="exactly one of"):
+        sharded_topk(B, k=5)
+    with pytest.raises(ValueError, match="no Dask scheduler answers"):
+        sharded_topk(B, Q, 5, scheduler="tcp://127.0.0.1:9")
+
+
+def test_teacher_topk_sharded_same_as_single(tmp_path, data):
+    B, _ = data
+    np.save(tmp_path / "B.npy", B)
+    q = np.arange(0, 2000, 11)
+    t1 = teacher_topk(B, q, k=20, cache_dir=tmp_path / "a")
+    t2 = teacher_topk(tmp_path / "B.npy", q, k=20, cache_dir=tmp_path / "b", shards=5)
+    np.testing.assert_array_equal(t2.ids, t1.ids)
+    np.testing.assert_allclose(t2.scores, t1.scores, atol=1e-5)
+    assert t2.manifest["computed_by"]["shards"] == 5 and t1.manifest["computed_by"]["shards"] == 1
+    assert t2.manifest["vectors_hash"] == t1.manifest["vectors_hash"]
+    assert not list((tmp_path / "b").glob("*.shards"))        # pieces removed once the result is written
+    t3 = teacher_topk(B, q, k=20, cache_dir=tmp_path / "c", executor="dask", workers=2, processes=False, shards=2)
+    np.testing.assert_array_equal(t3.ids, t1.ids)
