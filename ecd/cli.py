@@ -211,6 +211,10 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str, str]] = {
     "plot": ("ecd.plots", "plot_main", "plotly figures for a run (--run-id) or sweeps (--sweep-id)"),
     "retrieval": ("ecd.retrieval", "retrieval_main", "Matryoshka bi-encoder retrieval: data|train|eval|report|all"),
     "cascade": ("ecd.cascade", "cascade_main", "dimensional cascade distiller on a text corpus: demo-corpus|train|test"),
+    "export": ("ecd.export", "export_main", "write a deployable compressor (faiss index, student weights, sentence-transformers folder, card) for one row of a run"),
+    "compress": ("ecd.export", "compress_main", "compress embeddings (any data spec) with an exported model into a .npy file"),
+    "benchmark": ("ecd.export", "benchmark_main", "throughput, search ms/query, peak memory and recall/nDCG/overlap@10 of an exported model"),
+    "e2e-small": ("ecd.export", "e2e_small_main", "prepare, train, evaluate, export and reload on a small sample (< 1 min), checking the numbers"),
 }
 
 def main(argv: list[str] | None = None) -> int:

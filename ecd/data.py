@@ -27,12 +27,12 @@ from .core import (array_hash, config_hash, data_dir, get_logger, pick_device, p
 _log = get_logger("ecd.data")
 
 # %% auto #0
-__all__ = ['SPEC_FORMS', 'BUILTIN_SPECS', 'PATH_KINDS', 'GLOVE_MINILM_DEFAULT_N', 'TEXT_COLUMNS', 'MINILM_NAMES', 'SPLITS',
-           'PREPARED_FORMAT', 'validate_vectors', 'EmbeddingSet', 'Spec', 'parse_spec', 'load',
-           'infer_embedding_column', 'infer_text_column', 'arrow_to_matrix', 'HubUnreachableError',
-           'is_hub_unreachable', 'model_id', 'load_encoder', 'encode_texts', 'encode_cached', 'glove_root',
-           'iter_glove_words', 'split_indices', 'split_summary', 'Prepared', 'to_jsonable', 'dataset_slug',
-           'load_prepared', 'prepare']
+__all__ = ['SPEC_FORMS', 'BUILTIN_SPECS', 'PATH_KINDS', 'GLOVE_MINILM_DEFAULT_N', 'TEXT_COLUMNS', 'ANN_HDF5_DATASETS',
+           'ANN_METRIC_OF', 'MINILM_NAMES', 'SPLITS', 'PREPARED_FORMAT', 'validate_vectors', 'EmbeddingSet', 'Spec',
+           'parse_spec', 'load', 'infer_embedding_column', 'infer_text_column', 'arrow_to_matrix', 'AnnFile',
+           'read_ann_hdf5', 'ann_truth', 'HubUnreachableError', 'is_hub_unreachable', 'model_id', 'load_encoder',
+           'encode_texts', 'encode_cached', 'glove_root', 'iter_glove_words', 'split_indices', 'split_summary',
+           'Prepared', 'to_jsonable', 'dataset_slug', 'load_prepared', 'prepare']
 
 # %% ../nbs/02_data.ipynb #91e0927e
 def _first_rows(mask: np.ndarray, k: int = 5) -> list[int]:
@@ -144,9 +144,10 @@ SPEC_FORMS = {
     "hf:REPO[:parquet_file][#column]": "a Hugging Face dataset via datasets.load_dataset, e.g. "
                                        "hf:chaehoyu/wikipedia-22-12-ko-embeddings-100k, or a local folder in the hub layout",
     "text:PATH[#field]": "texts (.txt lines, .jsonl field 'text', .parquet text column) encoded by a sentence-transformers model",
+    "hdf5:PATH[#test]": "an ann-benchmarks .hdf5 file: its train rows (the database), or #test for its queries",
 }
 BUILTIN_SPECS = ("glove-50", "glove-words-minilm")
-PATH_KINDS = ("npy", "npz", "parquet", "hf", "text")
+PATH_KINDS = ("npy", "npz", "parquet", "hf", "text", "hdf5")
 GLOVE_MINILM_DEFAULT_N = 20000
 
 @dataclass(frozen=True)
@@ -392,6 +393,89 @@ def _load_parquet(s: Spec, n: int | None):
         tbl = (pa.Table.from_batches(batches) if batches else pf.schema_arrow.empty_table().select(cols)).slice(0, n)
     vectors, texts, meta = _table_to_parts(tbl, col, spec_wo_col)
     return vectors, None, texts, {"source": str(p.resolve()), "n_source": pf.metadata.num_rows, **meta}
+
+# %% ../nbs/02_data.ipynb #a1b2h5cd
+ANN_HDF5_DATASETS = ("train", "test", "neighbors", "distances")
+ANN_METRIC_OF = {"angular": "ip", "cosine": "ip"}  # ann-benchmarks `distance` -> the ecd metric it equals
+
+@dataclass(repr=False)
+class AnnFile:
+    "An ann-benchmarks file: `train` (database), `test` (queries), `neighbors`/`distances` (nq, K) and its `distance`."
+    train: np.ndarray
+    test: np.ndarray
+    neighbors: np.ndarray | None
+    distances: np.ndarray | None
+    distance: str
+    path: Path
+    n_train_source: int
+
+    @property
+    def ecd_metric(self) -> str | None:
+        "The ecd metric equal to the file's (`'ip'` on normalized vectors for `angular`), or None."
+        return ANN_METRIC_OF.get(self.distance.lower())
+
+    def __repr__(self):
+        return (f"AnnFile({self.path.name}, train={self.train.shape}, test={self.test.shape}, "
+                f"neighbors={None if self.neighbors is None else self.neighbors.shape}, distance={self.distance!r})")
+
+def _open_hdf5(s: Spec):
+    import h5py
+    p = _existing_file(s)
+    try:
+        return p, h5py.File(p, "r")
+    except OSError as e:
+        raise ValueError(f"{s}: could not be read as HDF5 ({e}); pass an ann-benchmarks .hdf5 file "
+                         "(datasets train/test/neighbors/distances).") from e
+
+def _h5_rows(f, key: str, s: Spec, n: int | None) -> np.ndarray:
+    if key not in f:
+        raise ValueError(f"{s}: no dataset {key!r} in the file; it holds {sorted(f.keys())}: name one after '#' "
+                         f"(ann-benchmarks files have {', '.join(ANN_HDF5_DATASETS)}).")
+    ds = f[key]
+    return ds[:n] if n is not None and ds.ndim >= 1 else ds[()]
+
+def read_ann_hdf5(path, max_items: int | None = None, max_queries: int | None = None) -> AnnFile:
+    "The four arrays and the `distance` of an ann-benchmarks file (`train` cut to `max_items`, `test` to `max_queries`)."
+    s = Spec("hdf5", str(path))
+    p, f = _open_hdf5(s)
+    with f:
+        train, test = _h5_rows(f, "train", s, max_items), _h5_rows(f, "test", s, max_queries)
+        nb = _h5_rows(f, "neighbors", s, max_queries) if "neighbors" in f else None
+        dist = _h5_rows(f, "distances", s, max_queries) if "distances" in f else None
+        distance = f.attrs.get("distance", "unknown")
+        distance = distance.decode() if isinstance(distance, bytes) else str(distance)
+        n_train = int(f["train"].shape[0])
+    train = validate_vectors(train, f"{s}#train", allow_zero_rows=True)
+    test = validate_vectors(test, f"{s}#test", allow_zero_rows=True)
+    if train.shape[1] != test.shape[1]:
+        raise ValueError(f"{s}: train has dim {train.shape[1]} but test has dim {test.shape[1]}; the file is not a valid "
+                         "ann-benchmarks file.")
+    if nb is not None:
+        nb = np.asarray(nb, dtype=np.int64)
+        if nb.shape[0] != len(test):
+            raise ValueError(f"{s}: neighbors has {nb.shape[0]} rows for {len(test)} test queries; the file is damaged.")
+    return AnnFile(train, test, nb, dist, distance, p, n_train)
+
+def ann_truth(af: AnnFile, k: int, metric: str = "ip") -> np.ndarray | None:
+    "The file's `neighbors[:, :k]` when they are ecd's truth (same metric, whole `train`, k columns), else None."
+    if af.neighbors is None or af.ecd_metric != metric or len(af.train) != af.n_train_source or af.neighbors.shape[1] < k:
+        return None
+    return np.ascontiguousarray(af.neighbors[:, :k])
+
+@_loader("hdf5")
+def _load_hdf5(s: Spec, n: int | None):
+    key = s.column or "train"
+    if key not in ("train", "test"):
+        raise ValueError(f"{s}: '#{key}' is not a vector dataset; use hdf5:PATH (the train rows) or hdf5:PATH#test (the queries).")
+    p, f = _open_hdf5(s)
+    with f:
+        a = _h5_rows(f, key, s, n)
+        distance = f.attrs.get("distance", "unknown")
+        n_source = int(f[key].shape[0])
+        others = {k: int(f[k].shape[0]) for k in ANN_HDF5_DATASETS if k in f}
+    distance = distance.decode() if isinstance(distance, bytes) else str(distance)
+    return a, None, None, {"source": str(p.resolve()), "dataset": key, "n_source": n_source, "distance": distance,
+                           "ecd_metric_matches": ANN_METRIC_OF.get(distance.lower()) == "ip", "rows": others}
 
 # %% ../nbs/02_data.ipynb #8fb8b001
 class HubUnreachableError(ConnectionError, ValueError):
