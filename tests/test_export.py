@@ -187,6 +187,15 @@ def test_sentence_transformers_folder(run, tmp_path):
     emb = st.encode(words, convert_to_numpy=True)
     assert emb.shape == (len(words), 16)
     np.testing.assert_allclose(emb, np.load(tmp_path / "z.npy"), atol=1e-5)
+    # an MLP student is appended as ecd's StudentModule (loaded with trust_remote_code=True)
+    cfg["model"] = {"type": "mlp", "out_dim": 16, "hidden": 32}
+    train_run("txt", cfg, verbose=False, tag="mlp")
+    eval_student("txt", quantizers=("sq8",), rerank_r=None, tag="mlp")
+    card = export_rep("txt", "student_d16+sq_b8", tmp_path / "mlp")
+    assert "trust_remote_code=True" in card["how_to_load"]
+    compress_file(tmp_path / "mlp", f"text:{tmp_path / 't.txt'}", tmp_path / "zm.npy", what="floats")
+    st = SentenceTransformer(str(tmp_path / "mlp" / "sentence-transformers"), device="cpu", trust_remote_code=True)
+    np.testing.assert_allclose(st.encode(words, convert_to_numpy=True), np.load(tmp_path / "zm.npy"), atol=1e-5)
 
 
 def test_e2e_small_cli(tmp_path, monkeypatch, capsys):
