@@ -21,7 +21,7 @@ log = get_logger("ecd.runs")
 
 # %% auto #0
 __all__ = ['log', 'BASELINE_MODES', 'prepare_run', 'load_run_data', 'load_eval_data', 'default_dims', 'default_pq_chunks',
-           'baseline_specs', 'run_baselines', 'format_table']
+           'baseline_specs', 'run_baselines', 'format_table', 'ExternalQueries', 'hdf5_eval_data']
 
 # %% ../nbs/10a_runs.ipynb #5ef1b31d
 def prepare_run(run_id: str, dataset: str = "glove-words-minilm", max_items: int | None = None, k: int = 100,
@@ -58,6 +58,8 @@ def load_eval_data(run_id: str, split: str = "test", max_queries: int | None = N
     "`EvalData` for `run_id`: the database, the `split` queries, their teacher top-k, the train rows."
     prep, m = load_run_data(run_id)
     k = k or m["knn"]["k"]
+    if split == "test" and (m["dataset"].get("meta") or {}).get("kind") == "hdf5":
+        return hdf5_eval_data(prep, m, k, max_queries)   # the file's own queries and truth
     q = prep.split[split]
     tk = teacher_topk(prep.emb.vectors, q, k=k, split=split, cache_dir=prep.path / "knn")
     S, I = tk.scores, tk.ids
@@ -137,3 +139,36 @@ def format_table(df: pd.DataFrame, cols=("scope", "stage", "backend", "name", "r
         if t[c].dtype.kind == "f":
             t[c] = t[c].map(lambda v: f"{v:.4g}" if c in ("compression_ratio", "ms_per_query") else f"{v:.4f}")
     return t.to_string(index=False)
+
+# %% ../nbs/10a_runs.ipynb #b7c8h5cd
+import dataclasses
+
+@dataclasses.dataclass
+class ExternalQueries(EvalData):
+    "`EvalData` whose queries are vectors outside the database (`query_vectors`); `query_idx` is all -1 (nothing excluded)."
+    query_vectors: np.ndarray | None = None
+
+    @property
+    def queries(self) -> np.ndarray: return self.query_vectors
+
+
+def hdf5_eval_data(prep, m: dict, k: int, max_queries: int | None = None) -> ExternalQueries:
+    "The test queries and truth of a run prepared from an ann-benchmarks file (see above)."
+    from ecd.data import ann_truth, read_ann_hdf5
+    from ecd.knn import exact_topk, l2_normalize
+    meta = m["dataset"].get("meta") or {}
+    af = read_ann_hdf5(meta["source"], max_items=m["dataset"].get("max_items"), max_queries=max_queries)
+    db = np.ascontiguousarray(prep.emb.vectors)
+    if af.train.shape != db.shape or not np.array_equal(af.train[:16], db[:16]):
+        raise ValueError(f"{meta['source']} no longer holds the train rows this run was prepared from; prepare the run again.")
+    ids = ann_truth(af, k)
+    if ids is None:
+        scores, ids = exact_topk(db, af.test, k)
+        truth = "ecd exact top-k"
+    else:
+        qn, dn = l2_normalize(af.test), l2_normalize(db[ids.ravel()]).reshape(*ids.shape, -1)
+        scores, truth = np.einsum("qd,qkd->qk", qn, dn).astype(np.float32), f"file neighbors ({af.distance})"
+    info = {"dataset": m["dataset"]["spec"], "split": "test", "seed": m["split"]["seed"], "queries": "hdf5 test",
+            "truth": truth}
+    return ExternalQueries(db, np.full(len(af.test), -1, np.int64), ids, scores, train_idx=prep.split["train"],
+                           info=info, query_vectors=np.ascontiguousarray(af.test, np.float32))

@@ -208,3 +208,28 @@ def test_e2e_small_cli(tmp_path, monkeypatch, capsys):
     res = json.loads(out[out.index("{"):])
     assert res["ok"] and abs(res["reloaded_recall@10"] - res["row_recall@10"]) <= 0.005
     assert (Path(res["out"]) / "index.faiss").exists()
+
+
+def test_hdf5_run_rows_match_benchmark_on_the_file(tmp_path, monkeypatch):
+    "A run prepared from an ann-benchmarks file is scored on the file's queries and neighbors, as benchmark is."
+    import h5py
+    from ecd.export import benchmark, export_rep
+    from ecd.runs import prepare_run, run_baselines
+    for k, v in {**ENV, "ECD_RESULTS_DIR": str(tmp_path / "results"), "ECD_DATA_DIR": str(tmp_path / "data")}.items():
+        monkeypatch.setenv(k, v)
+    rng = np.random.default_rng(5)
+    c = rng.standard_normal((20, 16))
+    tr = (c[rng.integers(0, 20, 1200)] + 0.5 * rng.standard_normal((1200, 16))).astype(np.float32)
+    te = (c[rng.integers(0, 20, 60)] + 0.5 * rng.standard_normal((60, 16))).astype(np.float32)
+    tn, qn = tr / np.linalg.norm(tr, axis=1, keepdims=True), te / np.linalg.norm(te, axis=1, keepdims=True)
+    with h5py.File(tmp_path / "a.hdf5", "w") as f:
+        f.attrs["distance"] = "angular"
+        f["train"], f["test"] = tr, te
+        f["neighbors"] = np.argsort(-(qn @ tn.T), axis=1, kind="stable")[:, :100].astype(np.int32)
+    prepare_run("h", f"hdf5:{tmp_path / 'a.hdf5'}", k=20)
+    df = run_baselines("h", ["float32", "sq:8"])   # sq8: few score ties (pq 4x16 codes tie, and faiss breaks ties by k)
+    assert df.set_index("name").loc["float32", "recall@10"] > 0.999 and set(df["n_queries"]) == {60}
+    card = export_rep("h", "sq_b8", tmp_path / "exp")
+    r = benchmark(tmp_path / "exp", f"hdf5:{tmp_path / 'a.hdf5'}", max_items=None, n_queries=60)
+    assert r["truth"].startswith("the file's neighbors")
+    assert abs(r["recall@10"] - card["row"]["recall@10"]) <= 0.005, (r["recall@10"], card["row"]["recall@10"])
