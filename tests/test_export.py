@@ -233,3 +233,25 @@ def test_hdf5_run_rows_match_benchmark_on_the_file(tmp_path, monkeypatch):
     r = benchmark(tmp_path / "exp", f"hdf5:{tmp_path / 'a.hdf5'}", max_items=None, n_queries=60)
     assert r["truth"].startswith("the file's neighbors")
     assert abs(r["recall@10"] - card["row"]["recall@10"]) <= 0.005, (r["recall@10"], card["row"]["recall@10"])
+
+
+@pytest.mark.parametrize("spec", ["rq:4x4", "lsq:4x4", "opq_rq:4x4", "prq:2x2x4", "rabitq:1", "rabitq:4", "itq:16"])
+def test_newer_codecs_as_faiss_index(spec):
+    "The additive, RaBitQ and ITQ codecs export too: the faiss index finds what the representation finds."
+    from ecd.codecs import parse_rep
+    from ecd.export import to_faiss_index
+    try:
+        rep = parse_rep(spec, seed=1)
+    except ValueError:
+        pytest.skip(f"{spec} is not an ecd codec in this version")
+    rng = np.random.default_rng(0)
+    c = rng.standard_normal((12, 32)).astype(np.float32)
+    x = ((c[rng.integers(0, 12, 2000)] + 0.5 * rng.standard_normal((2000, 32))) * 3).astype(np.float32)
+    rep.fit(x)
+    ix = to_faiss_index(rep)
+    assert ix.ntotal == 0 and ix.sa_code_size() == rep.code_size
+    rep.add(x)
+    ix.add(x)
+    _, a = rep.search(x[:100], 10)
+    _, b = ix.search(x[:100], 10)
+    assert np.mean([len(set(r) & set(s)) / 10 for r, s in zip(a, b)]) >= 0.99
