@@ -19,21 +19,17 @@ import plotly.graph_objects as go
 from .codecs import parse_rep
 from .core import get_logger, results_dir
 from .evaluate import rep_search
-from .plots import load_runs, pareto_chart, sweep_ids
+from .knn import l2_normalize
+from .plots import MINIMIZE, better, family_of, load_runs, pareto_chart, results_root, sweep_ids
 
 log = get_logger("ecd.explore")
 
 # %% auto #0
-__all__ = ['log', 'MINIMIZE', 'ID_COLS', 'better', 'find_runs', 'read_runs_metrics', 'numeric_columns', 'NeighborCache',
-           'student_of', 'row_spec', 'query_neighbors', 'neighbors_html', 'Explorer', 'explore']
+__all__ = ['log', 'ID_COLS', 'STAGES', 'find_runs', 'read_runs_metrics', 'numeric_columns', 'NeighborCache', 'student_of',
+           'row_spec', 'query_neighbors', 'neighbors_html', 'Explorer', 'explore']
 
 # %% ../nbs/13_explore.ipynb #46be17e1
-MINIMIZE = ("bytes_per_vector", "rep_dim", "ms_per_query", "distortion", "fit_s", "loss")
-ID_COLS = ("k", "rerank_r", "n_queries", "n_db", "seed", "index")
-
-def better(col: str) -> str:
-    "'min' for columns where smaller is better (bytes, dims, latency, distortion), else 'max'."
-    return "min" if col in MINIMIZE else "max"
+ID_COLS = ("k", "rerank_r", "n_queries", "n_db", "seed", "index", "pid")
 
 def find_runs(root="results") -> list[str]:
     "Run ids under `root` that have at least one `<mode>/metrics.parquet`, newest first."
@@ -43,14 +39,16 @@ def find_runs(root="results") -> list[str]:
                                    reverse=True)]
 
 def read_runs_metrics(root, run_ids: Sequence[str]) -> pd.DataFrame:
-    "All metric rows of `run_ids` under `root` (a `run_id` column added where missing)."
+    "All metric rows of `run_ids` under `root`, read through `ecd.store.read_metrics` (a `run_id` column added where missing)."
+    from ecd.store import read_metrics
     frames = []
-    for r in run_ids:
-        for f in sorted((Path(root) / r).glob("*/metrics.parquet")):
-            d = pd.read_parquet(f)
-            if "run_id" not in d.columns:
-                d["run_id"] = r
-            frames.append(d)
+    with results_root(Path(root)):
+        for r in run_ids:
+            d = read_metrics(r)
+            if len(d):
+                if "run_id" not in d.columns:
+                    d["run_id"] = r
+                frames.append(d)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 def numeric_columns(df: pd.DataFrame) -> list[str]:
@@ -59,20 +57,7 @@ def numeric_columns(df: pd.DataFrame) -> list[str]:
             and not pd.api.types.is_bool_dtype(df[c]) and df[c].notna().any()]
 
 # %% ../nbs/13_explore.ipynb #1339fb70
-import contextlib, os
-
-@contextlib.contextmanager
-def _results_root(root):
-    "Point `ecd.core.results_dir()` at `root` for the duration (runs are read from the explorer's folder)."
-    if root is None:
-        yield; return
-    old = os.environ.get("ECD_RESULTS_DIR")
-    os.environ["ECD_RESULTS_DIR"] = str(root)
-    try:
-        yield
-    finally:
-        if old is None: os.environ.pop("ECD_RESULTS_DIR", None)
-        else: os.environ["ECD_RESULTS_DIR"] = old
+import os
 
 class NeighborCache:
     "Loaded evaluation data and fitted representations (of runs under `root`, default `results_dir()`), reused across queries."
@@ -86,14 +71,14 @@ class NeighborCache:
         from ecd.runs import load_eval_data
         key = (run_id, split)
         if key not in self.evals:
-            with _results_root(self.root):
+            with results_root(self.root):
                 self.evals[key] = load_eval_data(run_id, split)
         return self.evals[key]
 
     def texts_of(self, run_id: str):
         from ecd.runs import load_run_data
         if run_id not in self.texts:
-            with _results_root(self.root):
+            with results_root(self.root):
                 prep, _ = load_run_data(run_id)
             self.texts[run_id] = prep.emb.texts
         return self.texts[run_id]
@@ -146,13 +131,18 @@ def row_spec(r) -> str | None:
         return None
 
 def query_neighbors(run_id: str, spec: str, q: int, k: int = 10, split: str = "test", seed: int | None = None,
-                    cache: NeighborCache | None = None, ckpt_path: str | None = None) -> pd.DataFrame:
-    """Teacher top-`k` next to the top-`k` of the representation `spec` for query number `q` of `split` in run `run_id`.
-    A student row (`spec` `student+<quantizer>`) is rebuilt from its `ckpt_path`."""
+                    cache: NeighborCache | None = None, ckpt_path: str | None = None, stage: str = "one_stage",
+                    rerank_r: int | None = None) -> pd.DataFrame:
+    """Teacher top-`k` next to the top-`k` of the representation `spec` for query number `q` of `split` in run `run_id`,
+    searched the way the row was evaluated: `stage='one_stage'` is exact search in the representation;
+    `stage='two_stage'` retrieves `rerank_r` candidates there and reranks them by the teacher's inner product (as
+    `ecd.evaluate.eval_two_stage`). A student row (`spec` `student+<quantizer>`) is rebuilt from its `ckpt_path`."""
     cache = cache or _CACHE
     if not isinstance(spec, str) or not spec:
         raise ValueError("This row has no `spec`, so its representation cannot be rebuilt; the per-query view needs "
                          "rows written by `ecd baselines` / `ecd.runs.run_baselines` (they store the spec).")
+    if stage not in ("one_stage", "two_stage"):
+        raise ValueError(f"stage must be 'one_stage' or 'two_stage', got {stage!r}.")
     ev = cache.eval_data(run_id, split)
     if not 0 <= q < len(ev.query_idx):
         raise ValueError(f"query {q} out of range: run {run_id!r} has {len(ev.query_idx)} {split} queries (0..{len(ev.query_idx) - 1}).")
@@ -160,18 +150,30 @@ def query_neighbors(run_id: str, spec: str, q: int, k: int = 10, split: str = "t
         raise ValueError(f"k={k} is more than the {ev.k_truth} teacher neighbors stored for run {run_id!r}; use k <= {ev.k_truth}.")
     rep = cache.rep(run_id, split, spec, seed, ckpt_path)
     qi = ev.query_idx[q:q + 1]
-    _, ids, _ = rep_search(rep, ev.database[qi], k, exclude_ids=qi, warmup=0)
-    teacher, got = ev.truth_ids[q, :k], ids[0, :k]
+    if stage == "two_stage":
+        if not rerank_r or int(rerank_r) < k:
+            raise ValueError(f"a two-stage row needs its rerank_r (>= k={k}); got {rerank_r!r}.")
+        _, cand, _ = rep_search(rep, ev.database[qi], int(rerank_r), exclude_ids=qi, warmup=0)
+        cand = cand[0]
+        vecs = l2_normalize(ev.database[np.where(cand < 0, 0, cand)])
+        s = vecs @ l2_normalize(ev.database[qi])[0]
+        s[cand < 0] = -np.inf
+        got = cand[np.argsort(-s, kind="stable")[:k]]
+    else:
+        _, ids, _ = rep_search(rep, ev.database[qi], k, exclude_ids=qi, warmup=0)
+        got = ids[0, :k]
+    teacher = ev.truth_ids[q, :k]
     texts = cache.texts_of(run_id)
-    word = (lambda i: texts[int(i)] if texts is not None and 0 <= int(i) < len(texts) else "") 
+    word = (lambda i: texts[int(i)] if texts is not None and 0 <= int(i) < len(texts) else "")
     return pd.DataFrame({"rank": np.arange(1, k + 1),
                          "teacher_id": teacher, "teacher_text": [word(i) for i in teacher],
                          "kept": np.isin(teacher, got),
                          "rep_id": got, "rep_text": [word(i) for i in got],
                          "true_neighbor": np.isin(got, teacher)})
 
-def neighbors_html(t: pd.DataFrame, query_text: str = "") -> str:
-    "The per-query table as HTML: kept teacher neighbors green, lost ones red; false neighbors of the representation red."
+def neighbors_html(t: pd.DataFrame, query_text: str = "", what: str = "representation", note: str = "") -> str:
+    """The per-query table as HTML: kept teacher neighbors green, lost ones red; false neighbors of the representation
+    red. `what` names the right column (e.g. 'pq_m16_k256, reranked from 100'), `note` says how the row averages."""
     ok, bad = "background:#d8f5d8", "background:#f9d6d5"
     rows = "".join(
         f"<tr><td>{r.rank}</td><td style='{ok if r.kept else bad}'>{_html.escape(str(r.teacher_text))} "
@@ -179,14 +181,21 @@ def neighbors_html(t: pd.DataFrame, query_text: str = "") -> str:
         f"<td style='{ok if r.true_neighbor else bad}'>{_html.escape(str(r.rep_text))} <small>#{r.rep_id}</small></td></tr>"
         for r in t.itertuples())
     head = f"<b>query</b>: {_html.escape(query_text)} — kept {int(t['kept'].sum())}/{len(t)} of the teacher's top-{len(t)}"
+    tail = f"<div><small>{_html.escape(note)}</small></div>" if note else ""
     return (f"<div>{head}</div><table style='border-collapse:collapse'><tr><th>rank</th><th>teacher top-{len(t)}</th>"
-            f"<th>representation top-{len(t)}</th></tr>{rows}</table>")
+            f"<th>{_html.escape(what)} top-{len(t)}</th></tr>{rows}</table>{tail}")
 
 # %% ../nbs/13_explore.ipynb #f754c164
 def _opt_label(r) -> str:
     parts = [str(r.get(c)) for c in ("run_id", "sweep_id", "name", "combo_id", "scope", "stage", "backend")
              if c in r and pd.notna(r.get(c)) and r.get(c) != ""]
     return " · ".join(parts)
+
+def _num(v):
+    "A float or int cell as int, missing as None."
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) or pd.isna(v) else int(v)
+
+STAGES = ("one_stage", "two_stage", "all")
 
 class Explorer(W.VBox):
     "The explorer app (an ipywidgets VBox); see the module docs for what each control does."
@@ -200,37 +209,49 @@ class Explorer(W.VBox):
         self.neighbors = pd.DataFrame()
         runs = find_runs(self.root)
         sweeps = sweep_ids(self.db) if self.db.exists() else []
-        lay = W.Layout(width="auto")
+        wide = {"description_width": "70px"}
+        def lay(**kw):  # every widget its own Layout: hiding one list must never hide another
+            return W.Layout(**{"width": "300px", **kw})
         self.source = W.ToggleButtons(options=["runs", "sweeps"], value="runs" if runs or not sweeps else "sweeps",
-                                      description="source")
-        self.runs = W.SelectMultiple(options=runs, value=tuple(runs[:1]), description="runs", rows=4, layout=lay)
-        self.sweeps = W.SelectMultiple(options=sweeps, value=tuple(sweeps[:1]), description="sweeps", rows=4, layout=lay)
-        self.mode = W.SelectMultiple(options=[], description="mode", rows=5, layout=lay)
-        self.scope = W.Dropdown(options=["vs_teacher", "vs_student", "all"], value="vs_teacher", description="scope")
-        self.dims = W.IntRangeSlider(value=(0, 1), min=0, max=1, description="dim", continuous_update=False)
-        self.x = W.Dropdown(description="x")
-        self.y = W.Dropdown(description="y")
-        self.log_x = W.Checkbox(value=True, description="log x")
-        self.point = W.Dropdown(options=[], description="point", layout=W.Layout(width="95%"))
-        self.query = W.BoundedIntText(value=0, min=0, max=0, description="query #")
-        self.status = W.HTML()
-        self.details = W.HTML()
-        self.query_view = W.HTML()
-        self.fig = go.FigureWidget(layout=dict(template="plotly_white", height=480))
+                                      description="source", style={**wide, "button_width": "80px"})
+        self.runs = W.SelectMultiple(options=runs, value=tuple(runs[:1]), description="runs", rows=4, layout=lay(), style=wide)
+        self.sweeps = W.SelectMultiple(options=sweeps, value=tuple(sweeps[:1]), description="sweeps", rows=4,
+                                       layout=lay(), style=wide)
+        self.mode = W.SelectMultiple(options=[], description="mode", rows=6, layout=lay(), style=wide)
+        self.stage = W.Dropdown(options=list(STAGES), value="one_stage", description="stage", layout=lay(), style=wide)
+        self.scope = W.Dropdown(options=["vs_teacher", "vs_student", "all"], value="vs_teacher", description="scope",
+                                layout=lay(), style=wide)
+        self.backend = W.SelectMultiple(options=[], description="backend", rows=3, layout=lay(), style=wide)
+        self.dims = W.IntRangeSlider(value=(0, 1), min=0, max=1, description="dim", continuous_update=False,
+                                     layout=lay(), style=wide)
+        self.x = W.Dropdown(description="x", layout=lay(), style=wide)
+        self.y = W.Dropdown(description="y", layout=lay(), style=wide)
+        self.log_x = W.Checkbox(value=True, description="log x", layout=lay(), style=wide)
+        self.point = W.Dropdown(options=[], description="point", layout=W.Layout(width="95%"), style=wide)
+        self.query = W.BoundedIntText(value=0, min=0, max=0, description="query #", layout=lay(width="200px"), style=wide)
+        self.status = W.HTML(layout=W.Layout())
+        self.details = W.HTML(layout=W.Layout())
+        self.query_view = W.HTML(layout=W.Layout())
+        self.fig = go.FigureWidget(layout=dict(template="plotly_white", height=520))
         self._busy = False
         note = "" if sweeps else f"<i>no run log at {self.db}: sweeps appear here once `ecd sweep` has written it</i>"
         if not runs:
             note += f"<br><i>no metrics tables under {self.root}/&lt;run_id&gt;/&lt;mode&gt;/metrics.parquet yet</i>"
         self.status.value = note
         for w, f in ((self.source, self._load), (self.runs, self._load), (self.sweeps, self._load),
-                     (self.mode, self._refresh), (self.scope, self._scope_changed), (self.dims, self._refresh),
+                     (self.mode, self._refresh), (self.stage, self._refresh), (self.scope, self._refresh),
+                     (self.backend, self._refresh), (self.dims, self._refresh),
                      (self.x, self._refresh), (self.y, self._refresh), (self.log_x, self._refresh),
                      (self.point, self._select), (self.query, self._show_query)):
             w.observe(lambda ch, f=f: f(), names="value")
-        controls = W.HBox([W.VBox([self.source, self.runs, self.sweeps]),
-                           W.VBox([self.mode, self.scope, self.dims]),
-                           W.VBox([self.x, self.y, self.log_x])])
-        super().__init__([controls, self.status, self.fig, self.point, self.details, self.query, self.query_view])
+        controls = W.HBox([W.VBox([self.source, self.runs, self.sweeps], layout=W.Layout()),
+                           W.VBox([self.mode, self.stage, self.scope], layout=W.Layout()),
+                           W.VBox([self.backend, self.dims, self.x, self.y, self.log_x], layout=W.Layout())],
+                          layout=W.Layout(flex_flow="row wrap"))
+        per_query = W.VBox([self.query, self.query_view], layout=W.Layout(width="48%", min_width="380px"))
+        below = W.HBox([per_query, W.VBox([self.details], layout=W.Layout(width="50%"))],
+                       layout=W.Layout(flex_flow="row wrap", justify_content="space-between"))
+        super().__init__([controls, self.status, self.fig, self.point, below])
         self._load()
 
     # data ---------------------------------------------------------------
@@ -246,13 +267,22 @@ class Explorer(W.VBox):
                 if len(d) and "mode" not in d.columns:
                     d["mode"] = d["method"]
             self.data = d.reset_index(drop=True)
+            if len(d):
+                self.data["family"] = family_of(self.data)
             self.runs.layout.display = None if self.source.value == "runs" else "none"
             self.sweeps.layout.display = None if self.source.value == "sweeps" else "none"
             modes = sorted(d["mode"].dropna().astype(str).unique()) if "mode" in d.columns else []
             self.mode.options = modes
             self.mode.value = tuple(modes)
-            has_scope = "scope" in d.columns
-            self.scope.disabled = not has_scope
+            stages = set(d["stage"].fillna("one_stage")) if "stage" in d.columns else {"one_stage"}
+            self.stage.disabled = stages == {"one_stage"}
+            if self.stage.value != "all" and self.stage.value not in stages:
+                self.stage.value = "one_stage" if "one_stage" in stages else "all"
+            self.scope.disabled = "scope" not in d.columns
+            backends = sorted(d["backend"].dropna().astype(str).unique()) if "backend" in d.columns else []
+            self.backend.options = backends
+            self.backend.value = tuple(backends)
+            self.backend.disabled = len(backends) < 2
             if "rep_dim" in d.columns and d["rep_dim"].notna().any():
                 lo, hi = int(d["rep_dim"].min()), int(d["rep_dim"].max())
                 self.dims.min, self.dims.max = 0, max(hi, 1)
@@ -270,18 +300,19 @@ class Explorer(W.VBox):
             self._busy = False
         self._refresh()
 
-    def _scope_changed(self):
-        self._refresh()
-
     def filtered(self) -> pd.DataFrame:
-        "The rows that pass the mode, scope and dimension filters."
+        "The rows that pass the mode, stage, scope, backend and dimension filters."
         d = self.data
         if d.empty:
             return d
         if "mode" in d.columns:
             d = d[d["mode"].astype(str).isin(self.mode.value)]
+        if "stage" in d.columns and self.stage.value != "all":
+            d = d[d["stage"].fillna("one_stage") == self.stage.value]
         if "scope" in d.columns and self.scope.value != "all":
             d = d[d["scope"] == self.scope.value]
+        if "backend" in d.columns and self.backend.options:
+            d = d[d["backend"].astype(str).isin(self.backend.value) | d["backend"].isna()]
         if "rep_dim" in d.columns and not self.dims.disabled:
             lo, hi = self.dims.value
             d = d[d["rep_dim"].between(lo, hi) | d["rep_dim"].isna()]
@@ -302,10 +333,12 @@ class Explorer(W.VBox):
                 src = pareto_chart(self.view, x, y, color="mode" if "mode" in self.view.columns else "run_id",
                                    x_dir=better(x), y_dir=better(y), log_x=self.log_x.value and (self.view[x] > 0).all())
                 self.fig.add_traces(src.data)
-                self.fig.layout.title = src.layout.title.text
+                stage = {"one_stage": " (one-stage)", "two_stage": " (two-stage, teacher-reranked)"}.get(self.stage.value, "")
+                self.fig.layout.title = src.layout.title.text + stage
                 self.fig.layout.xaxis.title = src.layout.xaxis.title.text
                 self.fig.layout.yaxis.title = src.layout.yaxis.title.text
                 self.fig.layout.xaxis.type = src.layout.xaxis.type or "linear"
+                self.fig.layout.yaxis.range = src.layout.yaxis.range
                 self.fig.layout.annotations = src.layout.annotations
         for tr in self.fig.data:
             tr.on_click(self._clicked)
@@ -338,16 +371,19 @@ class Explorer(W.VBox):
             self.fig.data = [t for t in self.fig.data if t.name != "selected"]
             if r is not None and self.x.value in r and pd.notna(r.get(self.x.value)) and pd.notna(r.get(self.y.value)):
                 self.fig.add_scatter(x=[r[self.x.value]], y=[r[self.y.value]], mode="markers", name="selected",
-                                     marker=dict(size=20, color="rgba(0,0,0,0)", line=dict(color="red", width=3)),
+                                     marker=dict(size=22, color="rgba(0,0,0,0)", line=dict(color="red", width=3)),
                                      hoverinfo="skip")
         if r is None:
             self.details.value = "<i>click a point (or pick one above) for its config and metrics</i>"
             self.query_view.value = ""
             self.neighbors = pd.DataFrame()
             return
-        items = [(c, v) for c, v in r.items() if not (isinstance(v, float) and np.isnan(v)) and v is not None and c not in ("config_json", "metrics_json")]
-        cells = "".join(f"<tr><th style='text-align:left'>{_html.escape(str(c))}</th><td>{_html.escape(str(v))}</td></tr>" for c, v in items)
-        self.details.value = f"<table>{cells}</table>"
+        items = [(c, v) for c, v in r.items() if not (isinstance(v, float) and np.isnan(v)) and v is not None
+                 and c not in ("config_json", "metrics_json", "config", "metrics")]
+        fmt = lambda v: f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)
+        cells = "".join(f"<div style='break-inside:avoid'><b>{_html.escape(str(c))}</b>: {_html.escape(fmt(v))}</div>"
+                        for c, v in items)
+        self.details.value = f"<div style='columns:2;column-gap:24px;font-size:12px'>{cells}</div>"
         self._show_query()
 
     def _show_query(self):
@@ -356,24 +392,35 @@ class Explorer(W.VBox):
         if r is None:
             return
         try:
-            seed = r.get("seed")
-            seed = None if seed is None or pd.isna(seed) else int(seed)
+            seed = _num(r.get("seed"))
             ckpt = r.get("ckpt_path")
             ckpt = None if ckpt is None or (isinstance(ckpt, float) and np.isnan(ckpt)) else str(ckpt)
             if not isinstance(r.get("run_id"), str):
                 raise ValueError("the row names no run_id")
+            stage = r.get("stage") if isinstance(r.get("stage"), str) else "one_stage"
+            rerank_r = _num(r.get("rerank_r"))
             ev = self.cache.eval_data(str(r["run_id"]), self.split)
-            self.query.max = len(ev.query_idx) - 1
+            n_eval = min(_num(r.get("n_queries")) or len(ev.query_idx), len(ev.query_idx))
+            self.query.max = n_eval - 1
             t = query_neighbors(str(r["run_id"]), row_spec(r), int(self.query.value), k=min(self.k, ev.k_truth),
-                                split=self.split, seed=seed, cache=self.cache, ckpt_path=ckpt)
+                                split=self.split, seed=seed, cache=self.cache, ckpt_path=ckpt, stage=stage,
+                                rerank_r=rerank_r)
         except (ValueError, FileNotFoundError, KeyError, NotImplementedError) as e:
             self.query_view.value = f"<i>per-query view unavailable: {_html.escape(str(e))}</i>"
             return
         texts = self.cache.texts_of(str(r["run_id"]))
         qrow = int(ev.query_idx[int(self.query.value)])
         qtext = texts[qrow] if texts is not None else f"#{qrow}"
+        name = str(r.get("name") or row_spec(r))
+        what = f"{name}, top-{rerank_r} reranked by the teacher" if stage == "two_stage" else name
+        rec = r.get(f"recall@{len(t)}")
+        note = (f"query {int(self.query.value) + 1} of the {n_eval:,} {self.split} queries the row was evaluated on"
+                + (f"; its recall@{len(t)} = {float(rec):.4f} is the mean kept/{len(t)} over them" if rec is not None and pd.notna(rec) else ""))
+        if r.get("scope") == "vs_student":
+            note += (f". This row measures the {r.get('backend')} index against brute force in the same space; "
+                     "the table shows exact search in the representation against the teacher")
         self.neighbors = t
-        self.query_view.value = neighbors_html(t, f"{qtext} (#{qrow})")
+        self.query_view.value = neighbors_html(t, f"{qtext} (#{qrow})", what=what, note=note)
 
 def explore(root="results", db=None, split: str = "test", k: int = 10) -> Explorer:
     "The explorer app over the results folder `root` (and its run log `root/runs.db`); display it in JupyterLab."

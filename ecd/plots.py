@@ -8,11 +8,16 @@ Docs: https://ecd-dev.github.io/ecd/plots.html.md"""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
+import io
 import json
+import logging
 import os
 import shutil
 import sqlite3
+import sys
+import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -27,13 +32,15 @@ from .core import atomic_path, atomic_write_text, get_logger, results_dir
 log = get_logger("ecd.plots")
 
 # %% auto #0
-__all__ = ['log', 'HOVER_COLS', 'PALETTE', 'RUNS_DB_COLS', 'BROWSER_NAMES', 'PNG_HOWTO', 'TEACHER_FIGURES', 'DocsHtmlRenderer',
-           'use_docs_renderer', 'pareto_mask', 'pareto_front', 'hover_text', 'color_map', 'pareto_chart',
-           'pareto_vs_teacher', 'metric_vs_dim', 'recall_vs_teacher_dim', 'overlap_vs_teacher_dim',
+__all__ = ['log', 'HOVER_COLS', 'PALETTE', 'FAMILIES', 'FAMILY_COLORS', 'FAMILY_SYMBOLS', 'MINIMIZE', 'RUNS_DB_COLS',
+           'SWEEP_KINDS', 'BROWSER_NAMES', 'PNG_HOWTO', 'TEACHER_FIGURES', 'DocsHtmlRenderer', 'use_docs_renderer',
+           'pareto_mask', 'pareto_front', 'hover_text', 'color_map', 'family_of', 'mode_styles', 'better',
+           'pareto_chart', 'pareto_vs_teacher', 'metric_vs_dim', 'recall_vs_teacher_dim', 'overlap_vs_teacher_dim',
            'ndcg_vs_teacher_dim', 'index_fidelity_vs_student', 'norm_stats', 'cosine_stats', 'learning_curve',
-           'runs_db_path', 'sweep_ids', 'load_runs', 'compression_vs', 'sweep_tradeoffs', 'quick_hyper_pareto',
-           'find_browser', 'png_available', 'write_plotlyjs', 'to_offline_html', 'write_figures', 'write_figure',
-           'read_run_metrics', 'run_figures', 'make_plots', 'plot_sweeps', 'plot_main']
+           'runs_db_path', 'sweep_ids', 'load_runs', 'compression_vs', 'sweep_tradeoffs', 'sweep_pareto',
+           'quick_hyper_pareto', 'find_browser', 'png_available', 'write_plotlyjs', 'plotlyjs_home', 'to_offline_html',
+           'write_pngs', 'write_figures', 'write_figure', 'results_root', 'read_run_metrics', 'run_figures',
+           'make_plots', 'plot_sweeps', 'plot_main']
 
 # %% ../nbs/12_plots.ipynb #d078f996
 from plotly.io._base_renderers import MimetypeRenderer
@@ -101,8 +108,8 @@ def pareto_front(df: pd.DataFrame, x: str = "bytes_per_vector", y: str = "recall
     return df[m].sort_values([x, y], ascending=[True, y_dir == "min"], kind="stable")
 
 # %% ../nbs/12_plots.ipynb #ee5288bd
-HOVER_COLS = ("name", "mode", "run_id", "scope", "stage", "backend", "rep_dim", "bytes_per_vector",
-              "compression_ratio", "k", "rerank_r", "recall@10", "ndcg@10", "ms_per_query", "distortion",
+HOVER_COLS = ("name", "mode", "family", "run_id", "scope", "stage", "backend", "rep_dim", "bytes_per_vector",
+              "compression_ratio", "k", "rerank_r", "recall@10", "ndcg@10", "n_queries", "ms_per_query", "distortion",
               "spec", "params", "combo_id", "sweep_id", "method")
 
 def _fmt(v) -> str:
@@ -124,19 +131,91 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")
 
 def color_map(values: Iterable) -> dict:
-    "A stable color per distinct value (sorted), so a mode keeps its color across figures."
+    "A stable color per distinct value (sorted), so a value keeps its color across figures."
     vals = sorted({str(v) for v in values})
     return {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(vals)}
 
 # %% ../nbs/12_plots.ipynb #cba1db46
+FAMILIES = ("classic", "learned", "learned+quantized")
+FAMILY_COLORS = {  # cool and neutral hues for the classic codecs, warm for students, purples for learned codes
+    "classic": ("#1f77b4", "#2ca02c", "#17becf", "#7f7f7f", "#bcbd22", "#393b79", "#8c6d31", "#6baed6",
+                "#31a354", "#637939", "#969696", "#3182bd", "#b5cf6b", "#9edae5", "#000000", "#e7ba52"),
+    "learned": ("#d62728", "#ff7f0e", "#e6550d", "#fd8d3c", "#ad494a", "#f7b6d2"),
+    "learned+quantized": ("#9467bd", "#e377c2", "#7b4173", "#a55194", "#ce6dbd", "#5254a3", "#de9ed6"),
+}
+FAMILY_SYMBOLS = {"classic": ("circle", "square", "triangle-up", "diamond", "cross", "x", "pentagon",
+                              "hexagon", "triangle-down", "star-triangle-up"),
+                  "learned": ("star",), "learned+quantized": ("star-diamond", "diamond-wide", "star-square")}
+_FLOAT_QUANT = ("", "float32", "fp32", "float")
+
+def _is_learned(mode: str, ckpt) -> bool:
+    has_ckpt = isinstance(ckpt, str) and ckpt != "" or (ckpt is not None and not isinstance(ckpt, (str, float)))
+    return has_ckpt or str(mode).split("+", 1)[0].startswith(("student", "learned", "lpq", "lrq", "lopq"))
+
+def family_of(df: pd.DataFrame) -> pd.Series:
+    """`classic`, `learned` or `learned+quantized` for each metric row, generically: a row is learned when it names a
+    checkpoint (`ckpt_path`) or its mode starts with `student`/`learned`; a learned row is quantized when it stores
+    codes, i.e. its mode has a quantizer after `+` (`student+pq`) or it stores fewer bytes than float32 at its
+    `rep_dim` (learned codes)."""
+    if df.empty:
+        return pd.Series([], dtype=object, index=df.index)
+    mode = df["mode"].astype(str) if "mode" in df else pd.Series("", index=df.index)
+    ckpt = df["ckpt_path"] if "ckpt_path" in df else pd.Series(None, index=df.index, dtype=object)
+    ckpt = ckpt.where(ckpt.notna(), None)
+    bpv = pd.to_numeric(df["bytes_per_vector"], errors="coerce") if "bytes_per_vector" in df else pd.Series(np.nan, index=df.index)
+    dim = pd.to_numeric(df["rep_dim"], errors="coerce") if "rep_dim" in df else pd.Series(np.nan, index=df.index)
+    out = []
+    for m, c, b, d in zip(mode, ckpt, bpv, dim):
+        if not _is_learned(m, c):
+            out.append("classic"); continue
+        quant = m.split("+", 1)[1] if "+" in m else ""
+        codes = quant.lower() not in _FLOAT_QUANT or (np.isfinite(b) and np.isfinite(d) and b < 4 * d)
+        out.append("learned+quantized" if codes else "learned")
+    return pd.Series(out, index=df.index, dtype=object)
+
+def mode_styles(df: pd.DataFrame, by: str = "mode") -> dict:
+    """`{value of by: dict(color, symbol, family)}`: the classic / learned / learned+quantized families each draw from
+    their own hues and symbols, and a mode keeps its style across figures of the same table."""
+    fam = family_of(df)
+    keys = df[by].astype(str) if by in df else pd.Series("all", index=df.index)
+    first = pd.DataFrame({"key": keys, "family": fam}).drop_duplicates("key")
+    out = {}
+    for f, part in first.groupby("family", sort=False):
+        cols, syms = FAMILY_COLORS.get(f, PALETTE), FAMILY_SYMBOLS.get(f, ("circle",))
+        for i, k in enumerate(sorted(part["key"])):
+            out[k] = {"color": cols[i % len(cols)], "symbol": syms[i % len(syms)], "family": f}
+    return out
+
+# %% ../nbs/12_plots.ipynb #842d6926
 def _scope(df: pd.DataFrame, scope: str) -> pd.DataFrame:
     if "scope" in df.columns:
         df = df[df["scope"] == scope]
     return df
 
+MINIMIZE = ("bytes_per_vector", "rep_dim", "ms_per_query", "distortion", "fit_s", "loss", "duration_s")
+
+def better(col: str) -> str:
+    "'min' for columns where smaller is better (bytes, dims, latency, distortion), else 'max'."
+    return "min" if col in MINIMIZE else "max"
+
+def _stage(df: pd.DataFrame, stage: str | None) -> pd.DataFrame:
+    "Rows of one stage (`one_stage` / `two_stage`); rows without a stage count as one-stage."
+    if stage is None or "stage" not in df.columns:
+        return df if stage in (None, "one_stage") else df.iloc[:0]
+    return df[df["stage"].fillna("one_stage") == stage]
+
 def _label(col: str) -> str:
     return {"bytes_per_vector": "bytes / vector", "rep_dim": "dimension", "compression_ratio": "compression ratio",
             "ms_per_query": "ms / query"}.get(col, col)
+
+def _queries_note(df: pd.DataFrame) -> str:
+    "' (1000 test queries)': how many evaluation queries the numbers of `df` average over."
+    if "n_queries" not in df.columns or df["n_queries"].notna().sum() == 0:
+        return ""
+    n = sorted({int(v) for v in pd.to_numeric(df["n_queries"], errors="coerce").dropna()})
+    split = sorted({str(v) for v in df["split"].dropna()}) if "split" in df.columns else []
+    what = f"{'/'.join(split)} queries" if split else "queries"
+    return f" ({n[0]:,} {what})" if len(n) == 1 else f" ({n[0]:,}–{n[-1]:,} {what})"
 
 def _empty(fig: go.Figure, msg: str) -> go.Figure:
     fig.add_annotation(text=msg, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font=dict(size=14))
@@ -145,11 +224,12 @@ def _empty(fig: go.Figure, msg: str) -> go.Figure:
 def pareto_chart(df: pd.DataFrame, x: str = "bytes_per_vector", y: str = "recall@10", color: str = "mode",
                  x_dir: str = "min", y_dir: str = "max", title: str | None = None, log_x: bool | None = None,
                  front: bool = True, hover_extra: Sequence[str] = ()) -> go.Figure:
-    "Scatter of `y` against `x`, one trace per `color` value, the Pareto front drawn as a line and its points ringed."
+    """Scatter of `y` against `x`, one trace per `color` value (styled by family: classic / learned /
+    learned+quantized), the Pareto front drawn as a line and its points ringed."""
     fig = go.Figure()
     title = title or f"{y} vs {_label(x)}"
     fig.update_layout(title=title, xaxis_title=_label(x), yaxis_title=_label(y), template="plotly_white",
-                      legend_title_text=color, hovermode="closest")
+                      legend_title_text=color, hovermode="closest", legend=dict(groupclick="toggleitem"))
     if df.empty:
         return _empty(fig, "no rows to plot")
     _check_cols(df, [x, y])
@@ -159,19 +239,28 @@ def pareto_chart(df: pd.DataFrame, x: str = "bytes_per_vector", y: str = "recall
     d = d[np.isfinite(d[x]) & np.isfinite(d[y])]
     if d.empty:
         return _empty(fig, f"no rows with both {x} and {y}")
-    groups = d[color].astype(str) if color in d.columns else pd.Series("all", index=d.index)
-    cmap = color_map(groups)
-    for g, part in d.groupby(groups, sort=True):
-        part = part.sort_values([x, y])
-        fig.add_trace(go.Scatter(x=part[x], y=part[y], mode="markers", name=str(g),
-                                 marker=dict(size=9, color=cmap[str(g)], opacity=0.85),
+    if color not in d.columns:
+        d[color] = "all"
+    d[color] = d[color].astype(str)
+    styles = mode_styles(d, color)
+    fams = [f for f in FAMILIES if any(s["family"] == f for s in styles.values())]
+    titled = set()
+    for g in sorted(styles, key=lambda g: (FAMILIES.index(styles[g]["family"]), g)):
+        part = d[d[color] == g].sort_values([x, y])
+        st = styles[g]
+        group = dict(legendgroup=st["family"]) if len(fams) > 1 else {}
+        if group and st["family"] not in titled:
+            group["legendgrouptitle_text"] = st["family"]; titled.add(st["family"])
+        fig.add_trace(go.Scatter(x=part[x], y=part[y], mode="markers", name=str(g), **group,
+                                 marker=dict(size=12 if st["family"] != "classic" else 9, color=st["color"],
+                                             symbol=st["symbol"], opacity=0.9, line=dict(width=0.5, color="white")),
                                  text=hover_text(part, extra=(x, y, *hover_extra)),
                                  hovertemplate="%{text}<extra></extra>", customdata=part.index.to_numpy()))
     if front:
         pf = pareto_front(d, x, y, x_dir, y_dir)
         fig.add_trace(go.Scatter(x=pf[x], y=pf[y], mode="lines+markers", name="Pareto front",
                                  line=dict(color="black", dash="dash", width=1.5, shape="hv" if x_dir == "min" and y_dir == "max" else "linear"),
-                                 marker=dict(symbol="circle-open", size=16, color="black", line=dict(width=2)),
+                                 marker=dict(symbol="circle-open", size=18, color="black", line=dict(width=2)),
                                  text=hover_text(pf, extra=(x, y, *hover_extra)),
                                  hovertemplate="<b>Pareto-optimal</b><br>%{text}<extra></extra>",
                                  customdata=pf.index.to_numpy()))
@@ -180,34 +269,61 @@ def pareto_chart(df: pd.DataFrame, x: str = "bytes_per_vector", y: str = "recall
         log_x = len(xs) == len(d) and len(xs) > 1 and xs.max() / xs.min() >= 10
     if log_x:
         fig.update_xaxes(type="log")
+        lo, hi = float(d[x].min()), float(d[x].max())
+        if x in ("bytes_per_vector", "rep_dim", "compression_ratio") and lo > 0:  # ticks at powers of two, no minor labels
+            ticks = [2.0 ** e for e in range(int(np.floor(np.log2(lo))), int(np.ceil(np.log2(hi))) + 1)]
+            fig.update_xaxes(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
+    if y in ("recall@10", "ndcg@10", "overlap@10") or y.startswith(("recall@", "ndcg@", "overlap@", "mrr@")):
+        lo = float(d[y].min())
+        fig.update_yaxes(range=[max(0.0, lo - 0.05), 1.02])
     return fig
 
-def pareto_vs_teacher(df: pd.DataFrame, x: str = "bytes_per_vector", y: str = "recall@10", **kw) -> go.Figure:
-    "Seed 000 headline: bytes/vector (or `x='rep_dim'`) vs recall@10 against the teacher, the Pareto front marked."
-    return pareto_chart(_scope(df, "vs_teacher"), x, y, title=kw.pop("title", f"{y} vs teacher against {_label(x)}"), **kw)
+def pareto_vs_teacher(df: pd.DataFrame, x: str = "bytes_per_vector", y: str = "recall@10", stage: str = "one_stage",
+                      **kw) -> go.Figure:
+    """The headline chart of a run: bytes/vector (or `x='rep_dim'`) vs recall@10 against the teacher over every
+    representation of one `stage` (one-stage and teacher-reranked rows are never mixed), the Pareto front marked."""
+    d = _stage(_scope(df, "vs_teacher"), stage)
+    what = "one-stage search" if stage == "one_stage" else f"two-stage: retrieve R, rerank with the teacher"
+    if stage == "two_stage" and "rerank_r" in d.columns and d["rerank_r"].notna().any():
+        what = f"two-stage: retrieve R={', '.join(str(int(r)) for r in sorted(d['rerank_r'].dropna().unique()))}, rerank with the teacher"
+    q = _queries_note(d)
+    title = kw.pop("title", f"{y} vs teacher against {_label(x)} ({what}{', ' + q[2:-1] if q else ''})")
+    return pareto_chart(d, x, y, title=title, **kw)
 
 # %% ../nbs/12_plots.ipynb #494e741a
 def metric_vs_dim(df: pd.DataFrame, metric: str = "recall@10", x: str = "rep_dim", scope: str = "vs_teacher",
-                  by: str = "mode", title: str | None = None) -> go.Figure:
-    "One line per `by` value (mode by default): `metric` against `x` (the representation dimension)."
-    d = _scope(df, scope) if scope else df
+                  by: str = "mode", title: str | None = None, stage: str | None = "one_stage") -> go.Figure:
+    """One line per `by` value (mode by default): `metric` against `x` (the representation dimension), one-stage rows.
+    Only modes whose rows span several dimensions are drawn (truncation, PCA, students of several sizes): quantizers of
+    one input (PQ 8/16/32 B all at rep_dim 384) would stack into a vertical spike; their trade-off is the Pareto chart's.
+    A mode that repeats a dimension is drawn as markers only."""
+    d = _stage(_scope(df, scope) if scope else df, stage)
+    if len(d) and x in d.columns and by in d.columns:
+        d = d[d.groupby(d[by].astype(str))[x].transform("nunique") > 1]
     fig = go.Figure()
-    fig.update_layout(title=title or f"{metric} ({scope}) vs {_label(x)}", xaxis_title=_label(x), yaxis_title=metric,
-                      template="plotly_white", legend_title_text=by, hovermode="closest")
+    fig.update_layout(title=title or f"{metric} ({scope}) vs {_label(x)}{_queries_note(d)}", xaxis_title=_label(x),
+                      yaxis_title=metric, template="plotly_white", legend_title_text=by, hovermode="closest")
     if d.empty or metric not in d.columns or x not in d.columns:
-        return _empty(fig, f"no {scope} rows with {metric} and {x}")
-    d = d[pd.to_numeric(d[metric], errors="coerce").notna() & pd.to_numeric(d[x], errors="coerce").notna()]
+        return _empty(fig, f"no {scope} rows with {metric} and {x} (or no {by} spans several {_label(x)}s)")
+    d = d[pd.to_numeric(d[metric], errors="coerce").notna() & pd.to_numeric(d[x], errors="coerce").notna()].copy()
     if d.empty:
         return _empty(fig, f"no {scope} rows with {metric} and {x}")
-    groups = d[by].astype(str) if by in d.columns else pd.Series("all", index=d.index)
-    cmap = color_map(groups)
+    if by not in d.columns:
+        d[by] = "all"
+    d[by] = d[by].astype(str)
+    styles = mode_styles(d, by)
     sort = [x] + [c for c in ("bytes_per_vector",) if c in d.columns]
-    for g, part in d.groupby(groups, sort=True):
-        part = part.sort_values(sort)
-        fig.add_trace(go.Scatter(x=part[x], y=part[metric], mode="lines+markers", name=str(g),
-                                 line=dict(color=cmap[str(g)]), marker=dict(size=8),
+    for g in sorted(styles, key=lambda g: (FAMILIES.index(styles[g]["family"]), g)):
+        part = d[d[by] == g].sort_values(sort)
+        st = styles[g]
+        shared = part[x].duplicated().any()
+        fig.add_trace(go.Scatter(x=part[x], y=part[metric], mode="markers" if shared or len(part) == 1 else "lines+markers",
+                                 name=str(g), line=dict(color=st["color"]),
+                                 marker=dict(size=9, color=st["color"], symbol=st["symbol"]),
                                  text=hover_text(part, extra=(metric,)), hovertemplate="%{text}<extra></extra>",
                                  customdata=part.index.to_numpy()))
+    if len(d[x].unique()) > 1 and d[x].min() > 0 and d[x].max() / d[x].min() >= 10:
+        fig.update_xaxes(type="log")
     return fig
 
 def recall_vs_teacher_dim(df: pd.DataFrame, **kw) -> go.Figure:
@@ -228,8 +344,8 @@ def index_fidelity_vs_student(df: pd.DataFrame, metric: str = "recall@10", x: st
     if not d.empty and "backend" in d.columns:
         d = d.assign(mode_backend=d["mode"].astype(str) + " / " + d["backend"].astype(str) if "mode" in d.columns
                      else d["backend"].astype(str))
-    return metric_vs_dim(d, metric, x=x, scope="vs_student", by="mode_backend",
-                         title=f"Index fidelity: {metric} of the ANN backend vs brute force (vs_student)")
+    return metric_vs_dim(d, metric, x=x, scope="vs_student", by="mode_backend", stage=None,
+                         title=f"Index fidelity: {metric} of the ANN backend vs brute force (vs_student){_queries_note(d)}")
 
 # %% ../nbs/12_plots.ipynb #abbf7b7f
 def _band(fig, x, mean, std, name, color, row=None, col=None, secondary_y=None):
@@ -238,7 +354,8 @@ def _band(fig, x, mean, std, name, color, row=None, col=None, secondary_y=None):
     fig.add_trace(go.Scatter(x=np.r_[x, x[::-1]], y=np.r_[mean + std, (mean - std)[::-1]], fill="toself",
                              fillcolor=color, opacity=0.2, line=dict(width=0), hoverinfo="skip",
                              name=f"{name} ± std", showlegend=True), **kw)
-    fig.add_trace(go.Scatter(x=x, y=mean, mode="lines", name=name, line=dict(color=color)), **kw)
+    fig.add_trace(go.Scatter(x=x, y=mean, mode="lines" if len(x) > 30 else "lines+markers", name=name,
+                             line=dict(color=color)), **kw)
 
 def _mark_collapse(fig, logs: pd.DataFrame, ycol: str):
     if "collapse_suspect" in logs.columns:
@@ -258,8 +375,9 @@ def norm_stats(logs: pd.DataFrame) -> go.Figure:
     _band(fig, d["step"].to_numpy(), d["out_norm_mean"].to_numpy(float), d["out_norm_std"].fillna(0).to_numpy(float),
           "output norm", "#1f77b4")
     _mark_collapse(fig, d, "out_norm_mean")
-    return fig.update_layout(title="Output norm during training", xaxis_title="step", yaxis_title="L2 norm",
-                             template="plotly_white")
+    fig.update_layout(title="Output norm during training", xaxis_title="step", yaxis_title="L2 norm",
+                      template="plotly_white")
+    return _step_axis(fig, d["step"])
 
 def cosine_stats(logs: pd.DataFrame) -> go.Figure:
     "Pairwise cosine similarity of student outputs (mean ± std) per step; near 1 with tiny std = collapse."
@@ -268,25 +386,38 @@ def cosine_stats(logs: pd.DataFrame) -> go.Figure:
     _band(fig, d["step"].to_numpy(), d["pair_cos_mean"].to_numpy(float), d["pair_cos_std"].fillna(0).to_numpy(float),
           "pairwise cosine", "#ff7f0e")
     _mark_collapse(fig, d, "pair_cos_mean")
-    return fig.update_layout(title="Pairwise cosine similarity during training", xaxis_title="step",
-                             yaxis_title="cosine", template="plotly_white")
+    fig.update_layout(title="Pairwise cosine similarity during training", xaxis_title="step",
+                      yaxis_title="cosine", template="plotly_white")
+    return _step_axis(fig, d["step"])
+
+def _step_axis(fig: go.Figure, steps: pd.Series) -> go.Figure:
+    "A step axis that starts at 0 and shows the whole run, also when the log has one or two rows."
+    s = pd.to_numeric(steps, errors="coerce").dropna()
+    if len(s):
+        hi = float(s.max())
+        fig.update_xaxes(range=[0, hi * 1.03 if hi > 0 else 1])
+    return fig
 
 def learning_curve(logs: pd.DataFrame) -> go.Figure:
-    "Training loss (left axis) and validation recall/nDCG/overlap@10 (right axis) per step; the learning rate in the hover."
+    """Training loss (left axis) and validation recall/nDCG/overlap@10 (right axis) per step; the learning rate in the
+    hover. Lines get markers when the log is short, and the step axis always starts at 0."""
     d = _logs(logs, ["loss"])
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     hov = [f"lr: {v:.3g}" for v in d["lr"]] if "lr" in d.columns else None
-    fig.add_trace(go.Scatter(x=d["step"], y=d["loss"], mode="lines", name="loss", text=hov,
+    dl = d.dropna(subset=["loss"])
+    fig.add_trace(go.Scatter(x=dl["step"], y=dl["loss"], mode="lines" if len(dl) > 30 else "lines+markers", name="loss",
+                             text=hov if hov is None else [h for h, ok in zip(hov, d["loss"].notna()) if ok],
                              line=dict(color="#7f7f7f")), secondary_y=False)
     for c, color in (("val_recall@10", "#2ca02c"), ("val_ndcg@10", "#9467bd"), ("val_overlap@10", "#17becf")):
         if c in d.columns and d[c].notna().any():
             v = d.dropna(subset=[c])
-            fig.add_trace(go.Scatter(x=v["step"], y=v[c], mode="lines+markers", name=c, line=dict(color=color)),
-                          secondary_y=True)
-    fig.update_layout(title="Learning curve", template="plotly_white", xaxis_title="step", hovermode="x unified")
+            fig.add_trace(go.Scatter(x=v["step"], y=v[c], mode="lines+markers", name=c, line=dict(color=color),
+                                     marker=dict(size=8)), secondary_y=True)
+    fig.update_layout(title=f"Learning curve ({int(d['step'].max()) if len(d) else 0} steps, {len(d)} logged)",
+                      template="plotly_white", xaxis_title="step", hovermode="x unified")
     fig.update_yaxes(title_text="loss", secondary_y=False)
     fig.update_yaxes(title_text="validation metric", secondary_y=True)
-    return fig
+    return _step_axis(fig, d["step"])
 
 # %% ../nbs/12_plots.ipynb #fbdab6ce
 RUNS_DB_COLS = ("run_id", "sweep_id", "combo_id", "status", "config_json", "metrics_json", "started", "finished", "error")
@@ -300,48 +431,47 @@ def _db(db) -> Path:
     if not p.exists():
         raise ValueError(f"No run log at {p}: sweeps write it. Run a sweep first (`ecd sweep ...`), "
                          f"or pass the path of an existing runs.db.")
+    with sqlite3.connect(f"file:{p}?mode=ro", uri=True) as con:  # read-only look: is this an ecd run log at all?
+        if not con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone():
+            raise ValueError(f"{p} has no `runs` table; it is not an ecd run log (expected columns {RUNS_DB_COLS}).")
     return p
 
 def sweep_ids(db=None) -> list[str]:
     "The sweep ids in the run log, newest first (by start time)."
-    with sqlite3.connect(_db(db)) as con:
-        rows = con.execute("SELECT sweep_id, MAX(started) AS s FROM runs WHERE sweep_id IS NOT NULL "
-                           "GROUP BY sweep_id ORDER BY s DESC").fetchall()
-    return [r[0] for r in rows]
+    from ecd.store import read_runs
+    r = read_runs(db=_db(db))
+    r = r[r["sweep_id"].notna()]
+    if r.empty:
+        return []
+    last = r.assign(started=r["started"].fillna("")).groupby("sweep_id")["started"].max()
+    return list(last.sort_values(ascending=False, kind="stable").index)
 
 def load_runs(db=None, sweep_id: str | Sequence[str] | None = None, run_id: str | None = None) -> pd.DataFrame:
-    "Runs with metrics from `results/runs.db` (or `db`), optionally of some sweep ids / one run id, JSON flattened into columns."
+    """Runs with metrics from `results/runs.db` (or `db`) through `ecd.store.read_runs`, optionally of some sweep ids /
+    one run id, the config and metrics JSON flattened into columns."""
+    from ecd.store import read_runs
     p = _db(db)
-    q = ("SELECT run_id, sweep_id, combo_id, status, config_json, metrics_json, started, finished, "
-         "json_extract(metrics_json, '$.\"compression_ratio\"') AS compression_ratio, "
-         "json_extract(metrics_json, '$.\"recall@10\"') AS \"recall@10\", "
-         "json_extract(metrics_json, '$.\"distortion\"') AS distortion "
-         "FROM runs WHERE metrics_json IS NOT NULL AND metrics_json != ''")
-    args: list = []
-    if sweep_id is not None:
-        ids = [sweep_id] if isinstance(sweep_id, str) else list(sweep_id)
-        q += f" AND sweep_id IN ({','.join('?' * len(ids))})"; args += ids
+    ids = [None] if sweep_id is None else ([sweep_id] if isinstance(sweep_id, str) else list(sweep_id))
+    df = pd.concat([read_runs(s, db=p) for s in ids], ignore_index=True)
+    df = df[df["metrics"].map(lambda m: isinstance(m, dict) and len(m) > 0)]
     if run_id is not None:
-        q += " AND run_id = ?"; args.append(run_id)
-    with sqlite3.connect(p) as con:
-        cols = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
-        if not cols:
-            raise ValueError(f"{p} has no `runs` table; it is not an ecd run log (expected columns {RUNS_DB_COLS}).")
-        df = pd.read_sql_query(q + " ORDER BY started", con, params=args)
+        df = df[df["run_id"] == run_id]
     if sweep_id is not None and df.empty:
         known = sweep_ids(p)
         raise ValueError(f"No finished runs of sweep {sweep_id!r} in {p}; known sweep ids: {known[:10]}"
                          f"{' ...' if len(known) > 10 else ''}. Pass one of them to --sweep-id.")
-    cfg = pd.json_normalize([json.loads(s) if s else {} for s in df["config_json"]]) if len(df) else pd.DataFrame()
-    met = pd.json_normalize([json.loads(s) if s else {} for s in df["metrics_json"]]) if len(df) else pd.DataFrame()
-    met = met.drop(columns=[c for c in met.columns if c in df.columns], errors="ignore")
-    cfg = cfg.drop(columns=[c for c in cfg.columns if c in df.columns or c in met.columns], errors="ignore")
-    out = pd.concat([df.reset_index(drop=True), cfg, met], axis=1)
+    df = df.sort_values("started", kind="stable").reset_index(drop=True)
+    base = df.drop(columns=["config", "metrics", "config_json", "metrics_json"], errors="ignore")
+    met = pd.json_normalize(list(df["metrics"])) if len(df) else pd.DataFrame()
+    cfg = pd.json_normalize([c if isinstance(c, dict) else {} for c in df["config"]]) if len(df) else pd.DataFrame()
+    met = met.drop(columns=[c for c in met.columns if c in base.columns], errors="ignore")
+    cfg = cfg.drop(columns=[c for c in cfg.columns if c in base.columns or c in met.columns], errors="ignore")
+    out = pd.concat([base, cfg, met], axis=1)
     if "method" not in out.columns:
         out["method"] = out["mode"] if "mode" in out.columns else "unknown"
     out["method"] = out["method"].fillna(out["mode"] if "mode" in out.columns else "unknown").astype(str)
-    for c in ("compression_ratio", "recall@10", "distortion"):
-        out[c] = pd.to_numeric(out[c], errors="coerce")
+    for c in ("compression_ratio", "recall@10", "distortion", "bytes_per_vector", "ms_per_query"):
+        out[c] = pd.to_numeric(out[c], errors="coerce") if c in out.columns else np.nan
     return out
 
 # %% ../nbs/12_plots.ipynb #52b17f66
@@ -373,21 +503,39 @@ def sweep_tradeoffs(runs: pd.DataFrame, separate_methods: bool = False) -> dict[
     return figs
 
 # %% ../nbs/12_plots.ipynb #97646262
+SWEEP_KINDS = {"baseline": "Modes × dims sweep", "vq": "Quantizer sweep (PQ/OPQ/SQ)", "train": "Training sweep",
+               "dim_out": "Output-dimension sweep", "quick_hyper": "Quick-hyper sweep"}
+
+def sweep_pareto(summary: pd.DataFrame, kind: str | None = None, y: str = "recall@10", x: str | None = None,
+                 target: float | None = None, cost: str | None = None) -> go.Figure:
+    """The Pareto chart of a sweep summary (one row per combo), titled after the sweep `kind` (`baseline` = modes × dims,
+    `vq`, `train`, `dim_out`, `quick_hyper`). `x` defaults to the `cost` the sweep selects by (bytes/vector; latency for
+    a quick-hyper sweep), so the chart shows the trade-off the selection made; `target` draws the recall target."""
+    if x is None:
+        order = ("ms_per_query", "bytes_per_vector", "rep_dim") if kind == "quick_hyper" else (
+            cost or "bytes_per_vector", "bytes_per_vector", "rep_dim", "ms_per_query")
+        x = next((c for c in order if c in summary.columns and pd.to_numeric(summary[c], errors="coerce").notna().any()), None)
+        if x is None:
+            raise ValueError(f"The sweep summary has none of {', '.join(dict.fromkeys(order))}; pass x=<column>.")
+    d = _scope(summary, "vs_teacher")
+    if "status" in d.columns:
+        d = d[d["status"].isin(["done", "completed"]) | d["status"].isna()]
+    cands = ("lr_schedule", "mode", "method") if kind == "quick_hyper" else ("mode", "method", "lr_schedule")
+    color = next((c for c in cands if c in d.columns and d[c].nunique() > 1),
+                 next((c for c in cands if c in d.columns), "mode"))
+    extra = [c for c in d.columns if c not in HOVER_COLS and c not in (x, y) and c not in ("error", "config_hash")][:12]
+    label = SWEEP_KINDS.get(kind or "", "Sweep")
+    fig = pareto_chart(d, x, y, color=color, x_dir=better(x), title=f"{label}: {y} vs {_label(x)}{_queries_note(d)}",
+                       hover_extra=extra)
+    if target is not None:
+        fig.add_hline(y=target, line_dash="dot", line_color="red",
+                      annotation_text=f"target {y} ≥ {target} (best: fewest {_label(cost or x)} above it)")
+    return fig
+
 def quick_hyper_pareto(summary: pd.DataFrame, y: str = "recall@10", x: str | None = None,
                        target: float | None = None) -> go.Figure:
     "Quick-hyper sweep: `x` (ms/query if measured, else bytes/vector) vs `y`, Pareto front marked, `target` drawn."
-    if x is None:
-        x = next((c for c in ("ms_per_query", "bytes_per_vector", "rep_dim") if c in summary.columns
-                  and pd.to_numeric(summary[c], errors="coerce").notna().any()), None)
-        if x is None:
-            raise ValueError("The quick-hyper summary has none of ms_per_query, bytes_per_vector, rep_dim; pass x=<column>.")
-    color = next((c for c in ("lr_schedule", "mode", "method") if c in summary.columns), "mode")
-    extra = [c for c in summary.columns if c not in HOVER_COLS and c not in (x, y)][:12]
-    fig = pareto_chart(_scope(summary, "vs_teacher"), x, y, color=color, title=f"Quick-hyper sweep: {y} vs {_label(x)}",
-                       hover_extra=extra)
-    if target is not None:
-        fig.add_hline(y=target, line_dash="dot", line_color="red", annotation_text=f"target {y} = {target}")
-    return fig
+    return sweep_pareto(summary, "quick_hyper", y=y, x=x, target=target)
 
 # %% ../nbs/12_plots.ipynb #166b8550
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -433,42 +581,98 @@ def write_plotlyjs(folder) -> Path:
         atomic_write_text(p, js)
     return p
 
-def to_offline_html(fig: go.Figure, plotlyjs: str = "directory") -> str:
-    "Full HTML page for `fig`: `plotlyjs='directory'` loads ./plotly.min.js, `'embed'` inlines it. Never a CDN."
-    if plotlyjs not in ("directory", "embed"):
-        raise ValueError(f"plotlyjs must be 'directory' or 'embed', got {plotlyjs!r}.")
-    return pio.to_html(fig, include_plotlyjs="directory" if plotlyjs == "directory" else True,
-                       include_mathjax=False, full_html=True)
+def plotlyjs_home(folder) -> Path:
+    """The `plotly.min.js` that figures written into `folder` load: the results tree's one
+    (`$ECD_RESULTS_DIR/plotly.min.js`) when `folder` is inside the results tree, else `folder/plotly.min.js`."""
+    f, root = Path(folder).resolve(), results_dir().resolve()
+    return (root if f == root or root in f.parents else f) / "plotly.min.js"
 
-def write_figures(figs: dict, folder, png: bool | None = None, plotlyjs: str = "directory") -> list[Path]:
-    "Write each `{stem: figure}` as `folder/<stem>.html` (+ `.png` where possible); returns the paths written."
+def _js_src(plotlyjs, folder: Path) -> tuple[str | bool, Path | None]:
+    "(`include_plotlyjs` for plotly, the bundle file to write or None) for a `plotlyjs` choice."
+    if plotlyjs == "embed":
+        return True, None
+    if plotlyjs == "directory":
+        js = folder / "plotly.min.js"
+    elif plotlyjs == "tree":
+        js = plotlyjs_home(folder)
+    elif str(plotlyjs).endswith(".js"):
+        js = Path(plotlyjs)
+    else:
+        raise ValueError(f"plotlyjs must be 'tree', 'directory', 'embed' or the path of a shared plotly.min.js, "
+                         f"got {plotlyjs!r}.")
+    return os.path.relpath(js.resolve(), folder.resolve()).replace(os.sep, "/"), js
+
+def to_offline_html(fig: go.Figure, plotlyjs: str = "directory", folder=None) -> str:
+    """Full HTML page for `fig`, never a CDN: `plotlyjs='directory'` loads ./plotly.min.js, `'embed'` inlines it,
+    `'tree'` or a path loads that shared copy by a path relative to `folder`."""
+    src, _ = _js_src(plotlyjs, Path(folder or "."))
+    return pio.to_html(fig, include_plotlyjs=src, include_mathjax=False, full_html=True)
+
+@contextlib.contextmanager
+def _quiet_browser():
+    """Run kaleido/choreographer without their log records and the browser's stderr reaching the terminal
+    (a failed export is reported by one warning line instead of a traceback)."""
+    names = ("choreographer", "kaleido", "logistro", "asyncio")
+    levels = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.CRITICAL + 1)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2); os.close(saved)
+            for n, lv in levels.items():
+                logging.getLogger(n).setLevel(lv)
+
+def _first_line(e: BaseException) -> str:
+    msg = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
+    lines = [l.strip() for l in msg.splitlines() if l.strip()]
+    return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
+
+def write_pngs(figs: dict, folder, strict: bool = False) -> list[Path]:
+    "PNGs of `{stem: figure}` in `folder`, all in one browser session; a failure is one warning line (raised if `strict`)."
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    pngs = [folder / f"{stem}.png" for stem in figs]
+    tmps = [q.with_name(f".{q.stem}.tmp.png") for q in pngs]
+    try:
+        with _quiet_browser():
+            pio.write_images(list(figs.values()), tmps, format="png", width=1000, height=650)
+        for t, q in zip(tmps, pngs):
+            os.replace(t, q)
+    except Exception as e:
+        for t in tmps:
+            t.unlink(missing_ok=True)
+        if strict:
+            raise ValueError(f"PNG export failed ({_first_line(e)}). {PNG_HOWTO} Or pass --no-png.") from None
+        log.warning(f"PNG export failed ({_first_line(e)}); HTML written. {PNG_HOWTO}")
+        return []
+    return pngs
+
+def write_figures(figs: dict, folder, png: bool | None = None, plotlyjs: str = "tree") -> list[Path]:
+    """Write each `{stem: figure}` as `folder/<stem>.html` (+ `.png` where possible); returns the paths written.
+    The HTML loads one shared plotly.js (`plotlyjs='tree'`: the results tree's copy, see `plotlyjs_home`)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    src, js = _js_src(plotlyjs, folder)
     out = []
     for stem, fig in figs.items():
         p = folder / f"{stem}.html"
-        atomic_write_text(p, to_offline_html(fig, plotlyjs))
+        atomic_write_text(p, pio.to_html(fig, include_plotlyjs=src, include_mathjax=False, full_html=True))
         out.append(p)
-    if figs and plotlyjs == "directory":
-        write_plotlyjs(folder)
+    if figs and js is not None:
+        js.parent.mkdir(parents=True, exist_ok=True)
+        write_plotlyjs(js.parent)
     if figs and _want_png(png):
-        pngs = [folder / f"{stem}.png" for stem in figs]
-        tmps = [q.with_name(f".{q.stem}.tmp.png") for q in pngs]
-        try:
-            pio.write_images(list(figs.values()), tmps, format="png", width=1000, height=650)
-            for t, q in zip(tmps, pngs):
-                os.replace(t, q)
-        except Exception as e:
-            for t in tmps:
-                t.unlink(missing_ok=True)
-            if png:
-                raise
-            log.warning(f"PNG export failed ({type(e).__name__}: {e}); HTML written. {PNG_HOWTO}")
-        else:
-            out += pngs
+        out += write_pngs(figs, folder, strict=bool(png))
     return out
 
-def write_figure(fig: go.Figure, path, png: bool | None = None, plotlyjs: str = "directory") -> list[Path]:
+def write_figure(fig: go.Figure, path, png: bool | None = None, plotlyjs: str = "tree") -> list[Path]:
     "Write one figure to `path` (`.html` added if missing) and its PNG where possible."
     path = Path(path)
     stem = path.name[:-5] if path.name.endswith(".html") else path.name
@@ -477,6 +681,19 @@ def write_figure(fig: go.Figure, path, png: bool | None = None, plotlyjs: str = 
 # %% ../nbs/12_plots.ipynb #38aed66b
 TEACHER_FIGURES = {"pareto_vs_teacher": pareto_vs_teacher, "recall_vs_teacher_dim": recall_vs_teacher_dim,
                    "overlap_vs_teacher_dim": overlap_vs_teacher_dim, "ndcg_vs_teacher_dim": ndcg_vs_teacher_dim}
+
+@contextlib.contextmanager
+def results_root(root):
+    "Point `ecd.core.results_dir()` (and so `ecd.store`) at the folder `root` for the duration; `None` leaves it."
+    if root is None:
+        yield; return
+    old = os.environ.get("ECD_RESULTS_DIR")
+    os.environ["ECD_RESULTS_DIR"] = str(root)
+    try:
+        yield
+    finally:
+        if old is None: os.environ.pop("ECD_RESULTS_DIR", None)
+        else: os.environ["ECD_RESULTS_DIR"] = old
 
 def _run_path(run) -> Path:
     p = Path(run)
@@ -490,56 +707,93 @@ def _run_path(run) -> Path:
                      f"or a run id under $ECD_RESULTS_DIR, e.g. make_plots('results/demo').")
 
 def read_run_metrics(run) -> pd.DataFrame:
-    "All `<run>/<mode>/metrics.parquet` rows of a run folder (empty frame if none)."
-    files = sorted(_run_path(run).glob("*/metrics.parquet"))
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame()
+    "All metric rows of a run folder, read through `ecd.store.read_metrics` (empty frame if none)."
+    from ecd.store import read_metrics
+    p = _run_path(run).resolve()
+    with results_root(p.parent):
+        return read_metrics(p.name)
+
+def _slug(s: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in str(s)).strip("_")
 
 def run_figures(df: pd.DataFrame) -> dict[str, dict[str, go.Figure]]:
-    "The seed-000 figures of metric rows `df`, keyed by sub-folder (`vs_teacher`, `vs_student`) then file stem."
+    """The figures of a run's metric rows, keyed by sub-folder (`vs_teacher`, `vs_student`) then file stem: one Pareto
+    chart over every representation per stage, the per-dimension charts, one Pareto chart per family
+    (classic / learned / learned+quantized) when the run has several families and that family more than one point,
+    and the index fidelity chart of the `vs_student` rows. Charts with nothing to compare are not made."""
     out: dict[str, dict[str, go.Figure]] = {}
-    sc = df["scope"] if "scope" in df.columns else pd.Series("vs_teacher", index=df.index)
-    if (sc == "vs_teacher").any():
-        out["vs_teacher"] = {stem: f(df) for stem, f in TEACHER_FIGURES.items()}
-    if (sc == "vs_student").any():
+    vt = _scope(df, "vs_teacher")
+    one, two = _stage(vt, "one_stage"), _stage(vt, "two_stage")
+    if len(one) or len(two):
+        figs = {}
+        if len(one): figs["pareto_vs_teacher"] = pareto_vs_teacher(df)
+        if len(two): figs["pareto_vs_teacher_two_stage"] = pareto_vs_teacher(df, stage="two_stage")
+        if "rep_dim" in one.columns and "mode" in one.columns and one.groupby("mode")["rep_dim"].nunique().max() > 1:
+            for stem, f in TEACHER_FIGURES.items():
+                metric = {"recall_vs_teacher_dim": "recall@10", "overlap_vs_teacher_dim": "overlap@10",
+                          "ndcg_vs_teacher_dim": "ndcg@10"}.get(stem)
+                if metric and metric in one.columns and one[metric].notna().any():
+                    figs[stem] = f(df)
+        fam = family_of(one)
+        if fam.nunique() > 1:
+            for name in FAMILIES:
+                part = one[fam == name]
+                if len(part) > 1:
+                    figs[f"pareto_{_slug(name)}"] = pareto_vs_teacher(part, title=(
+                        f"recall@10 vs teacher against bytes / vector: {name} representations{_queries_note(part)}"))
+        out["vs_teacher"] = figs
+    if len(_scope(df, "vs_student")):
         out["vs_student"] = {"index_fidelity_vs_student": index_fidelity_vs_student(df)}
     return out
 
-def make_plots(run, png: bool | None = None, plotlyjs: str = "directory") -> dict[str, list[Path]]:
-    "Write every figure a run folder supports (metrics, training logs, quick-hyper summary); returns {part: paths}."
+def _train_figures(logs: pd.DataFrame) -> dict[str, go.Figure]:
+    figs = {"learning_curve": learning_curve(logs)}
+    if {"out_norm_mean", "out_norm_std"} <= set(logs.columns): figs["norm_stats"] = norm_stats(logs)
+    if {"pair_cos_mean", "pair_cos_std"} <= set(logs.columns): figs["cosine_stats"] = cosine_stats(logs)
+    return figs
+
+def make_plots(run, png: bool | None = None, plotlyjs: str | None = None) -> dict[str, list[Path]]:
+    """Write every figure a run folder supports (metrics, each student's training log, each sweep's summary) under
+    `<run>/figures/`, `<run>/train/**/figures/`, `<run>/<sweep>/figures/`; returns {part: paths}. All the HTML files
+    load one plotly.js, `<results>/plotly.min.js` next to the run folder (or `plotlyjs`: 'directory', 'embed', a path)."""
     root = _run_path(run)
+    plotlyjs = plotlyjs or str(root.resolve().parent / "plotly.min.js")
     written: dict[str, list[Path]] = {}
     want_png = _want_png(png)  # decide (and log) once
+    figs_by_folder: dict[Path, dict[str, go.Figure]] = {}
     df = read_run_metrics(root)
     if df.empty:
         log.info(f"no metrics.parquet under {root}: skipping the vs_teacher / vs_student figures")
-    else:
-        modes = df["mode"].astype(str) if "mode" in df.columns else pd.Series("all", index=df.index)
-        for mode, part in [("all", df), *df.groupby(modes, sort=True)]:
-            base = root / "figures" if mode == "all" else root / str(mode) / "figures"
-            for sub, figs in run_figures(part).items():
-                written[f"{mode}/{sub}"] = write_figures(figs, base / sub, png=want_png, plotlyjs=plotlyjs)
-    logs_p = root / "train" / "train_logs.parquet"
-    if logs_p.exists():
-        logs = pd.read_parquet(logs_p)
-        figs = {"learning_curve": learning_curve(logs)}
-        if {"out_norm_mean", "out_norm_std"} <= set(logs.columns): figs["norm_stats"] = norm_stats(logs)
-        if {"pair_cos_mean", "pair_cos_std"} <= set(logs.columns): figs["cosine_stats"] = cosine_stats(logs)
-        written["train"] = write_figures(figs, root / "train" / "figures", png=want_png, plotlyjs=plotlyjs)
-    else:
-        log.info(f"no {logs_p}: skipping the training figures")
-    qh_p = root / "quick_hyper" / "summary.parquet"
-    if qh_p.exists():
-        best = root / "quick_hyper" / "best.json"
-        target = None
-        if best.exists():
-            b = json.loads(best.read_text())
-            target = b.get("target_vs_teacher_recall10") or b.get("target")
-        written["quick_hyper"] = write_figures({"pareto_vs_teacher": quick_hyper_pareto(pd.read_parquet(qh_p), target=target)},
-                                               root / "quick_hyper" / "figures", png=want_png, plotlyjs=plotlyjs)
-    if not written:
-        raise ValueError(f"Nothing to plot in {root}: no */metrics.parquet, train/train_logs.parquet or "
-                         f"quick_hyper/summary.parquet. Evaluate or train first (e.g. `ecd sweep --run-id {root.name}`).")
-    log.info(f"{sum(map(len, written.values()))} figure files in {len(written)} folders under {root}")
+    for sub, figs in run_figures(df).items() if len(df) else ():
+        figs_by_folder[root / "figures" / sub] = figs
+    for logs_p in sorted((root / "train").glob("**/train_logs.parquet")):
+        figs_by_folder[logs_p.parent / "figures"] = _train_figures(pd.read_parquet(logs_p))
+    for summ in sorted(root.glob("*/summary.parquet")):
+        best = json.loads((summ.parent / "best.json").read_text()) if (summ.parent / "best.json").exists() else {}
+        kind = best.get("kind") or ("quick_hyper" if summ.parent.name == "quick_hyper" else None)
+        target = best.get("target_vs_teacher_recall10", best.get("target"))
+        try:
+            fig = sweep_pareto(pd.read_parquet(summ), kind, target=target, cost=best.get("cost"))
+        except ValueError as e:
+            log.info(f"no figure for {summ.parent.name}: {e}")
+            continue
+        figs_by_folder[summ.parent / "figures"] = {"pareto_vs_teacher": fig}
+    if not figs_by_folder:
+        raise ValueError(f"Nothing to plot in {root}: no */metrics.parquet, train/**/train_logs.parquet or "
+                         f"*/summary.parquet. Evaluate or train first (e.g. `ecd baselines --run-id {root.name}`).")
+    all_figs = {}
+    for folder, figs in figs_by_folder.items():
+        part = folder.relative_to(root).as_posix()
+        written[part] = write_figures(figs, folder, png=False, plotlyjs=plotlyjs)
+        all_figs.update({(folder, stem): f for stem, f in figs.items()})
+    if want_png:  # every PNG of the run in one browser session
+        pngs = write_pngs({f"{i:03d}": f for i, f in enumerate(all_figs.values())}, root / "figures", strict=bool(png))
+        for (folder, stem), p in zip(all_figs, pngs):
+            q = folder / f"{stem}.png"
+            os.replace(p, q)
+            written[folder.relative_to(root).as_posix()].append(q)
+    n = sum(len(v) for v in figs_by_folder.values())
+    log.info(f"{n} figures in {len(figs_by_folder)} folders under {root}")
     return written
 
 # %% ../nbs/12_plots.ipynb #35b6b9df
@@ -553,7 +807,7 @@ def _stamp_dir(out) -> Path:
 
 def plot_sweeps(sweep_id: str | None = None, separate_methods: bool = False, out="plots", db=None,
                 png: bool | None = None, run_id: str | None = None) -> list[Path]:
-    "Seed 002: compression vs distortion / recall@10 of the runs in the run log, written to `out/<timestamp>/`."
+    "Compression vs distortion / recall@10 of the sweeps in the run log, written to `out/<timestamp>/` (one plotly.js in `out/`)."
     runs = load_runs(db, sweep_id=sweep_id, run_id=run_id)
     if runs.empty:
         raise ValueError(f"The run log {_db(db)} has no finished runs with metrics yet; run a sweep first (`ecd sweep ...`).")
@@ -561,7 +815,7 @@ def plot_sweeps(sweep_id: str | None = None, separate_methods: bool = False, out
     if not figs:
         raise ValueError("The runs have neither compression_ratio+distortion nor compression_ratio+recall@10 metrics to plot.")
     folder = _stamp_dir(out)
-    paths = write_figures(figs, folder, png=png)
+    paths = write_figures(figs, folder, png=png, plotlyjs=str(Path(out) / "plotly.min.js"))
     log.info(f"{len(figs)} sweep figures ({len(runs)} runs) in {folder}")
     return paths
 
@@ -569,15 +823,17 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
     "`ecd plot`: figures of a run (`--run-id`) and/or of sweeps in results/runs.db (`--sweep-id`, `--separate-methods`)."
     ap = argparse.ArgumentParser(prog="ecd plot", description=(
         "Write plotly figures as offline HTML (+ PNG where a Chrome/Chromium is installed). "
-        "--run-id: results/<run_id>/<mode>/figures/...; otherwise (or with --sweep-id) the sweeps in "
-        "results/runs.db -> <out>/<timestamp>/."))
-    ap.add_argument("--run-id", help="plot results/<run_id> (metrics, training logs, quick-hyper sweep)")
+        "--run-id: results/<run_id>/figures/, the students' train/**/figures/ and each sweep's figures/; "
+        "otherwise (or with --sweep-id) the sweeps in results/runs.db -> <out>/<timestamp>/. "
+        "All HTML files load one local plotly.js (no network needed)."))
+    ap.add_argument("--run-id", help="plot results/<run_id>: its metrics, students' training logs and sweeps")
     ap.add_argument("--sweep-id", help="plot this sweep of the run log (without --run-id: all sweeps)")
     ap.add_argument("--separate-methods", action="store_true", help="one figure per method (pq, sq, ...)")
     ap.add_argument("--out", default="plots", help="folder for sweep plots; a <timestamp> folder is made inside (default: plots)")
     ap.add_argument("--db", default=None, help="run log (default: results/runs.db)")
     png = ap.add_mutually_exclusive_group()
-    png.add_argument("--png", dest="png", action="store_true", default=None, help="require PNGs (fail if no browser)")
+    png.add_argument("--png", dest="png", action="store_true", default=None,
+                     help="require PNGs (fail if no Chrome/Chromium; default: PNGs where one is installed)")
     png.add_argument("--no-png", dest="png", action="store_false", help="HTML only")
     a = ap.parse_args(argv)
     try:
@@ -588,6 +844,6 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
             for p in plot_sweeps(a.sweep_id, a.separate_methods, out=a.out, db=a.db, png=a.png):
                 print(p)
     except ValueError as e:
-        print(f"ecd plot: {e}")
+        print(f"ecd plot: {e}", file=sys.stderr)
         return 2
     return 0

@@ -1,9 +1,13 @@
 """ecd.plots from outside the notebook: the Pareto front on a hand-made table, `ecd plot` on a
-run log with the sweeps' schema, offline HTML (no CDN), the seed-000 layout of make_plots."""
+run log with the sweeps' schema, offline HTML (no CDN, one plotly.js per tree), the layout of make_plots,
+a failed PNG export reported in one line."""
 import base64
 import json
 import re
+import os
 import sqlite3
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -47,8 +51,8 @@ def test_ecd_plot_sweep(tmp_path, capsys):
     folder = (tmp_path / "plots").iterdir().__next__()
     assert re.fullmatch(r"\d{8}_\d{6}", folder.name)
     html = (folder / "compression_vs_recall.html").read_text()
-    assert re.findall(r'<script[^>]*src="([^"]+)"', html) == ["plotly.min.js"]
-    assert (folder / "plotly.min.js").exists()
+    assert re.findall(r'<script[^>]*src="([^"]+)"', html) == ["../plotly.min.js"]   # one bundle for every plot folder
+    assert (tmp_path / "plots" / "plotly.min.js").exists() and not (folder / "plotly.min.js").exists()
     # the Pareto trace holds exactly the non-dominated configs of sweep s1 (pq 8x128 is dominated)
     fig = json.loads(re.search(r'Plotly\.newPlot\(\s*"[^"]+",\s*(\[.*?\]),\s*\{', html, re.S).group(1))
     front = [t for t in fig if t.get("name") == "Pareto front"][0]
@@ -63,24 +67,53 @@ def test_ecd_plot_sweep(tmp_path, capsys):
 
 def test_ecd_plot_without_run_log(tmp_path, capsys):
     assert plot_main(["--db", str(tmp_path / "missing.db"), "--no-png"]) == 2
-    assert "Run a sweep first" in capsys.readouterr().out
+    assert "Run a sweep first" in capsys.readouterr().err
 
 
 def test_make_plots_layout(tmp_path):
     run = tmp_path / "demo"
     rows = [{"mode": m, "name": f"{m}_d{d}", "scope": s, "stage": "one_stage", "backend": b, "rep_dim": d,
-             "bytes_per_vector": 4 * d, "recall@10": d / 100, "overlap@10": d / 100, "ndcg@10": d / 90}
+             "bytes_per_vector": 4 * d, "recall@10": d / 100, "overlap@10": d / 100, "ndcg@10": d / 90,
+             "n_queries": 1000, "split": "test"}
             for m in ("pca", "trunc") for d in (8, 16, 32) for s, b in (("vs_teacher", "exact"), ("vs_student", "hnsw"))]
+    rows.append({"mode": "float32", "name": "float32", "scope": "vs_teacher", "stage": "one_stage", "backend": "exact",
+                 "rep_dim": 50, "bytes_per_vector": 200, "recall@10": 1.0})
     df = pd.DataFrame(rows)
     for m, part in df.groupby("mode"):
         (run / m).mkdir(parents=True)
         part.to_parquet(run / m / "metrics.parquet")
-    make_plots(str(run), png=False)
-    for m in ("pca", "trunc"):
-        for stem in ("pareto_vs_teacher", "recall_vs_teacher_dim", "overlap_vs_teacher_dim", "ndcg_vs_teacher_dim"):
-            assert (run / m / "figures" / "vs_teacher" / f"{stem}.html").exists()
-        assert (run / m / "figures" / "vs_student" / "index_fidelity_vs_student.html").exists()
+    w = make_plots(str(run), png=False)
+    for stem in ("pareto_vs_teacher", "recall_vs_teacher_dim", "overlap_vs_teacher_dim", "ndcg_vs_teacher_dim"):
+        assert (run / "figures" / "vs_teacher" / f"{stem}.html").exists()
+    assert (run / "figures" / "vs_student" / "index_fidelity_vs_student.html").exists()
+    # no one-point per-mode charts, no two-stage chart without two-stage rows, one family: no family chart
+    assert not (run / "float32" / "figures").exists() and not (run / "pca" / "figures").exists()
+    assert sorted(p.name for p in w["figures/vs_teacher"]) == [
+        "ndcg_vs_teacher_dim.html", "overlap_vs_teacher_dim.html", "pareto_vs_teacher.html", "recall_vs_teacher_dim.html"]
+    html = (run / "figures" / "vs_teacher" / "pareto_vs_teacher.html").read_text()
+    assert "1,000 test queries" in html
+    assert [p.name for p in tmp_path.rglob("plotly.min.js")] == ["plotly.min.js"] and (tmp_path / "plotly.min.js").exists()
     assert not (run / "train").exists()        # no training logs: no training figures, no error
     with pytest.raises(ValueError, match="Nothing to plot"):
         (tmp_path / "empty").mkdir()
         make_plots(str(tmp_path / "empty"), png=False)
+
+
+def test_png_export_failure_is_one_warning_line(tmp_path):
+    """A browser that dies at start: `ecd plot` still writes the HTML, exits 0 and says so in one line (no traceback)."""
+    pytest.importorskip("kaleido")
+    fake = tmp_path / "chrome"
+    fake.write_text("#!/bin/sh\necho 'browser noise on stderr' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    run = tmp_path / "results" / "r"
+    (run / "pca").mkdir(parents=True)
+    pd.DataFrame([{"mode": "pca", "name": f"pca_d{d}", "scope": "vs_teacher", "stage": "one_stage", "rep_dim": d,
+                   "bytes_per_vector": 4 * d, "recall@10": d / 64} for d in (8, 16)]).to_parquet(run / "pca" / "metrics.parquet")
+    code = "import sys; from ecd.plots import plot_main; sys.exit(plot_main(['--run-id', sys.argv[1]]))"
+    r = subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "BROWSER_PATH": str(fake), "ECD_RESULTS_DIR": str(tmp_path / "results")})
+    assert r.returncode == 0, r.stderr
+    assert (run / "figures" / "vs_teacher" / "pareto_vs_teacher.html").exists()
+    warn = [l for l in r.stderr.splitlines() if "PNG" in l]
+    assert len(warn) == 1 and "PNG export failed" in warn[0] and "HTML written" in warn[0], r.stderr
+    assert "Traceback" not in r.stderr and "browser noise" not in r.stderr
