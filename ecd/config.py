@@ -16,7 +16,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['SCHEMAS', 'load_yaml', 'dump_yaml', 'flat_keys', 'merge_config', 'parse_override', 'override_to_dict',
-           'apply_overrides', 'register_schema', 'load_config']
+           'apply_overrides', 'register_schema', 'load_config', 'schema_defaults', 'from_dict', 'load_typed']
 
 # %% ../nbs/01_config.ipynb #0a918782
 def load_yaml(path) -> dict:
@@ -156,3 +156,25 @@ def load_config(path=None, overrides: Iterable[str] = (), defaults: Mapping | st
     if defaults is not None:
         cfg = merge_config(defaults, cfg)
     return apply_overrides(cfg, overrides, defaults)
+
+def schema_defaults(cls) -> dict:
+    "The defaults of a (nested) config dataclass `cls` as a dict: the schema keys and types are checked against."
+    import dataclasses
+    return dataclasses.asdict(cls())
+
+def from_dict(cls, d: Mapping):
+    "The (nested) dataclass `cls` built from a checked config dict `d` (sections become their dataclasses)."
+    import dataclasses, typing
+    hints = typing.get_type_hints(cls)
+    kw = {}
+    for f in dataclasses.fields(cls):
+        if f.name in d:
+            v, t = d[f.name], hints.get(f.name)
+            kw[f.name] = from_dict(t, v) if dataclasses.is_dataclass(t) and isinstance(v, Mapping) else copy.deepcopy(v)
+    return cls(**kw)
+
+def load_typed(cls, path=None, overrides: Iterable[str] = ()):
+    """A typed config: the dataclass `cls` (its defaults are the schema) <- YAML `path` <- `key=value` overrides.
+    Unknown keys are refused with the closest key of the schema; `cls.check()` runs when it exists."""
+    cfg = from_dict(cls, load_config(path, overrides, defaults=schema_defaults(cls)))
+    return cfg.check() if hasattr(cfg, "check") else cfg

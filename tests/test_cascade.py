@@ -10,6 +10,15 @@ from ecd.cascade import (COMMON_CORPUS_COLUMNS, Cascade, CascadeConfig, CascadeO
 from ecd.core import save_parquet
 
 
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _results_dir(tmp_path, monkeypatch):
+    "Store rows of every test go to a scratch results folder."
+    monkeypatch.setenv("ECD_RESULTS_DIR", str(tmp_path / "results"))
+
+
 @pytest.fixture
 def cc_parquet(tmp_path):
     "A local parquet in Common Corpus's schema with mixed collections, languages and empty texts."
@@ -116,7 +125,7 @@ def test_train_cascade_files_and_reload(tmp_path, strategy):
     x = (rng.normal(size=(1200, 32)) * np.linspace(2, 0.2, 32)).astype(np.float32)
     cfg = CascadeConfig(target_dims=[16, 8, 4], strategy=strategy, epochs=2, train_batch_size=128, device="cpu",
                         eval_queries=80, model_type="linear")
-    res = train_cascade(x, cfg, out_dir=tmp_path, png=False)
+    res = train_cascade(x, cfg, out_dir=tmp_path, png=False, run_id="syn")
     for f in ("best_model.pt", "final_model.pt", "results.parquet", "results.csv", "history.parquet",
               "learning_curve.html", "plotly.min.js", "config.json", "split.npz"):
         assert (tmp_path / f).exists(), f
@@ -131,6 +140,22 @@ def test_train_cascade_files_and_reload(tmp_path, strategy):
     assert final.transform(x[:3], 8).shape == (3, 8)
     h = pd.read_parquet(tmp_path / "history.parquet")
     assert sorted(h.epoch.unique()) == [0, 1, 2] and set(h.dim) == {16, 8, 4}
+    # the store: student and centred-PCA rows with the standard columns, the numbers of the report
+    from ecd.store import read_metrics
+    from ecd.plots import run_figures
+    rows = read_metrics("syn")
+    assert set(rows["mode"]) == {f"cascade_{strategy}", "pca_centered"} and len(rows) == 6
+    for col in ("scope", "mode", "name", "rep_dim", "bytes_per_vector", "compression_ratio", "k", "run_id", "recall@10"):
+        assert rows[col].notna().all(), col
+    st = rows[rows["mode"] == f"cascade_{strategy}"].set_index("rep_dim").loc[[16, 8, 4]]
+    np.testing.assert_allclose(st["overlap@10"], t["overlap@10"], atol=1e-9)
+    np.testing.assert_allclose(st["recall@10"], st["overlap@10"], atol=1e-9)   # full teacher lists: the same number
+    assert (st["ckpt_path"] == str(tmp_path / "best_model.pt")).all()
+    assert "pareto_vs_teacher" in run_figures(rows)["vs_teacher"]
+    # centred PCA = the PCA start of a linear student: training starts there and improves on it
+    pca = rows[rows["mode"] == "pca_centered"].set_index("rep_dim").loc[[16, 8, 4]]
+    np.testing.assert_allclose(t["pca_overlap@10"], pca["overlap@10"], atol=1e-9)
+    assert (st["overlap@10"].to_numpy() >= pca["overlap@10"].to_numpy() - 0.05).all()
 
 
 def test_cli_text_path_end_to_end(tmp_path, cc_parquet, capsys, monkeypatch):
@@ -184,3 +209,30 @@ def test_cli_demo_corpus(tmp_path, capsys):
     cascade_main(["demo-corpus", "--out", str(tmp_path / "demo.txt"), "--n", "25"])
     assert "--corpus text:" in capsys.readouterr().out
     assert (tmp_path / "demo.txt").read_text().splitlines() == demo_frame(25).text.tolist()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs/cascade").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    from ecd.cascade import load_cascade_config
+    cfg = load_cascade_config(path)
+    assert cfg.run_id and cfg.train.target_dims == sorted(cfg.train.target_dims, reverse=True)
+
+
+def test_config_flags_and_unknown_keys(tmp_path):
+    from ecd.cascade import _flags, build_parser, load_cascade_config
+    a = build_parser().parse_args(["train", "--config", str(ROOT / "configs/cascade/demo.yaml"), "--epochs", "3",
+                                   "--target-dims", "64,128", "--no-png", "--override", "train.lr=0.01"])
+    cfg = load_cascade_config(a.config, a.override, _flags(a))
+    assert (cfg.train.epochs, cfg.train.target_dims, cfg.train.lr, cfg.png) == (3, [128, 64], 0.01, False)
+    assert cfg.train.train_batch_size == 256 and cfg.corpus.source == "text:data/demo_corpus.txt"  # untouched keys
+    with pytest.raises(ValueError, match="Did you mean 'train.epochs'"):
+        load_cascade_config(None, ["train.epoch=3"])
+
+
+def test_help_has_no_history_words(capsys):
+    from ecd.cascade import build_parser
+    for cmd in ("train", "test", "demo-corpus"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([cmd, "--help"])
+        out = capsys.readouterr().out
+        assert "seed 00" not in out.lower() and "issue" not in out.lower()

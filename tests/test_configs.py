@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("path", sorted((ROOT / "configs/retrieval").glob("*.yaml")), ids=lambda p: p.name)
 def test_retrieval_configs_load(path):
     cfg = load_retrieval_config(path)
-    assert cfg["run_name"]
-    assert set(cfg["train"]["modes"]) <= {"dense_baseline", "matryoshka"}
+    assert cfg.run_id
+    assert set(cfg.train.modes) <= {"dense_baseline", "matryoshka"}
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs/sweep").glob("*.yaml")), ids=lambda p: p.name)

@@ -1,10 +1,13 @@
 """ecd.retrieval / ecd.retrieval_data from outside the notebooks: MS MARCO preparation on files in the
-official formats, and the CLI's one-line failure when the download cannot reach the network."""
+official formats, the CLI's one-line failure when the download cannot reach the network, evaluation rows through
+the core (codecs, knn, metrics, store) on synthetic embeddings, typed configs, help texts."""
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pandas as pd
 
 from ecd.retrieval_data import load_retrieval_data, prepare_msmarco
 
@@ -42,11 +45,60 @@ def test_prepare_msmarco_formats(tmp_path):
 
 def test_cli_offline_download_is_one_line(tmp_path):
     cfg = tmp_path / "m.yaml"
-    cfg.write_text(f"run_name: offline_test\nartifacts_dir: {tmp_path / 'a'}\ndata:\n  dataset: msmarco\n"
+    cfg.write_text(f"run_id: offline_test\ndata:\n  dataset: msmarco\n"
                    f"  msmarco:\n    base_url: http://127.0.0.1:9/msmarcoranking\n")
-    env = {**os.environ, "ECD_DATA_DIR": str(tmp_path / "data")}
+    env = {**os.environ, "ECD_DATA_DIR": str(tmp_path / "data"), "ECD_RESULTS_DIR": str(tmp_path / "results")}
     r = subprocess.run([sys.executable, "-m", "ecd.retrieval", "data", "--config", str(cfg)], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
     assert "http://127.0.0.1:9/msmarcoranking/collectionandqueries.tar.gz" in r.stderr and "manually" in r.stderr
+
+
+def _toy_data(tmp_path):
+    from ecd.retrieval_data import make_toy
+    return load_retrieval_data(make_toy(tmp_path / "toy", n_passages=120, n_train_queries=8, n_dev_queries=30,
+                                        n_topics=6))
+
+
+def test_evaluate_model_rows_through_the_core(tmp_path, monkeypatch):
+    "Synthetic embeddings (no encoder): codec rows per dim, vs_qrels and vs_teacher scopes, standard columns, store."
+    import numpy as np
+    from ecd.retrieval import EvalConfig, evaluate_model
+    from ecd.store import read_metrics, write_metrics
+    monkeypatch.setenv("ECD_RESULTS_DIR", str(tmp_path / "results"))
+    data = _toy_data(tmp_path)
+    qids, _, qrels = data.split("dev")
+    rng = np.random.default_rng(0)
+    P = rng.normal(size=(len(data.passages), 32)).astype(np.float32)
+    rel_rows = [int(np.flatnonzero(data.passages.docids == next(iter(qrels[q])))[0]) for q in qids]
+    Q = P[rel_rows] + 0.3 * rng.normal(size=(len(qids), 32)).astype(np.float32)   # each query near its passage
+    e = EvalConfig(dims=[32, 8], ks=[5, 20], teacher_k=20, compression=["sq8", "binary"], compression_models=["matryoshka"])
+    df = pd.DataFrame(evaluate_model("matryoshka", P, Q, data, qids, qrels, e, seed=0))
+    assert set(df["mode"]) == {"matryoshka", "matryoshka+pca", "matryoshka+sq", "matryoshka+binary"}
+    q = df[df.scope == "vs_qrels"].set_index("name")
+    assert q.loc["matryoshka_d32", "mrr@10"] > 0.8                  # a near copy of its passage is found first
+    assert q.loc["matryoshka_d32", "bytes_per_vector"] == 128 and q.loc["matryoshka_d8+sq_b8", "bytes_per_vector"] == 8
+    t = df[df.scope == "vs_teacher"].set_index("name")
+    assert t.loc["matryoshka_d32", "recall@10"] == 1.0 and t.loc["matryoshka_d8", "recall@10"] < 1.0
+    assert "matryoshka+pca_d32" not in q.index                       # PCA to the full dim is the prefix row
+    write_metrics("r", df)
+    assert len(read_metrics("r")) == len(df)
+    write_metrics("r", df)                                            # a rerun replaces its own rows
+    assert len(read_metrics("r")) == len(df)
+
+
+def test_shipped_configs_are_typed():
+    from ecd.retrieval import RetrievalConfig, load_retrieval_config
+    for p in sorted((ROOT / "configs/retrieval").glob("*.yaml")):
+        cfg = load_retrieval_config(p)
+        assert isinstance(cfg, RetrievalConfig) and cfg.train.loss in ("mnrl", "cached_mnrl")
+
+
+def test_help_names_features_not_history(capsys):
+    import pytest
+    from ecd.retrieval import retrieval_main
+    with pytest.raises(SystemExit):
+        retrieval_main(["--help"])
+    out = capsys.readouterr().out
+    assert "seed 00" not in out.lower() and "--override" in out and "report.md" in out
