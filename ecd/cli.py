@@ -18,7 +18,7 @@ log = get_logger("ecd.cli")
 
 # %% auto #0
 __all__ = ['log', 'QUICKSTART_SPECS', 'QUICKSTART_STUDENT_QUANTIZERS', 'EXTERNAL_COMMANDS', 'int_list', 'str_list', 'cmd_prepare',
-           'cmd_baselines', 'cmd_sanity', 'mark_front', 'cmd_quickstart', 'build_parser', 'main']
+           'cmd_baselines', 'cmd_sanity', 'mark_front', 'cmd_quickstart', 'build_parser', 'user_error', 'main']
 
 # %% ../nbs/16_cli.ipynb #db1e2a5f
 def int_list(text: str) -> list[int]:
@@ -152,6 +152,8 @@ def _add_common(p, run_id=True):
 def build_parser() -> argparse.ArgumentParser:
     "The `ecd` argument parser with all subcommands."
     p = argparse.ArgumentParser(prog="ecd", description="Neighbor-preserving embedding compression.")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error too (also ECD_DEBUG=1; "
+                   "accepted anywhere on the line)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     q = sub.add_parser("quickstart", help="the main job: prepare the default data, evaluate the baselines and a d'=64 student")
@@ -228,9 +230,43 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str, str]] = {
     "e2e-small": ("ecd.export", "e2e_small_main", "prepare, train, evaluate, export and reload on a small sample (< 1 min), checking the numbers"),
 }
 
+def user_error(e: BaseException) -> Exception | None:
+    """The error to show a person for `e`: a `ValueError` as it is; an `OSError` (disk full, read-only, no
+    permission, missing file), a SQLite error or torch's failed write turned into one naming the path and the
+    fix; None for anything else (a bug in ecd, which keeps its traceback)."""
+    import sqlite3
+    from ecd.core import is_write_failure, storage_error
+    if isinstance(e, ValueError):
+        return e
+    if isinstance(e, OSError):
+        return storage_error(e)
+    if isinstance(e, sqlite3.Error):
+        from ecd.store import runs_db_error, runs_db_path
+        return runs_db_error(e, runs_db_path())
+    if is_write_failure(e):
+        import errno
+        return storage_error(OSError(errno.ENOSPC, f"a write failed ({str(e).strip()[:120]}); the disk is probably full"))
+    return None
+
+def _run_command(name: str, fn, debug: bool) -> int:
+    "Run `fn()`; a user error prints `ecd NAME: error: ...` (with the traceback under --debug / ECD_DEBUG=1) and returns 2."
+    try:
+        return fn() or 0
+    except Exception as e:
+        err = user_error(e)
+        if err is None:
+            raise
+        if debug:
+            import traceback
+            traceback.print_exc()
+        print(f"ecd {name}: error: {err}", file=sys.stderr)
+        return 2
+
 def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `ecd` command."
+    "Entry point of the `ecd` command (`--debug` anywhere, or ECD_DEBUG=1: tracebacks of errors too)."
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("ECD_DEBUG", "") not in ("", "0", "false", "False")
+    argv = [x for x in argv if x != "--debug"]
     parser = build_parser()
     if argv and argv[0] in EXTERNAL_COMMANDS:
         import importlib
@@ -240,17 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         except (ImportError, AttributeError) as e:
             print(f"ecd {argv[0]}: not available in this installation ({e}).", file=sys.stderr)
             return 2
-        try:
-            return entry(argv[1:]) or 0
-        except ValueError as e:
-            print(f"ecd {argv[0]}: error: {e}", file=sys.stderr)
-            return 2
+        return _run_command(argv[0], lambda: entry(argv[1:]), debug)
     a = parser.parse_args(argv)
     if not getattr(a, "func", None):
         parser.print_help()
         return 0 if not argv else 2
-    try:
-        return a.func(a) or 0
-    except ValueError as e:
-        print(f"ecd {a.command}: error: {e}", file=sys.stderr)
-        return 2
+    return _run_command(a.command, lambda: a.func(a), debug)

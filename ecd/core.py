@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
 import logging
 import os
 import platform
 import random
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,10 +28,11 @@ from typing import Any, Iterable
 import numpy as np
 
 # %% auto #0
-__all__ = ['data_dir', 'results_dir', 'run_dir', 'check_run_id', 'new_run_id', 'utc_now', 'atomic_path', 'atomic_write_text',
-           'to_json', 'write_json', 'read_json', 'save_npy', 'save_parquet', 'array_hash', 'config_hash',
-           'seed_everything', 'set_threads', 'pick_device', 'versions', 'git_sha', 'get_logger', 'show_progress',
-           'progress']
+__all__ = ['data_dir', 'results_dir', 'run_dir', 'check_run_id', 'new_run_id', 'utc_now', 'EcdError', 'DiskFullError',
+           'StorageError', 'LockedError', 'CorruptFileError', 'fmt_bytes', 'free_bytes', 'storage_error',
+           'is_write_failure', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'to_json', 'write_json',
+           'read_json', 'save_npy', 'save_parquet', 'array_hash', 'config_hash', 'seed_everything', 'set_threads',
+           'pick_device', 'versions', 'git_sha', 'get_logger', 'show_progress', 'progress']
 
 # %% ../nbs/00_core.ipynb #78131c9e
 def data_dir() -> Path:
@@ -62,29 +66,132 @@ def utc_now() -> str:
     "Current UTC time as an ISO-8601 string with seconds."
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
+# %% ../nbs/00_core.ipynb #c8ba5fe9
+class EcdError(ValueError):
+    "A failure the user can fix; the message names the problem and the fix (the CLI prints it and exits 2)."
+
+class DiskFullError(EcdError):
+    "No space left on the disk a file was being written to."
+
+class StorageError(EcdError):
+    "A file or folder ecd cannot write: read-only file system, no permission, another OS error."
+
+class LockedError(EcdError):
+    "A shared file or database stayed locked by another process past the timeout."
+
+class CorruptFileError(EcdError):
+    "A file ecd wrote earlier cannot be read back (truncated or damaged)."
+
+def fmt_bytes(n) -> str:
+    "`1536` -> `'1.5 KiB'`."
+    if n is None:
+        return "an unknown amount"
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+def free_bytes(path) -> int | None:
+    "Bytes free on the disk holding `path` (its nearest existing folder), or None if unknown."
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+def _env_hint(path) -> str:
+    "Which environment variable moves `path` elsewhere."
+    p = Path(path).absolute()
+    for var, root in (("ECD_RESULTS_DIR", results_dir()), ("ECD_DATA_DIR", data_dir())):
+        if p.is_relative_to(root.absolute()):
+            return f"point {var} at a larger or writable disk"
+    return "point ECD_RESULTS_DIR / ECD_DATA_DIR at a larger or writable disk"
+
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+def _short_write(e: BaseException) -> bool:
+    "numpy's `tofile` on a full disk: `OSError('512000 requested and 501728 written')`, no errno."
+    return isinstance(e, OSError) and getattr(e, "errno", None) is None and bool(re.search(r"\d+ requested and \d+ written", str(e)))
+
+def storage_error(e: OSError, path=None, needed: int | None = None, written: int | None = None) -> EcdError:
+    "The `EcdError` for the `OSError` `e` met writing `path`: disk full (with bytes needed and free), read-only, no permission."
+    path = path or getattr(e, "filename", None)
+    if path is None:  # no file named: say what the OS said
+        what = getattr(e, "strerror", None) or e
+        if getattr(e, "errno", None) in _FULL or _short_write(e):
+            return DiskFullError(f"No space left on a disk ecd was writing to ({what}); "
+                                 f"{fmt_bytes(free_bytes(results_dir()))} free under ECD_RESULTS_DIR ({results_dir()}), "
+                                 f"{fmt_bytes(free_bytes(data_dir()))} under ECD_DATA_DIR ({data_dir()}). Free some "
+                                 "space or point them at a larger disk, then run the command again.")
+        return StorageError(
+            f"{what}. Check the disk and folders under ECD_RESULTS_DIR / ECD_DATA_DIR "
+            "(free space, write permission), then run the command again.")
+    path = Path(path)
+    code = getattr(e, "errno", None)
+    if code in _FULL or _short_write(e):
+        need = (f"it needed {fmt_bytes(needed)}" if needed else
+                f"it needed more than the {fmt_bytes(written)} written when the disk filled" if written else "")
+        return DiskFullError(f"No space left on the disk holding {path}" + (f": {need}" if need else "") +
+                             f", and {fmt_bytes(free_bytes(path))} is free there. Nothing was half-written (earlier "
+                             f"files are as they were). Free some space, or {_env_hint(path)}, then run the command again.")
+    if code == errno.EROFS:
+        return StorageError(f"{path} cannot be written: its folder is on a read-only file system. Remount it read-write, "
+                            f"or {_env_hint(path)}, then run the command again.")
+    if code in (errno.EACCES, errno.EPERM):
+        folder = path.parent
+        return StorageError(f"No permission to write {path} (folder {folder}). Make the folder writable "
+                            f"(chmod u+w {folder}) or {_env_hint(path)}, then run the command again.")
+    return StorageError(f"{path}: {getattr(e, 'strerror', None) or e}. Check that the path exists and its disk and "
+                        "folder are usable, then run the command again.")
+
+def is_write_failure(e: BaseException) -> bool:
+    "Whether `e` is a failed write: disk full, read-only, no permission (an `OSError`), or torch's failed-write `RuntimeError`."
+    if isinstance(e, OSError):
+        return getattr(e, "errno", None) in _FULL | {errno.EROFS, errno.EACCES, errno.EPERM} or _short_write(e)
+    msg = str(e)
+    return isinstance(e, RuntimeError) and ("inline_container" in msg or "file write failed" in msg)
+
 # %% ../nbs/00_core.ipynb #65bf2a50
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
-    "Yield a temporary path next to `path`; on success rename it onto `path`, on error delete it."
+def atomic_path(path: str | os.PathLike, needed: int | None = None):
+    """Yield a temporary path next to `path`; on success rename it onto `path`, on error delete it.
+    A write that fails for lack of space, a read-only folder or a permission raises `storage_error`'s
+    `EcdError` naming `path` and the bytes `needed` (else those written when it failed); `path` is untouched."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    umask = os.umask(0); os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp)
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as e:
+        written = None
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                written = tmp.stat().st_size
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        if is_write_failure(e) and not isinstance(e, EcdError):
+            raise storage_error(e if isinstance(e, OSError) else OSError(errno.ENOSPC, str(e)), path,
+                                needed=needed, written=written) from e
         raise
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    "Write `data` to `path` atomically."
+    with atomic_path(path, needed=len(data)) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 def atomic_write_text(path, text: str) -> Path:
     "Write `text` to `path` atomically."
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 def _json_default(o):
     if isinstance(o, (np.integer,)): return int(o)
@@ -107,16 +214,17 @@ def read_json(path) -> Any:
 
 def save_npy(path, arr: np.ndarray) -> Path:
     "Save an array to `.npy` atomically."
-    with atomic_path(path) as tmp:
+    with atomic_path(path, needed=np.asarray(arr).nbytes + 128) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, arr)
     return Path(path)
 
 def save_parquet(path, df) -> Path:
-    "Save a pandas DataFrame to parquet atomically."
-    with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
-    return Path(path)
+    "Save a pandas DataFrame to parquet atomically (serialized in memory first, so a full disk says how much it needed)."
+    import io
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return atomic_write_bytes(path, buf.getvalue())
 
 # %% ../nbs/00_core.ipynb #ee61626c
 def array_hash(*arrays: np.ndarray, extra: Any = None, n: int = 16) -> str:

@@ -21,8 +21,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .core import (array_hash, config_hash, data_dir, get_logger, pick_device, progress, read_json,
-                      save_npy, to_json, utc_now, versions, write_json)
+from .core import (array_hash, config_hash, data_dir, get_logger, is_write_failure, pick_device, progress, read_json,
+                      save_npy, storage_error, to_json, utc_now, versions, write_json)
 
 _log = get_logger("ecd.data")
 
@@ -949,6 +949,12 @@ def _write_prepared(path: Path, emb: EmbeddingSet, split: dict, manifest: dict) 
                 raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:  # a full or read-only disk: say which folder and how much it needed (nothing is left half-written)
+        if is_write_failure(e):
+            shutil.rmtree(tmp, ignore_errors=True)  # first, so the message counts the space it held as free
+            need = emb.vectors.nbytes + emb.ids.nbytes + sum(np.asarray(v).nbytes for v in split.values())
+            raise storage_error(e, path, needed=need) from e
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import pickle
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import atomic_path, to_json
+from .core import CorruptFileError, atomic_path, to_json
 
 # %% auto #0
-__all__ = ['pca_components', 'Projector', 'LinearProjector', 'ResidualMLPAdaptor', 'build_model', 'load_model_from_checkpoint',
-           'export_npz', 'NumpyProjector', 'load_npz']
+__all__ = ['pca_components', 'Projector', 'LinearProjector', 'ResidualMLPAdaptor', 'build_model', 'load_checkpoint_file',
+           'load_model_from_checkpoint', 'export_npz', 'NumpyProjector', 'load_npz']
 
 # %% ../nbs/06_models.ipynb #ce4bf60e
 def _as_matrix(x, name: str = "x", dim: int | None = None) -> np.ndarray:
@@ -261,11 +264,32 @@ def build_model(cfg: dict, in_dim: int | None = None, x_train=None) -> Projector
     return m
 
 
+def _other_checkpoints(path: Path) -> str:
+    "The other checkpoints beside `path` (`best.pt`, `final.pt`, `last.pt`) as advice, or how to retrain."
+    others = [str(path.parent / n) for n in ("best.pt", "final.pt", "last.pt") if n != path.name and (path.parent / n).exists()]
+    use = f"Use another checkpoint of the same training ({' or '.join(others)}: pass it with --ckpt), or retrain" if others \
+        else "Retrain"
+    return f"{use} (`ecd train --run-id <run>`; `--resume` continues from last.pt if that one is intact)."
+
+def load_checkpoint_file(path, map_location: str = "cpu") -> dict:
+    "`torch.load(path, weights_only=True)`; a truncated or damaged file is a `CorruptFileError` naming it and the alternatives."
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"checkpoint {path} does not exist; train first (`ecd train --run-id ...`) or pass another --ckpt.")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as e:
+        if "Weights only load failed" in str(e):  # an intact file holding more than tensors: not damage
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise CorruptFileError(f"checkpoint {path} is truncated or damaged ({type(e).__name__}: {first}). "
+                               + _other_checkpoints(path)) from e
+
 def load_model_from_checkpoint(ckpt, map_location: str = "cpu") -> Projector:
     """Rebuild a student from `state_for_checkpoint()`'s dict, from a checkpoint dict holding it under
     `'model'`, or from a path to such a `.pt` file (loaded with `torch.load(weights_only=True)`)."""
     if isinstance(ckpt, (str, Path)):
-        ckpt = torch.load(ckpt, map_location=map_location, weights_only=True)
+        ckpt = load_checkpoint_file(ckpt, map_location)
     if isinstance(ckpt, dict) and "model" in ckpt and isinstance(ckpt["model"], dict):
         ckpt = ckpt["model"]
     if not isinstance(ckpt, dict) or "config" not in ckpt or "state_dict" not in ckpt:
@@ -375,10 +399,17 @@ def load_npz(path) -> NumpyProjector:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"model file {path} does not exist; export one with ecd.models.export_npz (or `ecd train`).")
-    with np.load(path, allow_pickle=False) as z:
-        if "__format__" not in z.files or str(z["__format__"]) != _NPZ_FORMAT:
-            raise ValueError(f"{path} is not an ecd model export ({_NPZ_FORMAT}); write it with ecd.models.export_npz.")
-        config = json.loads(str(z["__config__"]))
-        params = {k[len("param/"):]: z[k].astype(np.float32) for k in z.files if k.startswith("param/")}
-        meta = _join_meta(json.loads(str(z["__meta__"])), z)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "__format__" not in z.files or str(z["__format__"]) != _NPZ_FORMAT:
+                raise ValueError(f"{path} is not an ecd model export ({_NPZ_FORMAT}); write it with ecd.models.export_npz.")
+            config = json.loads(str(z["__config__"]))
+            params = {k[len("param/"):]: z[k].astype(np.float32) for k in z.files if k.startswith("param/")}
+            meta = _join_meta(json.loads(str(z["__meta__"])), z)
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, json.JSONDecodeError, zlib.error) as e:
+        ck = [str(path.parent / n) for n in ("best.pt", "final.pt", "last.pt") if (path.parent / n).exists()]
+        fix = (f"Export it again from {ck[0]} (ecd.models.export_npz(load_trained(...)[0], ...)) or evaluate that "
+               "checkpoint with --ckpt" if ck else "Export it again (ecd.models.export_npz) or retrain (`ecd train --run-id <run>`)")
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise CorruptFileError(f"model file {path} is truncated or damaged ({type(e).__name__}: {first}). {fix}.") from e
     return NumpyProjector(config, params, meta)

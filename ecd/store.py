@@ -7,22 +7,28 @@ Docs: https://ecd-dev.github.io/ecd/store.html.md"""
 # %% ../nbs/10_store.ipynb #7d726233
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
+import re
 import socket
 import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 
-from .core import git_sha, read_json, results_dir, run_dir, save_parquet, to_json, utc_now, versions, write_json
+from .core import (CorruptFileError, DiskFullError, LockedError, StorageError, free_bytes, fmt_bytes, git_sha,
+                      read_json, results_dir, run_dir, save_parquet, storage_error, to_json, utc_now, versions, write_json)
 
 # %% auto #0
-__all__ = ['ROW_KEY', 'RUNS_COLUMNS', 'RUN_STATUSES', 'manifest_path', 'read_manifest', 'update_manifest', 'metrics_path',
-           'write_metrics', 'read_metrics', 'runs_db_path', 'connect_runs', 'clean_json', 'log_run', 'get_run',
-           'find_done', 'read_runs', 'mark_interrupted']
+__all__ = ['ROW_KEY', 'KEY_DEFAULTS', 'RUNS_COLUMNS', 'RUN_STATUSES', 'manifest_path', 'read_manifest', 'update_manifest',
+           'metrics_path', 'canonical_rows', 'row_keys', 'merge_rows', 'lock_timeout', 'table_lock', 'read_table',
+           'write_metrics', 'read_metrics', 'runs_db_errors', 'runs_db_error', 'runs_db_path', 'RunsConnection',
+           'connect_runs', 'clean_json', 'log_run', 'get_run', 'find_done', 'read_runs', 'mark_interrupted']
 
 # %% ../nbs/10_store.ipynb #c9d7650a
 def manifest_path(run_id: str) -> Path:
@@ -55,7 +61,9 @@ def update_manifest(run_id: str, **sections) -> dict:
     return m
 
 # %% ../nbs/10_store.ipynb #a0c81b34
-ROW_KEY = ("name", "scope", "stage", "backend", "rerank_r", "ckpt_path", "split", "k")
+ROW_KEY = ("run_id", "mode", "scope", "stage", "backend", "name", "split", "k", "rerank_r", "ckpt_path")
+KEY_DEFAULTS = {"scope": "vs_teacher", "stage": "one_stage", "backend": "exact"}
+_CUTOFF = re.compile(r"^(?:recall|ndcg|overlap|hit|mrr)@(\d+)$")
 
 def metrics_path(run_id: str, mode: str) -> Path:
     "`results/<run_id>/<mode>/metrics.parquet`."
@@ -63,23 +71,101 @@ def metrics_path(run_id: str, mode: str) -> Path:
         raise ValueError(f"Invalid mode folder name {mode!r}.")
     return run_dir(run_id) / mode / "metrics.parquet"
 
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)) or v is pd.NA or v is pd.NaT
+
+def _deepest_cutoff(row: pd.Series):
+    "The largest N of the row's non-empty `recall@N`-style columns (the `k` it was evaluated at), or None."
+    ns = [int(m.group(1)) for c, v in row.items() if (m := _CUTOFF.match(str(c))) and not _missing(v)]
+    return max(ns) if ns else None
+
+def canonical_rows(df: pd.DataFrame) -> pd.DataFrame:
+    "`df` with the key columns every row must have filled: scope/stage/backend defaults, `k` from the deepest cutoff."
+    df = df.copy()
+    for c, v in KEY_DEFAULTS.items():
+        df[c] = df[c].where(df[c].notna(), v) if c in df else v
+    ks = df.apply(_deepest_cutoff, axis=1) if len(df) else pd.Series([], dtype=object)
+    if "k" not in df:
+        df["k"] = ks
+    else:
+        df["k"] = df["k"].where(df["k"].notna(), ks)
+    k = pd.to_numeric(df["k"], errors="coerce")
+    if len(df) and k.notna().all() and (k % 1 == 0).all():
+        df["k"] = k.astype("int64")  # 100, not 100.0, when every row has one
+    return df
+
 def _key_part(v) -> str:
     "One key cell as text: missing -> '', 100.0 -> '100' (a column with gaps turns ints into floats)."
-    if v is None or (isinstance(v, float) and np.isnan(v)):
+    if _missing(v):
         return ""
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
         return str(int(v))
     return str(v)
 
-def _key_frame(df: pd.DataFrame) -> pd.Series:
-    cols = [c for c in ROW_KEY if c in df]
-    if not cols:
-        return pd.Series([""] * len(df), index=df.index)
-    return pd.Series(["|".join(_key_part(v) for v in row) for row in df[cols].itertuples(index=False, name=None)],
-                     index=df.index)
+def row_keys(df: pd.DataFrame) -> pd.Series:
+    "The row key of each row of `df` as one text (`ROW_KEY` columns, canonical values; `rerank_r` only for two-stage rows)."
+    df = canonical_rows(df)
+    cols = {c: (df[c] if c in df else pd.Series([None] * len(df), index=df.index, dtype=object)) for c in ROW_KEY}
+    two = df["stage"].astype(str) == "two_stage"
+    cols["rerank_r"] = cols["rerank_r"].where(two, None)
+    parts = zip(*(cols[c].tolist() for c in ROW_KEY))
+    return pd.Series(["|".join(_key_part(v) for v in p) for p in parts], index=df.index, dtype=object)
 
-def write_metrics(run_id: str, df: pd.DataFrame, mode: str | None = None) -> list[Path]:
-    "Merge metric rows into `results/<run_id>/<mode>/metrics.parquet` (one file per `mode` in `df`)."
+def merge_rows(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
+    "`old` rows whose key is not in `new`, then `new` (one row per key: the last one written wins)."
+    frames = [f for f in (old, new) if f is not None and len(f)]
+    if not frames:
+        return new.iloc[:0].reset_index(drop=True)
+    both = canonical_rows(pd.concat(frames, ignore_index=True))
+    return both[~row_keys(both).duplicated(keep="last")].reset_index(drop=True)
+
+# %% ../nbs/10_store.ipynb #ce2ab082
+def lock_timeout() -> float:
+    "Seconds a writer waits for a shared table's lock: `$ECD_LOCK_TIMEOUT`, default 120."
+    try:
+        return float(os.environ.get("ECD_LOCK_TIMEOUT", 120))
+    except ValueError:
+        raise ValueError(f"ECD_LOCK_TIMEOUT={os.environ['ECD_LOCK_TIMEOUT']!r} is not a number of seconds; e.g. ECD_LOCK_TIMEOUT=300.")
+
+@contextlib.contextmanager
+def table_lock(path, timeout: float | None = None):
+    "Hold the `FileLock` `<path>.lock` (an `flock`: the kernel drops it when its process dies); `LockedError` after `timeout` s."
+    path = Path(path)
+    timeout = lock_timeout() if timeout is None else timeout
+    lock = FileLock(str(path) + ".lock", timeout=timeout)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        raise LockedError(f"{path} stayed locked by another ecd process for more than {timeout:g} s (lock file "
+                          f"{lock.lock_file}). Wait for the other run writing this table (a sweep, `ecd baselines` "
+                          "or `ecd eval` on this run) to finish and run again, or wait longer with ECD_LOCK_TIMEOUT=600.") from None
+    except OSError as e:
+        raise storage_error(e, path) from e
+    try:
+        yield
+    finally:
+        lock.release()
+
+def read_table(path) -> pd.DataFrame:
+    "Read a parquet table whole (its bytes in one read, so an atomic replace in between cannot tear it)."
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise StorageError(f"Cannot read {path}: {e.strerror or e}. Check the file's permissions and disk.") from e
+    try:
+        return pd.read_parquet(io.BytesIO(data))
+    except Exception as e:
+        raise CorruptFileError(f"{path} is damaged and cannot be read ({type(e).__name__}: {e}). ecd never leaves it "
+                               "half-written, so it was changed outside ecd: move it away (its rows are lost) and "
+                               "rerun the commands that wrote it (`ecd baselines`, `ecd eval`, the sweep).") from e
+
+def write_metrics(run_id: str, df: pd.DataFrame, mode: str | None = None, timeout: float | None = None) -> list[Path]:
+    """Merge metric rows into `results/<run_id>/<mode>/metrics.parquet` (one file per `mode` in `df`): under the
+    table's lock, rows with the same `ROW_KEY` are replaced, others kept; the file is replaced atomically."""
     if df.empty:
         return []
     df = df.copy()
@@ -91,25 +177,59 @@ def write_metrics(run_id: str, df: pd.DataFrame, mode: str | None = None) -> lis
     paths = []
     for m, part in df.groupby("mode", sort=False):
         p = metrics_path(run_id, str(m))
-        if p.exists():
-            old = pd.read_parquet(p)
-            old = old[~_key_frame(old).isin(set(_key_frame(part)))]
-            part = pd.concat([old, part], ignore_index=True)
-        save_parquet(p, part.reset_index(drop=True))
+        with table_lock(p, timeout):
+            old = read_table(p) if p.exists() else None
+            save_parquet(p, merge_rows(old, part))
         paths.append(p)
     return paths
 
 def read_metrics(run_id: str, mode: str | None = None, scope: str | None = None) -> pd.DataFrame:
-    "All metric rows of `run_id` (optionally one `mode` and/or `scope`)."
+    "All metric rows of `run_id` (optionally one `mode` and/or `scope`); never a torn file, no lock needed."
     root = run_dir(run_id)
     files = [metrics_path(run_id, mode)] if mode else sorted(root.glob("*/metrics.parquet"))
-    files = [f for f in files if f.exists()]
-    if not files:
+    frames = []
+    for f in files:
+        try:
+            frames.append(read_table(f))
+        except FileNotFoundError:
+            continue
+    if not frames:
         return pd.DataFrame()
-    df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    df = pd.concat(frames, ignore_index=True)
     if scope is not None:
         df = df[df["scope"] == scope].reset_index(drop=True)
     return df
+
+# %% ../nbs/10_store.ipynb #98317e98
+@contextlib.contextmanager
+def runs_db_errors(path, timeout: float | None = None):
+    "Turn SQLite's errors on the run log into `EcdError`s naming `path` and the fix (locked, full, read-only, damaged)."
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        raise runs_db_error(e, path, timeout) from e
+    except sqlite3.DatabaseError as e:  # 'file is not a database', 'database disk image is malformed'
+        raise runs_db_error(e, path, timeout) from e
+
+def runs_db_error(e: Exception, path, timeout: float | None = None):
+    "The `EcdError` for a SQLite error `e` met on the run log at `path`."
+    path, msg = Path(path), str(e)
+    if "locked" in msg or "busy" in msg:
+        wait = f" for more than {timeout:g} s" if timeout is not None else ""
+        return LockedError(f"{path} stayed locked by another process{wait} ({msg}). Another sweep is writing to it: "
+                           "wait for it to finish and run again (a killed process releases its lock at once).")
+    if "full" in msg or ("disk I/O" in msg and (free_bytes(path) or 0) < 1 << 20):
+        return DiskFullError(f"No space left on the disk holding the run log {path} (SQLite: {msg}); "
+                             f"{fmt_bytes(free_bytes(path))} is free there. SQLite rolled the write back, so the log "
+                             "holds what it held before. Free some space, or point ECD_RESULTS_DIR at a larger disk, "
+                             "then run the command again.")
+    if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
+        return StorageError(f"The run log {path} cannot be written ({msg}): its folder is read-only or missing. Make "
+                            "it writable, or point ECD_RESULTS_DIR at a writable folder, then run the command again.")
+    if "malformed" in msg or "not a database" in msg:
+        return CorruptFileError(f"The run log {path} is damaged ({msg}). Move it away (ecd starts a new one; its "
+                                "combos will run again) or repair it with `sqlite3 runs.db .recover`.")
+    return StorageError(f"The run log {path} failed: {msg}. Check the disk and the file, then run again.")
 
 # %% ../nbs/10_store.ipynb #702a45a6
 RUNS_COLUMNS = {  # column -> SQL type; the first nine are the documented core
@@ -124,26 +244,49 @@ def runs_db_path() -> Path:
     "`results/runs.db` (under `$ECD_RESULTS_DIR`)."
     return results_dir() / "runs.db"
 
+class RunsConnection(sqlite3.Connection):
+    "A connection to the run log whose SQLite errors become `EcdError`s naming the file and the fix."
+    path: Path | None = None
+    wait: float | None = None
+    def execute(self, *args, **kw):
+        with runs_db_errors(self.path, self.wait):
+            return super().execute(*args, **kw)
+
 def connect_runs(db=None, timeout: float = 60.0) -> sqlite3.Connection:
     "Open (creating if needed) the run log: WAL, `busy_timeout`, autocommit, the `runs` table and its indexes."
     p = Path(db) if db is not None else runs_db_path()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(p, timeout=timeout, isolation_level=None)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error(e, p) from e
+    existed = p.exists()
+    with runs_db_errors(p, timeout):
+        con = sqlite3.connect(p, timeout=timeout, isolation_level=None, factory=RunsConnection)
+    con.path, con.wait = p, timeout
     con.row_factory = sqlite3.Row
-    con.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-    if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-        con.execute("PRAGMA journal_mode = WAL")
-    cols = ", ".join(f'"{c}" {t}' for c, t in RUNS_COLUMNS.items())
-    con.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
-    have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
-    for c, t in RUNS_COLUMNS.items():  # a log made by an older ecd: add the new columns
-        if c not in have:
-            try:
-                con.execute(f'ALTER TABLE runs ADD COLUMN "{c}" {t}')
-            except sqlite3.OperationalError as e:
-                if "duplicate column" not in str(e): raise
-    con.execute("CREATE UNIQUE INDEX IF NOT EXISTS runs_sweep_combo ON runs(sweep_id, combo_id)")
-    con.execute("CREATE INDEX IF NOT EXISTS runs_hash_status ON runs(config_hash, status)")
+    try:
+        con.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            con.execute("PRAGMA journal_mode = WAL")
+        cols = ", ".join(f'"{c}" {t}' for c, t in RUNS_COLUMNS.items())
+        con.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
+        have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+        for c, t in RUNS_COLUMNS.items():  # a log made by an older ecd: add the new columns
+            if c not in have:
+                try:
+                    con.execute(f'ALTER TABLE runs ADD COLUMN "{c}" {t}')
+                except (sqlite3.OperationalError, ValueError) as e:
+                    if "duplicate column" not in str(e): raise
+        con.execute("CREATE UNIQUE INDEX IF NOT EXISTS runs_sweep_combo ON runs(sweep_id, combo_id)")
+        con.execute("CREATE INDEX IF NOT EXISTS runs_hash_status ON runs(config_hash, status)")
+    except BaseException:
+        con.close()
+        if not existed:  # a new log that could not even be set up (full disk): leave no empty file behind
+            for f in (p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm")):
+                with contextlib.suppress(OSError):
+                    if f.exists() and (f != p or f.stat().st_size == 0):
+                        f.unlink()
+        raise
     return con
 
 def clean_json(obj):

@@ -40,9 +40,9 @@ __all__ = ['log', 'SWEEP_DEFAULTS', 'KINDS', 'EXECUTORS', 'SELECTIONS', 'SYNTHET
            'TIMING_KEYS', 'COMBO_KINDS', 'check_sweep_config', 'load_sweep_config', 'expand_grid', 'combo_ids',
            'synthetic_vectors', 'resolve_dataset', 'ensure_run', 'baseline_spec', 'rows_to_metrics', 'train_overrides',
            'combo_train_config', 'faiss_threads', 'run_combo', 'make_task', 'run_task', 'record_start', 'record_result',
-           'run_and_record', 'notebook_task', 'template_path', 'papermill_dir', 'notebook_params', 'execute',
-           'select_best', 'SweepResult', 'sweep_summary', 'run_sweep', 'sweep_main', 'vq_main', 'dim_out_records',
-           'sweep_dim_out_main']
+           'run_and_record', 'notebook_task', 'template_path', 'papermill_dir', 'notebook_params', 'die_with_parent',
+           'execute', 'select_best', 'SweepResult', 'sweep_summary', 'run_sweep', 'sweep_main', 'vq_main',
+           'dim_out_records', 'sweep_dim_out_main']
 
 # %% ../nbs/11_sweep.ipynb #26522cc6
 SWEEP_DEFAULTS: dict = {"sweep": {
@@ -482,6 +482,27 @@ def _papermill_one(task: dict, db: str, out_root: str) -> dict:
     res["notebook"] = str(out)
     return res
 
+def die_with_parent(parent_pid: int | None = None, poll_s: float = 0.5) -> None:
+    """End this worker process as soon as the sweep driver `parent_pid` dies (killed with -9 included):
+    Linux's `PR_SET_PDEATHSIG` (the kernel sends SIGKILL), and everywhere a watchdog thread that polls
+    `os.getppid()`; a driver already gone when this runs ends the worker at once."""
+    parent_pid = parent_pid or os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes, signal
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    def watch():
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+    import threading
+    threading.Thread(target=watch, name="ecd-driver-watch", daemon=True).start()
+
 def _threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(workers, 1))
 
@@ -503,7 +524,8 @@ def execute(tasks: list[dict], executor: str = "inline", workers: int = 2, sched
             done(i, run_task(t))
     elif executor == "process":
         th = _threads_per_worker(workers)
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                    initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futs = {}
             for i, t in enumerate(tasks):
                 record_start(t, status="queued", db=db)
@@ -530,6 +552,7 @@ def execute(tasks: list[dict], executor: str = "inline", workers: int = 2, sched
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                    silence_logs=logging.ERROR)
             client = Client(cluster)
+            client.run(die_with_parent, os.getpid())  # the workers are this process's children: they end with it
         try:
             th = 1 if cluster is not None else None
             futs = {}

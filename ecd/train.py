@@ -7,6 +7,7 @@ Docs: https://ecd-dev.github.io/ecd/train.html.md"""
 # %% ../nbs/08_train.ipynb #e45fc28c
 from __future__ import annotations
 
+import io
 import math
 import time
 from dataclasses import dataclass, field
@@ -19,13 +20,13 @@ import torch
 import torch.nn.functional as F
 
 from .config import load_config, merge_config, register_schema
-from .core import get_logger, pick_device, save_parquet, set_threads, write_json, atomic_path, progress
+from .core import get_logger, pick_device, save_parquet, set_threads, write_json, atomic_path, atomic_write_bytes, progress
 from .knn import exact_topk, l2_normalize
 from .losses import (CandidateQueue, MatryoshkaLoss, listwise_kl, multi_positive_infonce, reconstruction_loss,
                         sample_hard_negatives, sample_positives, similarity_preservation, ste_binary)
 from .codecs import PQ, SQ, Binary
 from .metrics import neighbor_metrics
-from .models import Projector, build_model, export_npz, load_model_from_checkpoint
+from .models import Projector, build_model, export_npz, load_checkpoint_file, load_model_from_checkpoint
 
 _log = get_logger("ecd.train")
 
@@ -443,8 +444,9 @@ def _ckpt(model, cfg, split, metrics, step, codebooks=None, **extra) -> dict:
 
 
 def _save(obj, path: Path):
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    buf = io.BytesIO()  # serialized in memory first: a full disk is an OSError that knows the bytes needed
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def fit(cfg: dict, x_train, topk_ids, val: ValData | None = None, out_dir=None, split: dict | None = None,
@@ -492,7 +494,7 @@ def fit(cfg: dict, x_train, topk_ids, val: ValData | None = None, out_dir=None, 
     if resume:
         if out_dir is None or not (out_dir / "last.pt").exists():
             raise ValueError(f"resume=True but there is no last.pt in {out_dir}; train without --resume first.")
-        st = torch.load(out_dir / "last.pt", map_location=device, weights_only=True)
+        st = load_checkpoint_file(out_dir / "last.pt", map_location=device)
         if st["config"] != cfg:
             raise ValueError(f"{out_dir / 'last.pt'} was trained with another config; resume with the same config "
                              f"(see its 'config'), or train into a new run.")
@@ -597,5 +599,5 @@ def load_trained(path, map_location: str = "cpu") -> tuple[Projector, dict]:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"checkpoint {path} does not exist; train first (`ecd train --run-id ...`) or pass another --ckpt.")
-    ck = torch.load(path, map_location=map_location, weights_only=True)
+    ck = load_checkpoint_file(path, map_location)
     return load_model_from_checkpoint(ck, map_location), ck
