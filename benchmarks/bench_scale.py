@@ -134,18 +134,22 @@ def stage_dask(args, n: int) -> dict:
     q = _queries(prep.emb.n, args.queries)
     faiss.omp_set_num_threads(2)
     t = time.perf_counter()
-    _, i1 = exact_topk(x, x[q], args.k, exclude_ids=q)
+    s1, i1 = exact_topk(x, x[q], args.k, exclude_ids=q)
     single_s = time.perf_counter() - t
     t = time.perf_counter()
     with dask_client("dask", workers=2) as client:
         start_s = time.perf_counter() - t
         t = time.perf_counter()
-        _, i2, st = sharded_topk(x, k=args.k, query_idx=q, exclude_ids=q, shards=args.dask_shards, client=client,
+        s2, i2, st = sharded_topk(x, k=args.k, query_idx=q, exclude_ids=q, shards=args.dask_shards, client=client,
                                  threads=1, return_stats=True)
         dask_s = time.perf_counter() - t
     return {"single_2threads_s": single_s, "dask_2x1_s": dask_s, "cluster_start_s": start_s,
             "ratio": dask_s / single_s, "identical": bool(np.array_equal(i1, i2)),
-            "agree": float((np.sort(i1, 1) == np.sort(i2, 1)).mean()), "shards": st["shards"],
+            # ids can swap only where two scores agree to float rounding (BLAS blocks differ between a shard
+            # and the whole index); then the scores rank by rank still agree to ~1e-6
+            "positions_equal": float((i1 == i2).mean()),
+            "sets_equal": float(np.mean([len(np.intersect1d(a, b)) / len(a) for a, b in zip(i1, i2)])),
+            "score_maxdiff": float(np.abs(s1 - s2).max()), "shards": st["shards"],
             "workers_read_file": st["workers_read_file"]}
 
 
@@ -228,10 +232,14 @@ def main(argv=None):
             row[st] = run_stage(args, st, n, env)
         results.append(row)
         p, b, s, d = (row.get(k, {}) for k in ("prepare", "baselines", "student", "dask"))
-        print(f"N={n}: prepare {p.get('s', float('nan')):.1f}s (kNN {p.get('knn_s', float('nan')):.1f}s) "
-              f"{p.get('peak_rss_mb', 0):.0f}MB | baselines {b.get('s', float('nan')):.1f}s {b.get('peak_rss_mb', 0):.0f}MB"
-              f" | student {s.get('s', float('nan')):.1f}s {s.get('peak_rss_mb', 0):.0f}MB | dask/single "
-              f"{d.get('ratio', float('nan')):.2f} identical={d.get('identical')}", flush=True)
+        parts = []
+        if p: parts.append(f"prepare {p['s']:.1f}s (kNN {p['knn_s']:.1f}s) {p['peak_rss_mb']:.0f}MB")
+        if b: parts.append(f"baselines {b['s']:.1f}s {b['peak_rss_mb']:.0f}MB")
+        if s: parts.append(f"student {s['s']:.1f}s {s['peak_rss_mb']:.0f}MB")
+        if d: parts.append(f"dask/single {d['ratio']:.2f} identical={d['identical']} (ids equal "
+                           f"{d['positions_equal']:.5f}, same sets {d['sets_equal']:.5f}, max score diff "
+                           f"{d['score_maxdiff']:.1e})")
+        print(f"N={n}: " + " | ".join(parts), flush=True)
 
     # the table
     print()

@@ -59,7 +59,7 @@ def cmd_baselines(a) -> int:
     m = read_manifest(a.run_id)
     specs = _baseline_specs_from_args(a, m["dataset"]["dim"])
     df = run_baselines(a.run_id, specs, scopes=a.scopes, rerank_r=a.rerank_r, split=a.split,
-                       max_queries=a.max_queries)
+                       max_queries=a.max_queries, max_train=a.max_train)
     print(format_table(df))
     print(f"\nmetrics written under results/{a.run_id}/<mode>/metrics.parquet")
     return 0
@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--rerank-r", type=int, default=None, help="add two-stage rows: retrieve R, rerank with the teacher")
     b.add_argument("--split", default="test", choices=["val", "test"])
     b.add_argument("--max-queries", type=int, default=None)
+    b.add_argument("--max-train", type=int, default=200_000,
+                   help="fit each codec on at most this many training rows, a seeded sample recorded in every row "
+                        "(0 = all; default 200000)")
     b.set_defaults(func=cmd_baselines)
 
     s = sub.add_parser("sanity", help="backend fidelity (vs_student), norm/cosine statistics, training diagnostics")

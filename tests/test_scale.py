@@ -135,3 +135,7 @@ def test_cli_prepare_shards(tmp_path, capsys):
     assert m["knn"]["computed_by"]["test"]["shards"] == 4
     assert main(["prepare", "--run-id", "c2", "--dataset", "synthetic:2000x8", "--shards", "0"]) == 2
     assert "shards must be a positive int" in capsys.readouterr().err
+    assert main(["baselines", "--run-id", "c1", "--modes", "pca", "--dims", "4", "--max-train", "300"]) == 0
+    from ecd.store import read_metrics
+    rows = read_metrics("c1")
+    assert set(rows["n_fit"]) == {300} and set(rows["max_train"]) == {300}
