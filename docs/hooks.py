@@ -9,7 +9,16 @@
   pages that hold a plotly chart load it in `<head>`; CDN script tags that plotly renderers
   may have stored in a notebook are removed;
 - offline check: the build fails if any page still loads a script or stylesheet from
-  another host.
+  another host;
+- navigation: Home, then the notebooks in their numbered order, then the API reference (no
+  "ecd > ecd", no "Api" section named after its folder);
+- layout: `docs/ecd.css` (wide content column, code blocks and tables that do not wrap
+  their headers) is served as `assets/ecd.css`;
+- stored outputs: as the site shows them, without the build machine's paths (the checkout,
+  temp folders) or Python warnings written to stderr; heading code spans are kept as text so
+  the table of contents does not drop them; the module docstrings' "Docs: <url>.html.md"
+  line (nbdev's pointer to a hosted llms page that this site does not have) is left out of
+  the API pages.
 """
 from __future__ import annotations
 
@@ -36,17 +45,66 @@ _EXTERNAL = re.compile(
 _DIRECTIVE = re.compile(r"^\s*#\|\s*(.*)$")
 _HIDE = {"hide", "exporti", "hide_input", "hide_output"}
 
+CSS = "assets/ecd.css"
+_HEADING = re.compile(r"^(#{1,6}\s.*)$", re.M)
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+_WARNING_LINE = re.compile(r"^.*\b\w*Warning\b.*$")
+_TMP_PATH = re.compile(r"(?:/private)?/(?:tmp|var/folders/[^/\s]+/[^/\s]+/T)/[^/\s\"']+")
+_DOCS_LINE = re.compile(r"<p>\s*Docs:\s*(?:<a [^>]*>)?https?://[^<\s]+\.html\.md(?:</a>)?\s*</p>", re.I)
+
 _tmp: tempfile.TemporaryDirectory | None = None
 _external: dict[str, list[str]] = {}
 
 
+def _clean_text(text: str) -> str:
+    "Output text as the site shows it: the checkout's path as `.`, temp folders as `<tmp>`."
+    text = text.replace(str(ROOT) + "/", "").replace(str(ROOT), ".")
+    return _TMP_PATH.sub("<tmp>", text)
+
+
+def clean_outputs(outputs: list) -> list:
+    "Stored outputs without machine paths, and stderr streams without Python warnings (a stream left empty is dropped)."
+    out = []
+    for o in outputs:
+        o = json.loads(json.dumps(o))
+        if o.get("output_type") == "stream":
+            text = "".join(o.get("text", "")) if isinstance(o.get("text"), list) else o.get("text", "")
+            if o.get("name") == "stderr":
+                keep, skip = [], False
+                for line in text.splitlines(keepends=True):
+                    if _WARNING_LINE.match(line):
+                        skip = True      # the warning and the source line Python prints under it
+                        continue
+                    if skip and line.startswith((" ", "\t")):
+                        continue
+                    skip = False
+                    keep.append(line)
+                text = "".join(keep)
+            if not text.strip():
+                continue
+            o["text"] = _clean_text(text)
+        elif "data" in o:
+            o["data"] = {k: _clean_text("".join(v) if isinstance(v, list) else v) if k.startswith("text/") else v
+                         for k, v in o["data"].items()}
+        elif o.get("output_type") == "error":
+            o["traceback"] = [_clean_text(t) for t in o.get("traceback", [])]
+        out.append(o)
+    return out
+
+
 def clean_notebook(nb: dict) -> dict:
-    "Drop nbdev `#| hide` cells and `#| ...` directive lines; keep every stored output."
+    """Drop nbdev `#| hide` cells and `#| ...` directive lines; keep the stored outputs (machine paths and warnings
+    out, see `clean_outputs`); markdown headings lose their backticks so the table of contents keeps their words."""
     cells = []
     for c in nb.get("cells", []):
         src = c.get("source", "")
         src = "".join(src) if isinstance(src, list) else src
+        if c.get("cell_type") == "markdown":
+            src = _HEADING.sub(lambda m: _CODE_SPAN.sub(
+                lambda c: c.group(1).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"), m.group(1)), src)
+            c = {**c, "source": src}
         if c.get("cell_type") == "code":
+            c = {**c, "outputs": clean_outputs(c.get("outputs", []))}
             lines = src.splitlines()
             directives = {m.group(1).split()[0] for m in map(_DIRECTIVE.match, lines) if m and m.group(1)}
             if directives & {"hide", "exporti"}:
@@ -85,7 +143,51 @@ def on_files(files, config):
              "from the notebooks). Each module's notebook page shows the same functions with examples "
              "and tests.\n\n" + "\n".join(links) + "\n")
     files.append(File.generated(config, "api/index.md", content=index))
+    files.append(File.generated(config, CSS, content=(ROOT / "docs" / "ecd.css").read_text(encoding="utf-8")))
     return files
+
+
+def on_config(config):
+    "Load the site's own stylesheet (docs/ecd.css, served as assets/ecd.css)."
+    if CSS not in config["extra_css"]:
+        config["extra_css"].append(CSS)
+    return config
+
+
+def _pages(items):
+    for it in items:
+        if getattr(it, "children", None):
+            yield from _pages(it.children)
+        elif getattr(it, "file", None) is not None:
+            yield it
+
+
+def on_nav(nav, config, files):
+    "Home, the notebooks in their numbered order (titled by their headings), the API reference."
+    from mkdocs.structure.nav import Section
+    pages = list(_pages(nav.items))
+    home = [p for p in pages if p.file.src_uri in ("index.md", "index.ipynb")]
+    nbs = sorted((p for p in pages if p.file.src_uri.endswith(".ipynb") and p not in home), key=lambda p: p.file.src_uri)
+    api = [p for p in pages if p.file.src_uri.startswith("api/")]
+    api = sorted(api, key=lambda p: (p.file.src_uri != "api/index.md", p.file.src_uri))
+    for p in home:
+        p.title = "Home"
+    for p in api:
+        if p.file.src_uri == "api/index.md":
+            p.title = "Overview"
+    rest = [p for p in pages if p not in home + nbs + api]
+    items = [*home, Section("Notebooks", nbs), *([Section("API reference", api)] if api else []), *rest]
+    for sec in items:
+        if isinstance(sec, Section):
+            for ch in sec.children:
+                ch.parent = sec
+        else:
+            sec.parent = None
+    nav.items = items
+    nav.pages = [*home, *nbs, *api, *rest]
+    for a, b in zip(nav.pages, nav.pages[1:]):
+        a.next_page, b.previous_page = b, a
+    return nav
 
 
 def _relroot(page) -> str:
@@ -96,9 +198,17 @@ def _relroot(page) -> str:
 _EMPTY_SCRIPT = re.compile(r"""<script\s+src=["']["']\s*>\s*</script>""", re.I)  # mkdocs-jupyter's unset MathJax URL
 
 
+def on_page_context(context, page, config, nav):
+    "The home page is 'Home' in the navigation (its heading, the site name, stays on the page)."
+    if page.file.src_uri in ("index.md", "index.ipynb"):
+        page.title = "Home"
+    return context
+
+
 def on_post_page(output: str, page, config):
     "Swap CDN plotly/mathjax scripts for the site's own plotly.js; record anything still external."
     output = _EMPTY_SCRIPT.sub("", _CDN_SCRIPT.sub("", output))
+    output = _DOCS_LINE.sub("", output)
     if "plotly-graph-div" in output:
         tag = f'<script src="{_relroot(page)}{PLOTLY_JS}"></script>'
         output = output.replace("</head>", f"{tag}\n</head>", 1)

@@ -72,9 +72,43 @@ def test_pages_exist_and_are_offline(site):
     assert (site / "assets/javascripts/plotly.min.js").stat().st_size > 1_000_000
     external = {p.name: EXTERNAL.findall(p.read_text(encoding="utf-8")) for p in pages}
     assert not {k: v for k, v in external.items() if v}, external
-    # the API page carries the docstrings
+    # the API page carries the docstrings, without nbdev's dead "Docs: https://....html.md" pointer
     api = (site / "api/plots.html").read_text(encoding="utf-8")
     assert "pareto_front" in api and "Pareto-optimal rows" in api
+    dead = [p.name for p in (site / "api").glob("*.html") if re.search(r"Docs:\s*(<a [^>]*>)?https?://\S+\.html\.md",
+                                                                        p.read_text(encoding="utf-8"))]
+    assert not dead, dead
+    # the site's stylesheet (wide layout) is served and linked
+    assert (site / "assets/ecd.css").exists() and "assets/ecd.css" in (site / "12_plots.html").read_text(encoding="utf-8")
+
+
+def test_navigation(site):
+    "Home, the notebooks, the API reference: no section named after a folder ('Api'), no 'ecd > ecd'."
+    page = (site / "12_plots.html").read_text(encoding="utf-8")
+    nav = page[page.index('class="md-nav md-nav--primary"'):page.index('class="md-sidebar md-sidebar--secondary"')]
+    labels = [text(m).strip() for m in re.findall(r'<label class="md-nav__link"[^>]*>(.*?)</label>', nav, re.S)]
+    labels += [text(m).strip() for m in re.findall(r'<span class="md-nav__link[^"]*"[^>]*>(.*?)</span>', nav, re.S)]
+    assert "Notebooks" in " ".join(labels) and "API reference" in " ".join(labels), labels
+    assert "Api" not in [l.split()[0] for l in labels if l], labels
+    assert ">Home<" in re.sub(r"\s+", "", nav).replace("</span>", "<").replace('<spanclass="md-ellipsis">', ">")
+
+
+def test_pages_show_outputs_without_machine_paths_or_warnings(site):
+    "Stored outputs as a reader sees them: no build machine paths, no Python warnings; every module page has an output."
+    leaks, warned = {}, {}
+    for p in sorted(site.glob("*.html")):
+        body = p.read_text(encoding="utf-8")
+        outs = text(" ".join(seg.split('class="jp-Cell ')[0] for seg in body.split("jp-OutputArea-output")[1:]))
+        found = re.findall(r"(?:%s|/tmp/[\w.-]+)" % re.escape(str(ROOT)), outs)
+        if found:
+            leaks[p.name] = found[:3]
+        if re.search(r"\b(?:User|Future|Deprecation|Runtime)Warning\b", outs):
+            warned[p.name] = True
+    assert not leaks, leaks
+    assert not warned, warned
+    mods = sorted(p.stem for p in (ROOT / "nbs").glob("[0-9]*.ipynb"))
+    without = [m for m in mods if "jp-OutputArea-output" not in (site / f"{m}.html").read_text(encoding="utf-8")]
+    assert not without, f"module pages without any stored output (run docs/save_outputs.sh): {without}"
 
 
 @pytest.mark.skipif(BROWSER is None, reason="no Chromium/Chrome installed (Debian: apt-get install -y chromium)")
@@ -84,7 +118,7 @@ def test_home_and_module_page_render_in_chromium(server):
     assert "pip install torch==2.13.0" in text(home) and "parse_rep" in text(home)  # code (markdown and cells)
     assert "js-plotly-plot" in home and "main-svg" in home   # plotly drew the Pareto chart
     page = dom(f"{server}/12_plots.html")
-    assert "The Pareto front" in page and "Sweeps (seed 002)" in page
+    assert "The Pareto front" in page and "Sweeps: the SQLite run log" in page
     assert "pareto_mask" in page
     assert page.count('class="main-svg"') >= 4
     api = dom(f"{server}/api/plots.html")
@@ -106,3 +140,12 @@ def test_clean_notebook_drops_nbdev_directives():
     cells = hooks.clean_notebook(nb)["cells"]
     assert [c["source"] for c in cells] == ["def f(): pass", "# Title", "x = 1\nx"]
     assert cells[2]["outputs"] == []
+    # headings keep their code words (as text) for the table of contents; outputs lose paths and warnings
+    md = hooks.clean_notebook({"cells": [{"cell_type": "markdown", "source": "## `make_plots` into `plots/<ts>/`\ntext `x`",
+                                          "metadata": {}}]})["cells"][0]["source"]
+    assert md == "## make_plots into plots/&lt;ts&gt;/\ntext `x`"
+    outs = hooks.clean_outputs([
+        {"output_type": "stream", "name": "stderr",
+         "text": f"{ROOT}/ecd/evaluate.py:168: UserWarning: few rows\n  warnings.warn(msg)\n"},
+        {"output_type": "stream", "name": "stdout", "text": f"cached in /tmp/tmpab12cd/data/x and {ROOT}/results\n"}])
+    assert outs == [{"output_type": "stream", "name": "stdout", "text": "cached in <tmp>/data/x and results\n"}]
