@@ -46,3 +46,34 @@ def test_explorer_filters_axes_selection(results):
     assert "unavailable" in app.query_view.value
     app.source.value = "sweeps"
     assert app.sweeps.value == ("sw1",) and len(app.view) == 1 and app.x.value == "compression_ratio"
+
+
+def test_explorer_controls_stage_backend_families(results):
+    """Each control has its own Layout (the runs view shows the runs list and the mode filter); the stage filter keeps
+    teacher-reranked rows off the one-stage chart; the backend filter; students drawn in the learned family's hues."""
+    from ecd.plots import FAMILY_COLORS
+    extra = pd.DataFrame([
+        {"run_id": "r1", "mode": "pca", "name": "pca_d8", "scope": "vs_teacher", "stage": "two_stage", "backend": "exact",
+         "rerank_r": 100, "rep_dim": 8, "bytes_per_vector": 32, "recall@10": 0.99, "ndcg@10": 0.99, "spec": "pca:8"},
+        {"run_id": "r1", "mode": "student", "name": "student_d16", "scope": "vs_teacher", "stage": "one_stage",
+         "backend": "exact", "rep_dim": 16, "bytes_per_vector": 64, "recall@10": 0.8, "ndcg@10": 0.8,
+         "spec": "student+float32", "ckpt_path": "train/best.pt"}])
+    for m, part in extra.groupby("mode"):
+        p = results / "r1" / m / "metrics.parquet"
+        old = pd.read_parquet(p) if p.exists() else None
+        (results / "r1" / m).mkdir(parents=True, exist_ok=True)
+        pd.concat([d for d in (old, part) if d is not None], ignore_index=True).to_parquet(p)
+    app = explore(results)
+    widgets = (app.runs, app.sweeps, app.mode, app.stage, app.scope, app.backend, app.dims, app.x, app.y)
+    assert len({id(w.layout) for w in widgets}) == len(widgets)
+    assert app.runs.layout.display is None and app.mode.layout.display is None and app.sweeps.layout.display == "none"
+    assert set(app.view["stage"]) == {"one_stage"} and 0.99 not in set(app.view["recall@10"])
+    assert 0.99 not in list(app.fig.data[-1].y)                  # the front never runs through the reranked row
+    app.stage.value = "two_stage"
+    assert list(app.view["name"]) == ["pca_d8"] and "two-stage" in app.fig.layout.title.text
+    app.stage.value = "one_stage"
+    colors = {t.name: t.marker.color for t in app.fig.data if t.name != "Pareto front"}
+    assert colors["student"] in FAMILY_COLORS["learned"] and colors["pca"] in FAMILY_COLORS["classic"]
+    app.scope.value = "vs_student"
+    app.backend.value = ()
+    assert app.view.empty
