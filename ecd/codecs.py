@@ -18,8 +18,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['REP_MODES', 'SPEC_FORMS', 'as_matrix', 'l2n', 'Representation', 'FaissCodec', 'Float32', 'SQ', 'FP16', 'PQ', 'OPQ',
-           'Binary', 'Transform', 'Truncate', 'PCA', 'RandomProjection', 'TransformThen', 'Projected', 'PCASQ8',
-           'make_representation', 'parse_rep']
+           'Binary', 'AdditiveCodec', 'RQ', 'LSQ', 'PRQ', 'PLSQ', 'OPQRQ', 'RaBitQ', 'ITQ', 'Transform', 'Truncate',
+           'PCA', 'RandomProjection', 'TransformThen', 'Projected', 'PCASQ8', 'make_representation', 'parse_rep']
 
 # %% ../nbs/05_codecs.ipynb #68ca0057
 def as_matrix(x, name: str = "vectors", dim: int | None = None) -> np.ndarray:
@@ -352,6 +352,284 @@ class Binary(Representation):
         return (self.input_dim - 2 * h).astype(np.float32), ids
     def _bytes(self): return self._nbytes
 
+# %% ../nbs/05_codecs.ipynb #988b6147
+def _int_in(v, what: str, lo: int, hi: int | None = None, hint: str = "") -> int:
+    "`v` as an int in lo..hi, else a ValueError naming the valid values."
+    ok = (isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))) or (isinstance(v, float) and v.is_integer())
+    if not ok or v < lo or (hi is not None and v > hi):
+        span = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{what}={v!r} is not supported; use an integer in {span}{hint}.")
+    return int(v)
+
+def _progress(**kw):
+    from ecd.core import progress
+    return progress(**kw)
+
+_ENCODE_CHUNK = 4096
+
+class AdditiveCodec(FaissCodec):
+    """Base of the faiss additive quantizers (RQ, LSQ, PRQ, PLSQ), inner-product LUT search.
+    `bytes_per_vector` = faiss `sa_code_size()` = ceil(total codebook bits / 8): no norm is stored
+    because the inner-product search needs none."""
+    randomized = True
+    max_bits = 8
+    def __init__(self, num_codebooks: int = 16, nbits: int = 8, max_train: int | None = None,
+                 normalize: bool = True, seed: int = 0, verbose: bool = False):
+        super().__init__(normalize, seed)
+        eg = f" (e.g. {self.mode}:16x8)"
+        self.num_codebooks = _int_in(num_codebooks, f"{self.mode} codebooks M", 1, 256, eg)
+        self.nbits = _int_in(nbits, f"{self.mode} bits per codebook B", 1, self.max_bits,
+                             f" (2 to {2 ** self.max_bits} entries per codebook){eg}")
+        self.max_train = None if max_train in (None, 0) else _int_in(max_train, "max_train", 1 << self.nbits,
+                                                                     hint=" (0 or None: all training vectors)")
+        self.verbose = bool(verbose)
+        self.n_train = None
+
+    @property
+    def _total_codebooks(self): return self.num_codebooks
+    @property
+    def name(self): return f"{self.mode}_m{self.num_codebooks}_b{self.nbits}"
+    def _params(self):
+        p = {"num_codebooks": self.num_codebooks, "nbits": self.nbits, "max_train": self.max_train}
+        return p if self.n_train is None else {**p, "n_train": self.n_train}
+
+    def _sample(self, x):
+        "The training rows: all of `x`, or a seeded random `max_train` of them."
+        n, k = len(x), 1 << self.nbits
+        if n < k:
+            raise ValueError(f"{self.name}: {n} training vectors for {k} entries per codebook; use at least {k} "
+                             f"training vectors or fewer bits (nbits={max(1, n.bit_length() - 1)}).")
+        if self.max_train and n > self.max_train:
+            rows = np.sort(np.random.default_rng(self.seed).choice(n, self.max_train, replace=False))
+            x = np.ascontiguousarray(x[rows])
+        if isinstance(self, RQ) and len(x) < 39 * k:
+            warnings.warn(f"{self.name}: {len(x)} training vectors for {k} entries per codebook; faiss recommends at "
+                          f"least {39 * k} for stable k-means codebooks.", stacklevel=4)
+        return x
+
+    def _configure(self, index): pass
+    def _fit(self, x):
+        x = self._sample(x)
+        self.n_train = len(x)
+        self.index = self._make_index(x.shape[1])
+        self._configure(self.index)
+        with _progress(total=1, desc=f"{self.name}: training on {len(x)} vectors", leave=False) as bar:
+            self.index.train(x)
+            bar.update()
+
+    def _encode(self, x):
+        if len(x) <= _ENCODE_CHUNK:
+            return self.index.sa_encode(x)
+        return np.concatenate([self.index.sa_encode(x[i:i + _ENCODE_CHUNK]) for i in range(0, len(x), _ENCODE_CHUNK)])
+
+    def _add(self, x):
+        with _progress(total=len(x), desc=f"{self.name}: encoding", unit="vec", leave=False) as bar:
+            for i in range(0, len(x), _ENCODE_CHUNK):
+                self.index.add(x[i:i + _ENCODE_CHUNK])
+                bar.update(min(_ENCODE_CHUNK, len(x) - i))
+
+    def _bytes(self): return self.index.sa_code_size()
+
+_LUT = faiss.AdditiveQuantizer.ST_LUT_nonorm
+_IP = faiss.METRIC_INNER_PRODUCT
+
+class RQ(AdditiveCodec):
+    """Residual quantizer (faiss IndexResidualQuantizer, inner product): `num_codebooks` (M) x `nbits` (B),
+    encoded by a beam search of width `beam`; bytes_per_vector = sa_code_size() = ceil(M*B/8)."""
+    mode = "rq"
+    default_beam = 16
+    def __init__(self, num_codebooks: int = 16, nbits: int = 8, beam: int = 16, max_train: int | None = 10000,
+                 normalize: bool = True, seed: int = 0, verbose: bool = False):
+        super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose)
+        self.beam = _int_in(beam, f"{self.mode} beam", 1, 1024,
+                            " (faiss max_beam_size: 1 is greedy; wider is better and slower, e.g. beam=16)")
+    @property
+    def name(self): return super().name + ("" if self.beam == self.default_beam else f"_beam{self.beam}")
+    def _params(self): return {**super()._params(), "beam": self.beam}
+    def _set_rq(self, rq):
+        rq.max_beam_size = self.beam
+        rq.cp.seed = self.seed
+        rq.cp.min_points_per_centroid = 1  # warned once in _sample instead of once per codebook
+        rq.use_beam_LUT = 1  # beam search from codeword look-up tables: the same codes, several times faster
+        rq.verbose = self.verbose
+    def _make_index(self, d):
+        ix = faiss.IndexResidualQuantizer(d, self.num_codebooks, self.nbits, _IP, _LUT)
+        self._set_rq(ix.rq)
+        return ix
+
+
+class LSQ(AdditiveCodec):
+    """Local search quantizer (faiss IndexLocalSearchQuantizer, inner product): `num_codebooks` (M) x `nbits` (B)
+    trained jointly; bytes_per_vector = sa_code_size() = ceil(M*B/8)."""
+    mode = "lsq"
+    def __init__(self, num_codebooks: int = 16, nbits: int = 8, max_train: int | None = 10000,
+                 normalize: bool = True, seed: int = 0, verbose: bool = False):
+        super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose)
+    def _set_lsq(self, lsq):
+        lsq.random_seed = self.seed
+        lsq.verbose = self.verbose
+    def _make_index(self, d):
+        ix = faiss.IndexLocalSearchQuantizer(d, self.num_codebooks, self.nbits, _IP, _LUT)
+        self._set_lsq(ix.lsq)
+        return ix
+
+
+class _Product:
+    "Mixin of the product forms: `num_splits` (S) splits of the vector, an additive quantizer on each."
+    def _init_splits(self, num_splits):
+        self.num_splits = _int_in(num_splits, f"{self.mode} splits S", 1, 256, f" dividing the dimension (e.g. {self.mode}:2x8x8)")
+    @property
+    def _total_codebooks(self): return self.num_splits * self.num_codebooks
+    @property
+    def name(self):
+        base = f"{self.mode}_s{self.num_splits}_m{self.num_codebooks}_b{self.nbits}"
+        return base + ("" if getattr(self, "beam", None) in (None, getattr(self, "default_beam", None)) else f"_beam{self.beam}")
+    def _params(self): return {"num_splits": self.num_splits, **super()._params()}
+    def _check_splits(self, d):
+        if d % self.num_splits:
+            raise ValueError(f"{self.name}: dimension {d} is not divisible by num_splits={self.num_splits}; "
+                             f"use one of {_divisors(d)}.")
+    def _subquantizers(self, paq):
+        return [faiss.downcast_AdditiveQuantizer(paq.subquantizer(i)) for i in range(self.num_splits)]
+
+
+class PRQ(_Product, RQ):
+    """Product residual quantizer (faiss IndexProductResidualQuantizer, inner product): `num_splits` (S) splits,
+    an RQ of `num_codebooks` (M) x `nbits` (B) on each; bytes_per_vector = sa_code_size() = ceil(S*M*B/8)."""
+    mode = "prq"
+    def __init__(self, num_splits: int = 2, num_codebooks: int = 8, nbits: int = 8, beam: int = 16,
+                 max_train: int | None = 10000, normalize: bool = True, seed: int = 0, verbose: bool = False):
+        super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose)
+        self._init_splits(num_splits)
+    def _make_index(self, d):
+        self._check_splits(d)
+        ix = faiss.IndexProductResidualQuantizer(d, self.num_splits, self.num_codebooks, self.nbits, _IP, _LUT)
+        for rq in self._subquantizers(ix.prq):
+            self._set_rq(rq)
+        return ix
+
+
+class PLSQ(_Product, LSQ):
+    """Product local search quantizer (faiss IndexProductLocalSearchQuantizer, inner product): `num_splits` (S)
+    splits, an LSQ of `num_codebooks` (M) x `nbits` (B) on each; bytes_per_vector = sa_code_size() = ceil(S*M*B/8)."""
+    mode = "plsq"
+    def __init__(self, num_splits: int = 2, num_codebooks: int = 8, nbits: int = 8, max_train: int | None = 10000,
+                 normalize: bool = True, seed: int = 0, verbose: bool = False):
+        super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose)
+        self._init_splits(num_splits)
+    def _make_index(self, d):
+        self._check_splits(d)
+        ix = faiss.IndexProductLocalSearchQuantizer(d, self.num_splits, self.num_codebooks, self.nbits, _IP, _LUT)
+        for lsq in self._subquantizers(ix.plsq):
+            self._set_lsq(lsq)
+        return ix
+
+
+class OPQRQ(RQ):
+    """OPQ rotation (faiss OPQMatrix, `opq_chunks` chunks, `niter` iterations) then a residual quantizer, in an
+    IndexPreTransform; bytes_per_vector = the RQ's sa_code_size() = ceil(M*B/8) (the rotation is shared)."""
+    mode = "opq_rq"
+    def __init__(self, num_codebooks: int = 16, nbits: int = 8, beam: int = 16, max_train: int | None = 10000,
+                 opq_chunks: int | None = None, niter: int = 25, normalize: bool = True, seed: int = 0,
+                 verbose: bool = False):
+        super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose)
+        self.opq_chunks = None if opq_chunks in (None, 0) else _int_in(opq_chunks, "opq_chunks", 1, hint=" dividing the dimension")
+        self.niter = _int_in(niter, "niter", 1, hint=" (OPQ iterations, e.g. 25)")
+    def _params(self): return {**super()._params(), "opq_chunks": self.opq_chunks, "niter": self.niter}
+    def _make_index(self, d):
+        m = self.opq_chunks or min(_divisors(d), key=lambda c: (abs(c - self.num_codebooks), c))
+        if d % m:
+            raise ValueError(f"{self.name}: dimension {d} is not divisible by opq_chunks={m}; use one of {_divisors(d)}.")
+        self._opq_m = m
+        opq = faiss.OPQMatrix(d, m)
+        opq.niter = self.niter
+        opq.verbose = self.verbose
+        pq = faiss.ProductQuantizer(d, m, min(self.nbits, 8))  # the rotation's PQ trainer
+        pq.cp.seed, pq.cp.min_points_per_centroid = self.seed, 1
+        opq.pq = pq
+        rq = super()._make_index(d)
+        self._parts = (opq, pq, rq)  # keep the SWIG objects alive
+        return faiss.IndexPreTransform(opq, rq)
+
+# %% ../nbs/05_codecs.ipynb #ec7bd6c4
+def _rabitq_bytes(d: int, nbits: int) -> int:
+    "faiss's RaBitQ code size: sign bits + factors (+ extra bits and their factors for nbits > 1)."
+    sign = (d + 7) // 8
+    return sign + 8 if nbits == 1 else sign + 12 + (d * (nbits - 1) + 7) // 8 + 8
+
+class RaBitQ(FaissCodec):
+    """RaBitQ (faiss IndexRaBitQ, inner product) after a seeded random rotation: `nbits` (1..8) bits per dimension,
+    queries quantized to `qb` bits (0 = float). bytes_per_vector = sa_code_size(): the bits and the per-vector
+    float factors (1 bit: ceil(D/8) + 8; B bits: ceil(D/8) + 12 + ceil(D*(B-1)/8) + 8)."""
+    mode = "rabitq"
+    randomized = True
+    default_qb = 4
+    def __init__(self, nbits: int = 1, qb: int = 4, rotate: bool = True, normalize: bool = True, seed: int = 0):
+        super().__init__(normalize, seed)
+        self.nbits = _int_in(nbits, "rabitq bits per dimension", 1, 8, " (e.g. rabitq:1 or rabitq:4)")
+        self.qb = _int_in(qb, "rabitq query bits qb", 0, 8, " (0 keeps the query in float32; faiss default 4)")
+        self.rotate = bool(rotate)
+    @property
+    def name(self):
+        return (f"rabitq_b{self.nbits}" + ("" if self.qb == self.default_qb else f"_qb{self.qb}")
+                + ("" if self.rotate else "_norot"))
+    def _params(self): return {"nbits": self.nbits, "qb": self.qb, "rotate": self.rotate}
+    def _make_index(self, d):
+        rbq = faiss.IndexRaBitQ(d, _IP, self.nbits)
+        rbq.qb = self.qb
+        if not self.rotate:
+            return rbq
+        rr = faiss.RandomRotationMatrix(d, d)
+        rr.init(self.seed)
+        self._parts = (rr, rbq)  # keep the SWIG objects alive
+        return faiss.IndexPreTransform(rr, rbq)
+    def _bytes(self): return self.index.sa_code_size()
+
+# %% ../nbs/05_codecs.ipynb #199a926a
+class ITQ(Binary):
+    "ITQ-rotated sign bits (faiss ITQTransform: center, PCA to `dim`, ITQ rotation) in ceil(dim/8) bytes, Hamming search."
+    mode = "itq"
+    randomized = True
+    def __init__(self, dim: int, max_train: int | None = 10000, normalize: bool = True, seed: int = 0):
+        super().__init__(normalize, seed)
+        self.dim = _int_in(dim, "itq dim (bits)", 1, hint=" up to the input dimension (e.g. itq:256)")
+        self.max_train = None if max_train in (None, 0) else _int_in(max_train, "max_train", 1, hint=" (0 or None: all)")
+        self.n_train = None
+    @property
+    def name(self): return f"itq_d{self.dim}"
+    def _params(self):
+        p = {"dim": self.dim, "max_train": self.max_train}
+        return p if self.n_train is None else {**p, "n_train": self.n_train}
+    def _fit(self, x):
+        d = x.shape[1]
+        if self.max_train and len(x) > self.max_train:
+            x = np.ascontiguousarray(x[np.sort(np.random.default_rng(self.seed).choice(len(x), self.max_train, replace=False))])
+        self.n_train = len(x)
+        if self.dim > d:
+            raise ValueError(f"itq dim={self.dim} exceeds the input dimension {d}; use dim <= {d}.")
+        if len(x) < self.dim:
+            raise ValueError(f"itq to {self.dim} bits needs at least {self.dim} training vectors, got {len(x)}; "
+                             "use more training vectors or fewer bits.")
+        vt = faiss.ITQTransform(d, self.dim, True)
+        vt.itq.seed = self.seed
+        vt.train(x)
+        self.vt = vt
+        self._mean = faiss.vector_to_array(vt.mean).astype(np.float32)
+        self._A = faiss.vector_to_array(vt.pca_then_itq.A).reshape(self.dim, d).astype(np.float32)
+        self._res = float(np.linalg.norm(x - self._mean, axis=1).mean())
+        self._nbytes = (self.dim + 7) // 8
+        self.index = faiss.IndexBinaryFlat(8 * self._nbytes)
+    def _encode(self, x): return np.packbits(self.vt.apply(x) > 0, axis=1)
+    def _decode(self, codes):
+        if codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape[1] != self._nbytes:
+            raise ValueError(f"{self.name} codes must be uint8 of shape (n, {self._nbytes}), got {codes.dtype} {codes.shape}; pass the output of encode().")
+        s = (2 * np.unpackbits(codes, axis=1)[:, :self.dim].astype(np.float32) - 1) / np.sqrt(self.dim)
+        return l2n(np.ascontiguousarray(self._mean + self._res * (s @ self._A), dtype=np.float32))
+    def _search(self, q, k):
+        h, ids = self.index.search(self._encode(q), k)
+        return (self.dim - 2 * h).astype(np.float32), ids
+    def _rep_dim(self): return self.dim
+
 # %% ../nbs/05_codecs.ipynb #c17526c1
 class Transform:
     "A float map R^D -> R^d with `fit`, `transform` (also `__call__`) and `reverse` back to R^D."
@@ -507,6 +785,7 @@ REP_MODES: dict[str, Callable[..., Representation]] = {
     "float32": Float32, "fp16": FP16, "sq": SQ, "pq": PQ, "opq": OPQ, "binary": Binary,
     "trunc": lambda **p: Projected("trunc", **p), "pca": lambda **p: Projected("pca", **p),
     "rp": lambda **p: Projected("rp", **p), "pca_sq8": PCASQ8,
+    "rq": RQ, "lsq": LSQ, "prq": PRQ, "plsq": PLSQ, "opq_rq": OPQRQ, "rabitq": RaBitQ, "itq": ITQ,
 }
 
 def _mode_signature(mode):
@@ -529,24 +808,65 @@ def make_representation(mode: str, **params) -> Representation:
         raise ValueError(f"mode {mode!r} needs {', '.join(f'{m}=...' for m in missing)} (e.g. {mode}:64 as a spec).")
     return REP_MODES[mode](**params)
 
+_B = r"(?:(?:x|_b)(\d+))?"  # optional bits per codebook, 8 when left out
 _SPECS = [
     (re.compile(r"^(float32|fp32|fp16|binary)$"), lambda m: ({"fp32": "float32"}.get(m[1], m[1]), {})),
-    (re.compile(r"^(trunc|pca_sq8|pca|rp)(?::|_d)(\d+)$"), lambda m: (m[1], {"dim": int(m[2])})),
+    (re.compile(r"^(trunc|pca_sq8|pca|rp|itq)(?::|_d)(\d+)$"), lambda m: (m[1], {"dim": int(m[2])})),
     (re.compile(r"^(pq|opq)(?::|_m)(\d+)(?:(?:x|_k)(\d+))?$"),
      lambda m: (m[1], {"num_chunks": int(m[2]), "num_clusters": int(m[3] or 256)})),
     (re.compile(r"^sq(?::|_b)?(\d+)$"), lambda m: ("sq", {"bits": int(m[1])})),
+    (re.compile(rf"^(opq_rq|rq|lsq)(?::|_m)(\d+){_B}$"),
+     lambda m: (m[1], {"num_codebooks": int(m[2]), "nbits": int(m[3] or 8)})),
+    (re.compile(rf"^(prq|plsq)(?::|_s)(\d+)(?:x|_m)(\d+){_B}$"),
+     lambda m: (m[1], {"num_splits": int(m[2]), "num_codebooks": int(m[3]), "nbits": int(m[4] or 8)})),
+    (re.compile(r"^rabitq(?::|_b)(\d+)$"), lambda m: ("rabitq", {"nbits": int(m[1])})),
 ]
-SPEC_FORMS = ("float32", "fp16", "binary", "trunc:D", "pca:D", "rp:D", "pca_sq8:D", "pq:MxK", "opq:MxK", "sq:B (4/6/8/16)", "sq8")
+SPEC_FORMS = ("float32", "fp16", "binary", "trunc:D", "pca:D", "rp:D", "pca_sq8:D", "pq:MxK", "opq:MxK", "sq:B (4/6/8/16)", "sq8",
+              "rq:MxB", "lsq:MxB", "opq_rq:MxB", "prq:SxMxB", "plsq:SxMxB", "rabitq:B (1..8)", "itq:D",
+              "+ knobs ,name=value (e.g. rq:16x8,beam=32 or rabitq:1,qb=8)")
+
+_NAME_KNOBS = re.compile(r"^(.*?)_(beam|qb)(\d+)$")
+
+def _knob_value(text: str):
+    t = text.strip()
+    low = t.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(t)
+        except ValueError:
+            pass
+    return t
+
+def _split_spec(t: str) -> tuple[str, dict]:
+    "`rq:16x8,beam=32` -> ('rq:16x8', {'beam': 32}); names' knob suffixes (`_beam32`, `_qb8`, `_norot`) too."
+    head, *rest = [p.strip() for p in t.split(",")]
+    knobs = {}
+    for kv in rest:
+        if "=" not in kv or not kv.split("=", 1)[0].strip():
+            raise ValueError(f"Cannot read the knob {kv!r} in representation spec {t!r}; write name=value after a comma, "
+                             "e.g. 'rq:16x8,beam=32'.")
+        k, v = kv.split("=", 1)
+        knobs[k.strip()] = _knob_value(v)
+    if head.endswith("_norot"):
+        head, knobs = head[:-len("_norot")], {"rotate": False, **knobs}
+    while (m := _NAME_KNOBS.match(head)):
+        head, knobs = m[1], {m[2]: int(m[3]), **knobs}
+    return head, knobs
 
 def parse_rep(text: str, **params) -> Representation:
-    "Representation from a spec like `pq:16x256`, `pca:64`, `sq8` or a representation name like `pq_m16_k256`."
+    """Representation from a spec like `pq:16x256`, `rq:16x8,beam=32`, `pca:64`, `sq8` or a representation name
+    like `pq_m16_k256` / `rq_m16_b8`; knobs after commas and keyword `params` go to the constructor."""
     if not isinstance(text, str):
         raise ValueError(f"representation spec must be a string, got {type(text).__name__}; e.g. 'pq:16x256'.")
-    t = text.strip().lower()
+    head, knobs = _split_spec(text.strip().lower())
     for rx, parse in _SPECS:
-        m = rx.match(t)
+        m = rx.match(head)
         if m:
             mode, p = parse(m)
-            return make_representation(mode, **{**p, **params})
+            return make_representation(mode, **{**p, **knobs, **params})
     raise ValueError(f"Cannot read representation spec {text!r}; use one of: {', '.join(SPEC_FORMS)} "
-                     "(e.g. 'pq:16x256', 'pca:64', 'sq:8').")
+                     "(e.g. 'pq:16x256', 'rq:16x8', 'pca:64', 'sq:8').")

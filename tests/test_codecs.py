@@ -167,3 +167,119 @@ def test_binary_and_decode_shapes(data):
     with pytest.raises(ValueError, match="uint8 of shape"):
         r.decode(np.zeros((2, 9), dtype=np.uint8))
     assert FP16().fit(xb).decode(FP16().fit(xb).encode(xq)).shape == xq.shape
+
+
+# --- the strongest classic codecs: RQ, LSQ, PRQ, PLSQ, OPQ+RQ, RaBitQ, ITQ ----------------
+
+import faiss  # noqa: E402
+
+from ecd.codecs import ITQ, LSQ, OPQRQ, PLSQ, PRQ, RQ, RaBitQ, SPEC_FORMS, l2n  # noqa: E402
+
+_IP, _LUT = faiss.METRIC_INNER_PRODUCT, faiss.AdditiveQuantizer.ST_LUT_nonorm
+
+
+def _direct(index, xb, xq, k=10):
+    index.train(l2n(xb.copy()))
+    index.add(l2n(xb.copy()))
+    return index.search(l2n(xq.copy()), k)
+
+
+@pytest.mark.parametrize("spec,nbytes,name", [
+    ("rq:8x4,beam=2", 4, "rq_m8_b4_beam2"), ("rq:5x4,beam=1", 3, "rq_m5_b4_beam1"),
+    ("lsq:4x4", 2, "lsq_m4_b4"), ("prq:2x4x4,beam=2", 4, "prq_s2_m4_b4_beam2"), ("plsq:2x2x6", 3, "plsq_s2_m2_b6"),
+    ("opq_rq:4x6,beam=2,niter=2", 3, "opq_rq_m4_b6_beam2"), ("rabitq:1", 8 + 8, "rabitq_b1"),
+    ("rabitq:3,qb=8", 8 + 12 + 16 + 8, "rabitq_b3_qb8"), ("itq:20", 3, "itq_d20"),
+])
+def test_new_codecs_bytes_and_round_trip(data, spec, nbytes, name):
+    xb, xq = data
+    r = parse_rep(spec, **({"max_train": 500} if spec.split(":")[0] in ("lsq", "plsq") else {})).fit(xb).add(xb)
+    assert r.name == name and parse_rep(r.name).name == name
+    assert r.bytes_per_vector == nbytes
+    if hasattr(r.index, "sa_code_size"):
+        assert r.index.sa_code_size() == nbytes == r.code_size  # everything faiss stores per vector
+    codes = r.encode(xq)
+    assert codes.dtype == np.uint8 and codes.shape == (len(xq), nbytes)
+    rec = r.decode(codes)
+    assert rec.shape == xq.shape and np.isfinite(rec).all()
+    if hasattr(r.index, "sa_decode"):
+        np.testing.assert_allclose(rec, r.index.sa_decode(codes), atol=1e-6)
+    s, i = r.search(xq, 5)
+    assert i.shape == (len(xq), 5) and (np.diff(s, axis=1) <= 1e-5).all()
+    assert r.describe()["bytes_per_vector"] == nbytes
+
+
+def test_rq_and_lsq_search_is_faiss(data):
+    xb, xq = data
+    r = RQ(6, 4, beam=3).fit(xb).add(xb)
+    ref = faiss.IndexResidualQuantizer(64, 6, 4, _IP, _LUT)
+    ref.rq.max_beam_size, ref.rq.cp.seed, ref.rq.cp.min_points_per_centroid = 3, 0, 1
+    ref.rq.use_beam_LUT = 1
+    d, i = _direct(ref, xb, xq)
+    ds, is_ = r.search(xq, 10)
+    assert (is_ == i).all()
+    np.testing.assert_allclose(ds, d, atol=1e-5)
+    lsq = LSQ(4, 4, max_train=None).fit(xb).add(xb)
+    ref = faiss.IndexLocalSearchQuantizer(64, 4, 4, _IP, _LUT)
+    ref.lsq.random_seed = 0
+    assert (lsq.search(xq, 10)[1] == _direct(ref, xb, xq)[1]).all()
+
+
+def test_rabitq_search_is_faiss(data):
+    xb, xq = data
+    r = RaBitQ(2, qb=6, seed=3).fit(xb).add(xb)
+    rr = faiss.RandomRotationMatrix(64, 64)
+    rr.init(3)
+    rbq = faiss.IndexRaBitQ(64, _IP, 2)
+    rbq.qb = 6
+    assert (r.search(xq, 10)[1] == _direct(faiss.IndexPreTransform(rr, rbq), xb, xq)[1]).all()
+
+
+def test_rq_beats_pq_at_the_same_bits(data):
+    xb, xq = data
+    assert RQ(8, 4, beam=2).fit(xb).distortion(xq) < PQ(8, 16).fit(xb).distortion(xq)
+
+
+def test_max_train_sample(data):
+    xb, _ = data
+    r = RQ(4, 4, beam=1, max_train=300).fit(xb)
+    assert r.params["n_train"] == 300 and r.params["max_train"] == 300
+    assert RQ(4, 4, beam=1, max_train=None).fit(xb).params["n_train"] == len(xb)
+
+
+def test_knobs_in_specs():
+    assert parse_rep("rq:16x8,beam=32,max_train=5000").params["max_train"] == 5000
+    assert parse_rep("rq_m16_b8_beam32").beam == 32
+    assert parse_rep("rabitq_b1_qb8_norot").params["rotate"] is False
+    assert parse_rep("rq:16").nbits == 8 and parse_rep("prq:2x8").num_codebooks == 8
+    assert parse_rep("opq:16x256,niter=5").niter == 5
+    assert any("rq:MxB" in f for f in SPEC_FORMS) and any("rabitq" in f for f in SPEC_FORMS)
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("rq:7x9", "use an integer in 1..8"), ("lsq:16x0", "use an integer in 1..8"), ("rq:0x8", "1..256"),
+    ("rabitq:0", "use an integer in 1..8"), ("rabitq:9", "use an integer in 1..8"), ("rabitq:1,qb=9", "0..8"),
+    ("rq:16x8,beam=0", "e.g. beam=16"), ("rq:16x8,bem=4", "valid: ['beam'"), ("rq:16x8,beam", "name=value"),
+    ("itq:0", "itq dim"), ("prq:0x8x8", "splits S"), ("rq:16x8,max_train=3", "use an integer in >= 256"),
+])
+def test_bad_new_specs(spec, message):
+    with pytest.raises(ValueError, match=re_escape(message)):
+        parse_rep(spec)
+
+
+def re_escape(s):
+    import re
+    return re.escape(s)
+
+
+def test_bad_new_fits(data):
+    xb, _ = data
+    with pytest.raises(ValueError, match=r"not divisible by num_splits=3; use one of \[1, 2, 4, 8, 16, 32, 64\]"):
+        PRQ(3, 4, 6).fit(xb)
+    with pytest.raises(ValueError, match="not divisible by num_splits=5"):
+        PLSQ(5, 2, 4).fit(xb)
+    with pytest.raises(ValueError, match="use dim <= 64"):
+        ITQ(65).fit(xb)
+    with pytest.raises(ValueError, match="100 training vectors for 256 entries per codebook"):
+        RQ(4, 8).fit(xb[:100])
+    with pytest.raises(ValueError, match="opq_chunks=7"):
+        OPQRQ(4, 4, opq_chunks=7).fit(xb)
