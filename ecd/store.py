@@ -45,19 +45,21 @@ def read_manifest(run_id: str, required: bool = True) -> dict:
     return read_json(p)
 
 def update_manifest(run_id: str, **sections) -> dict:
-    "Merge `sections` into the manifest of `run_id` (created if missing); stamps versions, git sha, time."
-    m = read_manifest(run_id, required=False)
-    if not m:
-        m = {"run_id": run_id, "created": utc_now()}
-    for k, v in sections.items():
-        if isinstance(v, dict) and isinstance(m.get(k), dict):
-            m[k] = {**m[k], **v}
-        else:
-            m[k] = v
-    m["updated"] = utc_now()
-    m["versions"] = versions()
-    m["git_sha"] = git_sha()
-    write_json(manifest_path(run_id), m)
+    """Merge `sections` into the manifest of `run_id` (created if missing); stamps versions, git sha, time.
+    Under the manifest's lock (`table_lock`), so two commands updating one run at once both land."""
+    stamp = {"versions": versions(), "git_sha": git_sha()}  # outside the lock: git runs a subprocess
+    with table_lock(manifest_path(run_id)):
+        m = read_manifest(run_id, required=False)
+        if not m:
+            m = {"run_id": run_id, "created": utc_now()}
+        for k, v in sections.items():
+            if isinstance(v, dict) and isinstance(m.get(k), dict):
+                m[k] = {**m[k], **v}
+            else:
+                m[k] = v
+        m["updated"] = utc_now()
+        m.update(stamp)
+        write_json(manifest_path(run_id), m)
     return m
 
 # %% ../nbs/10_store.ipynb #a0c81b34

@@ -552,7 +552,7 @@ def execute(tasks: list[dict], executor: str = "inline", workers: int = 2, sched
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                    silence_logs=logging.ERROR)
             client = Client(cluster)
-            client.run(die_with_parent, os.getpid())  # the workers are this process's children: they end with it
+            client.run(die_with_parent)  # each worker watches the process that started it (this one): ends with it
         try:
             th = 1 if cluster is not None else None
             futs = {}
