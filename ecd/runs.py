@@ -22,8 +22,9 @@ from .store import read_manifest, update_manifest, write_metrics
 log = get_logger("ecd.runs")
 
 # %% auto #0
-__all__ = ['log', 'BASELINE_MODES', 'MAX_TRAIN', 'prepare_run', 'load_run_data', 'load_eval_data', 'default_dims',
-           'default_pq_chunks', 'baseline_specs', 'run_baselines', 'format_table', 'ExternalQueries', 'hdf5_eval_data']
+__all__ = ['log', 'BASELINE_MODES', 'BUDGETS', 'MAX_TRAIN', 'prepare_run', 'load_run_data', 'load_eval_data', 'default_dims',
+           'default_pq_chunks', 'product_splits', 'baseline_specs', 'run_baselines', 'format_table', 'ExternalQueries',
+           'hdf5_eval_data']
 
 # %% ../nbs/10a_runs.ipynb #5ef1b31d
 def prepare_run(run_id: str, dataset: str = "glove-words-minilm", max_items: int | None = None, k: int = 100,
@@ -78,20 +79,31 @@ def load_eval_data(run_id: str, split: str = "test", max_queries: int | None = N
     return EvalData(np.ascontiguousarray(prep.emb.vectors), q, I, S, train_idx=prep.split["train"], info=info)
 
 # %% ../nbs/10a_runs.ipynb #c7ea6f15
-BASELINE_MODES = ("float32", "fp16", "trunc", "pca", "rp", "pca_sq8", "sq", "pq", "opq", "binary")
+BASELINE_MODES = ("float32", "fp16", "trunc", "pca", "rp", "pca_sq8", "sq", "pq", "opq", "binary",
+                  "rq", "lsq", "prq", "plsq", "opq_rq", "rabitq", "itq")
+BUDGETS = (8, 16, 32, 48, 64)  # bytes per vector the default baselines cover
 
 def default_dims(dim_in: int, want=(16, 32, 64)) -> list[int]:
     "The usual projection dims that are smaller than the input."
     return [d for d in want if d < dim_in] or [max(1, dim_in // 2)]
 
-def default_pq_chunks(dim_in: int, want=(8, 16, 32)) -> list[int]:
+def default_pq_chunks(dim_in: int, want=BUDGETS) -> list[int]:
     "For each wanted chunk count, the nearest one that divides `dim_in` (e.g. 50 -> [10, 25])."
     divs = [m for m in range(1, dim_in + 1) if dim_in % m == 0 and m < dim_in]
     return sorted({min(divs, key=lambda m: (abs(m - w), m)) for w in want}) if divs else [1]
 
+def product_splits(dim_in: int, nbytes: int, per_split: int = 16) -> int | None:
+    "Splits S for a product quantizer of `nbytes` one-byte codebooks: S divides both, S*`per_split` ~ `nbytes`; None below 2."
+    ok = [s for s in range(2, nbytes + 1) if dim_in % s == 0 and nbytes % s == 0]
+    return min(ok, key=lambda s: (abs(s * per_split - nbytes), s)) if ok else None
+
 def baseline_specs(dim_in: int, dims=None, pq_chunks=None, pq_clusters=(256,), sq_bits=(4, 8),
-                   modes=BASELINE_MODES) -> list[str]:
-    "Representation specs (`parse_rep` strings) for the baselines; `dims`/`pq_chunks` default to ones that fit `dim_in`."
+                   modes=BASELINE_MODES, budgets=BUDGETS, rabitq_bits=(1, 2, 4), itq_bits=None) -> list[str]:
+    """Representation specs (`parse_rep` strings) for the baselines; the defaults fit `dim_in`.
+    pq/opq: `pq_chunks` chunks of 256 clusters; rq/opq_rq: one 8-bit codebook per byte of each of `budgets`;
+    lsq: the budgets up to 16 B (LSQ's encoding grows with M^2), plsq/prq: the budgets from 32 B as
+    `product_splits` splits of 16 codebooks (prq also 16 B); rabitq: `rabitq_bits` bits per dimension;
+    itq: `itq_bits` bits (default 8 x each budget below `dim_in`, and `dim_in`)."""
     dims = default_dims(dim_in) if dims is None else dims
     pq_chunks = default_pq_chunks(dim_in) if pq_chunks is None else pq_chunks
     bad = set(modes) - set(BASELINE_MODES)
@@ -104,6 +116,14 @@ def baseline_specs(dim_in: int, dims=None, pq_chunks=None, pq_clusters=(256,), s
     if bad_m and set(modes) & {"pq", "opq"}:
         ok = [m for m in range(1, dim_in + 1) if dim_in % m == 0]
         raise ValueError(f"--pq-chunks {bad_m} do not divide the input dimension {dim_in}; valid chunk counts: {ok}.")
+    bad_b = [b for b in budgets if int(b) != b or b < 1]
+    if bad_b:
+        raise ValueError(f"--budgets {bad_b} must be positive whole numbers of bytes per vector, e.g. 8,16,32,48,64.")
+    if itq_bits is None:  # 8 bits per byte of each budget below the dimension, and one bit per dimension
+        itq_bits = [8 * b for b in budgets if 8 * b < dim_in] + [dim_in]
+    too_many = [b for b in itq_bits if b > dim_in]
+    if too_many and "itq" in modes:
+        raise ValueError(f"--itq-bits {too_many} exceed the input dimension {dim_in}; use bits <= {dim_in}.")
     out = []
     for mode in modes:
         if mode in ("float32", "fp16", "binary"):
@@ -114,6 +134,19 @@ def baseline_specs(dim_in: int, dims=None, pq_chunks=None, pq_clusters=(256,), s
             out += [f"sq:{b}" for b in sq_bits]
         elif mode in ("pq", "opq"):
             out += [f"{mode}:{m}x{c}" for m in pq_chunks for c in pq_clusters]
+        elif mode in ("rq", "opq_rq"):
+            out += [f"{mode}:{b}x8" for b in budgets if b <= dim_in]
+        elif mode == "lsq":
+            out += [f"lsq:{b}x8" for b in budgets if b <= min(16, dim_in)]
+        elif mode in ("prq", "plsq"):
+            for b in budgets:
+                s = product_splits(dim_in, b)
+                if s and b >= (16 if mode == "prq" else 32):
+                    out.append(f"{mode}:{s}x{b // s}x8")
+        elif mode == "rabitq":
+            out += [f"rabitq:{b}" for b in rabitq_bits]
+        elif mode == "itq":
+            out += [f"itq:{b}" for b in itq_bits]
     return out
 
 MAX_TRAIN = 200_000  # codecs are fitted on at most this many training rows (a seeded sample), recorded per row
