@@ -33,7 +33,7 @@ _log = get_logger("ecd.train")
 # %% auto #0
 __all__ = ['TRAIN_DEFAULTS', 'check_amp', 'check_train_config', 'load_train_config', 'lr_factor', 'anchor_batch',
            'step_candidates', 'ste_minmax_uint8', 'PQCodebooks', 'ValData', 'LearnedPQ', 'validate', 'save_figure',
-           'train_figures', 'TrainResult', 'total_steps', 'fit', 'load_trained']
+           'train_figures', 'optimize', 'TrainResult', 'total_steps', 'fit', 'load_trained']
 
 # %% ../nbs/08_train.ipynb #4d17ea31
 TRAIN_DEFAULTS: dict = {
@@ -416,6 +416,52 @@ def train_figures(logs: pd.DataFrame, fig_dir, png: bool = True) -> list[Path]:
     out += save_figure(f, fig_dir / "learning_curve", png)
     return out
 
+# %% ../nbs/08_train.ipynb #90ad6aef
+def optimize(opt: torch.optim.Optimizer, loss_fn, steps: int, *, start: int = 0, schedule: str = "constant",
+             warmup: int = 0, grad_clip: float = 0.0, amp_dtype=None, device: str = "cpu", scaler=None,
+             seed: int = 0, on_step=None, desc: str = "train", show: dict | None = None, bar: bool = True) -> int:
+    """Run `steps` optimizer steps (from `start`) of `loss_fn(step, rng) -> (loss, parts)`; returns the step reached.
+    `on_step(step, loss_value, parts)` may return True to stop early; `show` (a dict it may update) is shown
+    beside the loss on the progress bar (off when not a TTY, or with `bar=False`)."""
+    base_lrs = [g.get("initial_lr", g["lr"]) for g in opt.param_groups]
+    for g, b in zip(opt.param_groups, base_lrs):
+        g["initial_lr"] = b
+    params = [p for g in opt.param_groups for p in g["params"]]
+    pbar = progress(range(start, steps), desc=desc, total=steps, initial=start, unit="step",
+                    **({} if bar else {"disable": True}))
+    show = {} if show is None else show
+    for step in pbar:
+        rng = np.random.default_rng([int(seed), 2, step])
+        torch.manual_seed(int(seed) * 1_000_003 + step)
+        f = lr_factor(step, steps, schedule, warmup)
+        for g, b in zip(opt.param_groups, base_lrs):
+            g["lr"] = b * f
+        with torch.autocast(device_type=str(device).split(":")[0], dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss, parts = loss_fn(step, rng)
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+        else:
+            loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        if scaler is not None:
+            scaler.step(opt); scaler.update()
+        else:
+            opt.step()
+        lv = float(loss.detach())
+        if not math.isfinite(lv):
+            raise ValueError(f"training loss became {lv} at step {step}; lower the learning rate, set a gradient clip "
+                             f"(train.grad_clip), or train without AMP (train.amp=none).")
+        stop = on_step is not None and on_step(step, lv, parts)
+        if not pbar.disable:
+            pbar.set_postfix({"loss": f"{lv:.4g}", **{k: f"{v:.4g}" if isinstance(v, float) else v for k, v in show.items()}},
+                             refresh=False)
+        if stop:
+            return step + 1
+    return max(start, steps)
+
 # %% ../nbs/08_train.ipynb #3af06574
 @dataclass
 class TrainResult:
@@ -511,32 +557,12 @@ def fit(cfg: dict, x_train, topk_ids, val: ValData | None = None, out_dir=None, 
     valq = val.head(cfg["eval"]["max_queries"]) if val is not None else None
     every = cfg["eval"]["every"] or steps
     t0, done0 = time.perf_counter(), start
-    model.train()
-    bar = progress(range(start, steps), desc="train", total=steps, initial=start, **({} if verbose else {"disable": True}))
-    for step in bar:
-        rng = np.random.default_rng([int(t["seed"]), 2, step])
-        torch.manual_seed(int(t["seed"]) * 1_000_003 + step)
-        f = lr_factor(step, steps, t["lr_schedule"], t["warmup_steps"])
-        for g, b in zip(opt.param_groups, base_lrs):
-            g["lr"] = b * f
-        with torch.autocast(device_type=device.split(":")[0], dtype=amp_dtype, enabled=amp_dtype is not None):
-            loss, parts = obj(model, step, rng)
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-        else:
-            loss.backward()
-        if t["grad_clip"] > 0:
-            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], t["grad_clip"])
-        if scaler is not None:
-            scaler.step(opt); scaler.update()
-        else:
-            opt.step()
-        lv = float(loss.detach())
-        if not math.isfinite(lv):
-            raise ValueError(f"training loss became {lv} at step {step}; lower train.lr, set train.grad_clip, "
-                             f"or use train.amp=none.")
+    for g, b in zip(opt.param_groups, base_lrs):
+        g["initial_lr"] = b                                               # the schedule's base (also after a resume)
+    show = {}
+
+    def after_step(step, lv, parts):                                      # logs, validation, checkpoints
+        nonlocal acc, best
         acc.setdefault("loss", []).append(lv)
         for k, v in parts.items():
             acc.setdefault(f"loss_{k}", []).append(v)
@@ -558,6 +584,7 @@ def fit(cfg: dict, x_train, topk_ids, val: ValData | None = None, out_dir=None, 
             row["elapsed_s"] = time.perf_counter() - t0
             row["steps_per_s"] = (step + 1 - done0) / max(row["elapsed_s"], 1e-9)
             logs.append(row)
+            show.update({k.replace("val_", "val "): row[k] for k in ("val_recall@10",) if k in row})
             if verbose:
                 _log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
             metrics = {k[4:]: v for k, v in row.items() if k.startswith("val_")}
@@ -572,8 +599,14 @@ def fit(cfg: dict, x_train, topk_ids, val: ValData | None = None, out_dir=None, 
                             queue=obj.queue.state_dict() if obj.queue is not None else None,
                             logs=logs, best=best), out_dir / "last.pt")
                 save_parquet(out_dir / "train_logs.parquet", pd.DataFrame(logs))  # an interrupted run keeps its log
-        if stop_at is not None and step + 1 >= stop_at and not last:
-            return TrainResult(model.eval(), pd.DataFrame(logs), best, {}, {"last": out_dir / "last.pt"} if out_dir else {}, codebooks)
+        return stop_at is not None and step + 1 >= stop_at and not last
+
+    model.train()
+    reached = optimize(opt, lambda step, rng: obj(model, step, rng), steps, start=start, schedule=t["lr_schedule"],
+                       warmup=t["warmup_steps"], grad_clip=t["grad_clip"], amp_dtype=amp_dtype, device=device,
+                       scaler=scaler, seed=t["seed"], on_step=after_step, desc="train", show=show)
+    if reached < steps:                                                   # stopped at stop_at, as a killed run would
+        return TrainResult(model.eval(), pd.DataFrame(logs), best, {}, {"last": out_dir / "last.pt"} if out_dir else {}, codebooks)
     model.eval()
     logs_df = pd.DataFrame(logs)
     final = {k[4:]: v for k, v in logs[-1].items() if k.startswith("val_")} if logs else {}
