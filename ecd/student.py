@@ -158,7 +158,8 @@ def eval_student(run_id: str, ckpt=None, model=None, quantizers=DEFAULT_QUANTIZE
 # %% ../nbs/10b_student.ipynb #8657ed89
 def _parser_train() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ecd train", description="Train the student of a prepared run (results/<run_id>/train/).")
-    p.add_argument("--run-id", required=True, help="a run prepared with `ecd prepare --run-id ...`")
+    p.add_argument("--run-id", default="demo", help="a run prepared with `ecd prepare --run-id ...` (default: demo, as "
+                   "in every command)")
     p.add_argument("--config", default=None, help="YAML train config (default: built-in defaults = configs/train/default.yaml)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override with a YAML value, repeatable, e.g. 'train.lr=0.001' or 'loss.matryoshka_dims=[32,64]'")
@@ -187,16 +188,17 @@ def train_main(argv=None) -> int:
 
 def _parser_eval() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ecd eval", description="Evaluate the trained student (+ quantizers) into the run's metrics tables.")
-    p.add_argument("--run-id", required=True)
+    p.add_argument("--run-id", default="demo", help="the run whose student is evaluated (default: demo, as in every command)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--ckpt", default=None, help="a best.pt/final.pt checkpoint (default: results/<run_id>/train/best.pt)")
     g.add_argument("--model", default=None, help="a .npz export (compressor_model.npz)")
     p.add_argument("--quantizers", default=",".join(DEFAULT_QUANTIZERS),
                    help="comma-separated quantizer specs after the student (float32, sq8, binary, pq:MxK, opq:MxK)")
     p.add_argument("--rerank-r", type=int, default=100, help="two-stage: rerank this many candidates with the teacher (0 = off)")
-    p.add_argument("--split", default="test")
-    p.add_argument("--max-queries", type=int, default=None)
-    p.add_argument("--tag", default=None)
+    p.add_argument("--split", default="test", choices=["val", "test"], help="evaluation queries (default: test)")
+    p.add_argument("--max-queries", type=int, default=1000,
+                   help="evaluate on the first N queries of the split (default 1000, as in every command; 0 = all)")
+    p.add_argument("--tag", default=None, help="the student trained with `ecd train --tag TAG` (results/<run_id>/train/<tag>/)")
     return p
 
 

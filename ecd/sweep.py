@@ -26,7 +26,7 @@ import pandas as pd
 
 from .config import load_config, merge_config, parse_override, register_schema
 from .core import (atomic_path, atomic_write_text, check_run_id, config_hash, data_dir, get_logger, new_run_id,
-                      results_dir, run_dir, save_npy, save_parquet, set_threads, utc_now, write_json)
+                      results_dir, run_dir, save_npy, save_parquet, set_threads, utc_now, write_json, progress)
 from .runs import load_eval_data, load_run_data, prepare_run
 from .codecs import parse_rep
 from .evaluate import evaluate_rep
@@ -468,7 +468,8 @@ def _papermill_one(task: dict, db: str, out_root: str) -> dict:
     try:
         # the notebook has committed its result to the run log before its last cell ends: no graceful-shutdown wait
         pm.execute_notebook(str(template_path()), str(out), parameters=notebook_params(task, db), kernel_name="python3",
-                            progress_bar=False, log_output=False, cwd=str(Path.cwd()), shutdown_kernel="immediate")
+                            progress_bar=False, log_output=False, cwd=str(Path.cwd()), shutdown_kernel="immediate",
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])  # no "running over TCP" warning per kernel
     except Exception as e:  # PapermillExecutionError carries the cell's traceback
         err = f"papermill: the notebook {out} failed: {e}"
     row = get_run(task["sweep_id"], task["combo_id"], db=db)
@@ -515,9 +516,11 @@ def execute(tasks: list[dict], executor: str = "inline", workers: int = 2, sched
     results: dict[int, dict] = {}
     def done(i, res):
         results[i] = res
+        bar.update(1)
         if on_result: on_result(tasks[i], res)
     if not tasks:
         return []
+    bar = progress(total=len(tasks), desc=f"sweep combos ({executor})", unit="combo")  # with ETA; off when not a TTY
     if executor == "inline":
         for i, t in enumerate(tasks):
             record_start(t, db=db)
@@ -565,6 +568,7 @@ def execute(tasks: list[dict], executor: str = "inline", workers: int = 2, sched
             client.close()
             if cluster is not None:
                 cluster.close()
+    bar.close()
     return [results[i] for i in range(len(tasks))]
 
 # %% ../nbs/11_sweep.ipynb #0ba9a6a1
@@ -630,12 +634,13 @@ def _headline_rows(summary: pd.DataFrame) -> pd.DataFrame:
     return keep.drop(columns=[c for c in ("status", "error", "reused_from") if c in keep]) if len(keep) else keep
 
 def _pareto_figure(r: SweepResult) -> None:
-    "`<sweep>/figures/pareto_vs_teacher.html|png` when latency was measured (seed 000's quick-hyper figure)."
-    if "ms_per_query" not in r.summary or r.summary["ms_per_query"].notna().sum() == 0:
+    "`<sweep>/figures/pareto_vs_teacher.html|png`: recall@10 against the cost the best combo was chosen by, titled after the sweep kind."
+    if "recall@10" not in r.summary or r.summary["recall@10"].notna().sum() == 0:
         return
     try:  # plots sits below sweep in the module table: imported lazily, only when a sweep has finished
-        from ecd.plots import quick_hyper_pareto, write_figures
-        fig = quick_hyper_pareto(r.summary, target=r.best["target_vs_teacher_recall10"])
+        from ecd.plots import sweep_pareto, write_figures
+        fig = sweep_pareto(r.summary, r.best.get("kind"), target=r.best["target_vs_teacher_recall10"],
+                           cost=r.best.get("cost"))
         write_figures({"pareto_vs_teacher": fig}, r.out_dir / "figures")
     except Exception as e:
         log.warning(f"no Pareto figure: {e}")
@@ -825,18 +830,20 @@ def dim_out_records(r: SweepResult) -> list[dict]:
     return sorted(recs, key=lambda x: -x["meta"]["dim_out"])
 
 def sweep_dim_out_main(argv=None) -> int:
-    "`ecd sweep-dim-out`: train + evaluate a student per output dimension; JSONL (or JSON) records (seed 001)."
+    "`ecd sweep-dim-out`: train + evaluate a student per output dimension; JSONL (or JSON) records."
     p = argparse.ArgumentParser(prog="ecd sweep-dim-out", description="Train and evaluate a student at each dim_out "
-                                "(seed 001's sweep_dim_out.py); one JSONL line per dim with metrics and meta.")
+                                "(a sweep of kind dim_out) and write one JSONL (or JSON) record per dim with its metrics and meta.")
     p.add_argument("--dim-outs", type=_int_list, default=[64, 32, 16], help="comma-separated, e.g. 64,32,16")
     p.add_argument("--dataset", default="glove-words-minilm", help="data spec (default %(default)s)")
-    p.add_argument("--input", help="a local .npy file (seed 001's --input); same as --dataset npy:PATH")
-    p.add_argument("--max-items", type=int, default=5000, help="first N items (default %(default)s)")
-    p.add_argument("--k", type=int, default=50, help="evaluation k: recall@k, ndcg@k, overlap@k (default %(default)s)")
+    p.add_argument("--input", help="a local .npy file of embeddings; same as --dataset npy:PATH")
+    p.add_argument("--max-items", type=int, default=20000, help="first N items (default %(default)s, as everywhere)")
+    p.add_argument("--k", type=int, default=50, help="the k of the reported recall@k, ndcg@k, overlap@k (default "
+                   "%(default)s; the teacher top-100 is prepared, as everywhere)")
     p.add_argument("--epochs", type=int, default=20, help="training epochs (default %(default)s; 0 = use --steps)")
     p.add_argument("--steps", type=int, default=0, help="training steps instead of epochs")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--train-config", default="configs/train/default.yaml")
+    p.add_argument("--seed", type=int, default=42, help="split, fitting and training seed (default %(default)s)")
+    p.add_argument("--train-config", default="configs/train/default.yaml",
+                   help="the base train config of every dim (default %(default)s)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="train config override applied to every dim, e.g. 'loss.tau=0.05'")
     p.add_argument("--run-id", help="prepared run (default: the sweep id)")
