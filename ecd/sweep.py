@@ -27,6 +27,7 @@ import pandas as pd
 from .config import load_config, merge_config, parse_override, register_schema
 from .core import (atomic_path, atomic_write_text, check_run_id, config_hash, data_dir, get_logger, new_run_id,
                       results_dir, run_dir, save_npy, save_parquet, set_threads, utc_now, write_json, progress)
+from .data import resolve_synthetic
 from .runs import load_eval_data, load_run_data, prepare_run
 from .codecs import parse_rep
 from .evaluate import evaluate_rep
@@ -134,21 +135,7 @@ def resolve_dataset(spec: str) -> str:
     spec = str(spec).strip()
     if spec == "huggingface":
         return HF_DEFAULT
-    if spec.split(":", 1)[0] != "synthetic":
-        return spec
-    p = dict(SYNTHETIC_DEFAULT)
-    if ":" in spec:
-        size = spec.split(":", 1)[1]
-        try:
-            n, _, d = size.partition("x")
-            p["n"] = int(n)
-            if d: p["dim"] = int(d)
-        except ValueError:
-            raise ValueError(f"Cannot read {spec!r}; write synthetic, synthetic:N or synthetic:NxD (e.g. synthetic:5000x64).")
-    path = data_dir() / "synthetic" / f"synthetic_n{p['n']}_d{p['dim']}_c{p['n_clusters']}_s{p['seed']}.npy"
-    if not path.exists():
-        save_npy(path, synthetic_vectors(**p))
-    return f"npy:{path}"
+    return resolve_synthetic(spec)  # ecd.data writes it block by block: the numbers of synthetic_vectors, no N x D in memory
 
 def ensure_run(run_id: str, dataset: str, max_items: int | None = None, k: int = 100, seed: int = 42) -> dict:
     "The manifest of `run_id`, preparing `dataset` for it first if it has none."
