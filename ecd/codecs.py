@@ -1,4 +1,4 @@
-"""One `Representation` interface over every way ecd stores a vector smaller: float32, fp16, truncation, PCA, random projection, PQ, OPQ+PQ, SQ 4/6/8 bits, binary sign codes, PCA+SQ8, and any float transform (a trained student) followed by a quantizer. faiss does the work; ecd adds the interface and the byte accounting.
+"""One `Representation` interface over every way ecd stores a vector smaller: float32, fp16, truncation, PCA, random projection, PQ, OPQ+PQ, residual and local search quantizers (RQ, LSQ, PRQ, PLSQ, OPQ+RQ), RaBitQ 1-8 bits, SQ 4/6/8 bits, binary sign codes, ITQ binary codes, PCA+SQ8, and any float transform (a trained student) followed by a quantizer. faiss does the work; ecd adds the interface and the byte accounting.
 
 Docs: https://ecd-dev.github.io/ecd/codecs.html.md"""
 
@@ -170,7 +170,7 @@ class Representation:
 
     @property
     def bytes_per_vector(self) -> int:
-        "Stored bytes per database vector (PQ: one byte per chunk up to 256 clusters, two above)."
+        "Stored bytes per database vector (PQ: one byte per chunk up to 256 clusters, two above; RQ/LSQ/PRQ/PLSQ/RaBitQ: faiss sa_code_size())."
         self._need_fit("bytes_per_vector"); return int(self._bytes())
 
     @property
@@ -373,18 +373,22 @@ class AdditiveCodec(FaissCodec):
     because the inner-product search needs none."""
     randomized = True
     max_bits = 8
-    def __init__(self, num_codebooks: int = 16, nbits: int = 8, max_train: int | None = None,
+    def __init__(self, num_codebooks: int = 16, nbits: int = 8, max_train: int | str | None = "auto",
                  normalize: bool = True, seed: int = 0, verbose: bool = False):
         super().__init__(normalize, seed)
         eg = f" (e.g. {self.mode}:16x8)"
         self.num_codebooks = _int_in(num_codebooks, f"{self.mode} codebooks M", 1, 256, eg)
         self.nbits = _int_in(nbits, f"{self.mode} bits per codebook B", 1, self.max_bits,
                              f" (2 to {2 ** self.max_bits} entries per codebook){eg}")
-        self.max_train = None if max_train in (None, 0) else _int_in(max_train, "max_train", 1 << self.nbits,
-                                                                     hint=" (0 or None: all training vectors)")
+        self.max_train = (None if max_train in (None, 0) else "auto" if max_train == "auto" else
+                          _int_in(max_train, "max_train", 1 << self.nbits, hint=" ('auto', or 0/None: all training vectors)"))
         self.verbose = bool(verbose)
         self.n_train = None
 
+    @staticmethod
+    def auto_train(num_codebooks: int) -> int:
+        "`max_train='auto'`: 16,384 training vectors up to 16 codebooks (per split), then 262,144 / M (at least 2,560)."
+        return min(16384, max(2560, 262144 // num_codebooks))
     @property
     def _total_codebooks(self): return self.num_codebooks
     @property
@@ -399,10 +403,11 @@ class AdditiveCodec(FaissCodec):
         if n < k:
             raise ValueError(f"{self.name}: {n} training vectors for {k} entries per codebook; use at least {k} "
                              f"training vectors or fewer bits (nbits={max(1, n.bit_length() - 1)}).")
-        if self.max_train and n > self.max_train:
-            rows = np.sort(np.random.default_rng(self.seed).choice(n, self.max_train, replace=False))
+        cap = self.auto_train(self.num_codebooks) if self.max_train == "auto" else self.max_train
+        if cap and n > cap:
+            rows = np.sort(np.random.default_rng(self.seed).choice(n, cap, replace=False))
             x = np.ascontiguousarray(x[rows])
-        if isinstance(self, RQ) and len(x) < 39 * k:
+        if isinstance(self, RQ) and self.max_train != "auto" and len(x) < 39 * k:
             warnings.warn(f"{self.name}: {len(x)} training vectors for {k} entries per codebook; faiss recommends at "
                           f"least {39 * k} for stable k-means codebooks.", stacklevel=4)
         return x
@@ -438,7 +443,7 @@ class RQ(AdditiveCodec):
     encoded by a beam search of width `beam`; bytes_per_vector = sa_code_size() = ceil(M*B/8)."""
     mode = "rq"
     default_beam = 16
-    def __init__(self, num_codebooks: int = 16, nbits: int = 8, beam: int = 16, max_train: int | None = 10000,
+    def __init__(self, num_codebooks: int = 16, nbits: int = 8, beam: int = 16, max_train: int | str | None = "auto",
                  normalize: bool = True, seed: int = 0, verbose: bool = False):
         super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose)
         self.beam = _int_in(beam, f"{self.mode} beam", 1, 1024,
@@ -462,7 +467,7 @@ class LSQ(AdditiveCodec):
     """Local search quantizer (faiss IndexLocalSearchQuantizer, inner product): `num_codebooks` (M) x `nbits` (B)
     trained jointly; bytes_per_vector = sa_code_size() = ceil(M*B/8)."""
     mode = "lsq"
-    def __init__(self, num_codebooks: int = 16, nbits: int = 8, max_train: int | None = 10000,
+    def __init__(self, num_codebooks: int = 16, nbits: int = 8, max_train: int | str | None = "auto",
                  normalize: bool = True, seed: int = 0, verbose: bool = False):
         super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose)
     def _set_lsq(self, lsq):
@@ -498,7 +503,7 @@ class PRQ(_Product, RQ):
     an RQ of `num_codebooks` (M) x `nbits` (B) on each; bytes_per_vector = sa_code_size() = ceil(S*M*B/8)."""
     mode = "prq"
     def __init__(self, num_splits: int = 2, num_codebooks: int = 8, nbits: int = 8, beam: int = 16,
-                 max_train: int | None = 10000, normalize: bool = True, seed: int = 0, verbose: bool = False):
+                 max_train: int | str | None = "auto", normalize: bool = True, seed: int = 0, verbose: bool = False):
         super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose)
         self._init_splits(num_splits)
     def _make_index(self, d):
@@ -513,7 +518,7 @@ class PLSQ(_Product, LSQ):
     """Product local search quantizer (faiss IndexProductLocalSearchQuantizer, inner product): `num_splits` (S)
     splits, an LSQ of `num_codebooks` (M) x `nbits` (B) on each; bytes_per_vector = sa_code_size() = ceil(S*M*B/8)."""
     mode = "plsq"
-    def __init__(self, num_splits: int = 2, num_codebooks: int = 8, nbits: int = 8, max_train: int | None = 10000,
+    def __init__(self, num_splits: int = 2, num_codebooks: int = 8, nbits: int = 8, max_train: int | str | None = "auto",
                  normalize: bool = True, seed: int = 0, verbose: bool = False):
         super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose)
         self._init_splits(num_splits)
@@ -529,7 +534,7 @@ class OPQRQ(RQ):
     """OPQ rotation (faiss OPQMatrix, `opq_chunks` chunks, `niter` iterations) then a residual quantizer, in an
     IndexPreTransform; bytes_per_vector = the RQ's sa_code_size() = ceil(M*B/8) (the rotation is shared)."""
     mode = "opq_rq"
-    def __init__(self, num_codebooks: int = 16, nbits: int = 8, beam: int = 16, max_train: int | None = 10000,
+    def __init__(self, num_codebooks: int = 16, nbits: int = 8, beam: int = 16, max_train: int | str | None = "auto",
                  opq_chunks: int | None = None, niter: int = 25, normalize: bool = True, seed: int = 0,
                  verbose: bool = False):
         super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose)
@@ -558,13 +563,13 @@ def _rabitq_bytes(d: int, nbits: int) -> int:
     return sign + 8 if nbits == 1 else sign + 12 + (d * (nbits - 1) + 7) // 8 + 8
 
 class RaBitQ(FaissCodec):
-    """RaBitQ (faiss IndexRaBitQ, inner product) after a seeded random rotation: `nbits` (1..8) bits per dimension,
+    """RaBitQ (faiss IndexRaBitQ, inner product; `rotate`: after a seeded random rotation): `nbits` (1..8) bits per dimension,
     queries quantized to `qb` bits (0 = float). bytes_per_vector = sa_code_size(): the bits and the per-vector
     float factors (1 bit: ceil(D/8) + 8; B bits: ceil(D/8) + 12 + ceil(D*(B-1)/8) + 8)."""
     mode = "rabitq"
     randomized = True
     default_qb = 4
-    def __init__(self, nbits: int = 1, qb: int = 4, rotate: bool = True, normalize: bool = True, seed: int = 0):
+    def __init__(self, nbits: int = 1, qb: int = 4, rotate: bool = False, normalize: bool = True, seed: int = 0):
         super().__init__(normalize, seed)
         self.nbits = _int_in(nbits, "rabitq bits per dimension", 1, 8, " (e.g. rabitq:1 or rabitq:4)")
         self.qb = _int_in(qb, "rabitq query bits qb", 0, 8, " (0 keeps the query in float32; faiss default 4)")
@@ -572,7 +577,7 @@ class RaBitQ(FaissCodec):
     @property
     def name(self):
         return (f"rabitq_b{self.nbits}" + ("" if self.qb == self.default_qb else f"_qb{self.qb}")
-                + ("" if self.rotate else "_norot"))
+                + ("_rot" if self.rotate else ""))
     def _params(self): return {"nbits": self.nbits, "qb": self.qb, "rotate": self.rotate}
     def _make_index(self, d):
         rbq = faiss.IndexRaBitQ(d, _IP, self.nbits)
@@ -842,7 +847,7 @@ def _knob_value(text: str):
     return t
 
 def _split_spec(t: str) -> tuple[str, dict]:
-    "`rq:16x8,beam=32` -> ('rq:16x8', {'beam': 32}); names' knob suffixes (`_beam32`, `_qb8`, `_norot`) too."
+    "`rq:16x8,beam=32` -> ('rq:16x8', {'beam': 32}); names' knob suffixes (`_beam32`, `_qb8`, `_rot`) too."
     head, *rest = [p.strip() for p in t.split(",")]
     knobs = {}
     for kv in rest:
@@ -851,8 +856,8 @@ def _split_spec(t: str) -> tuple[str, dict]:
                              "e.g. 'rq:16x8,beam=32'.")
         k, v = kv.split("=", 1)
         knobs[k.strip()] = _knob_value(v)
-    if head.endswith("_norot"):
-        head, knobs = head[:-len("_norot")], {"rotate": False, **knobs}
+    if head.endswith("_rot"):
+        head, knobs = head[:-len("_rot")], {"rotate": True, **knobs}
     while (m := _NAME_KNOBS.match(head)):
         head, knobs = m[1], {m[2]: int(m[3]), **knobs}
     return head, knobs

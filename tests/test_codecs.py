@@ -226,12 +226,14 @@ def test_rq_and_lsq_search_is_faiss(data):
 
 def test_rabitq_search_is_faiss(data):
     xb, xq = data
-    r = RaBitQ(2, qb=6, seed=3).fit(xb).add(xb)
+    r = RaBitQ(2, qb=6, rotate=True, seed=3).fit(xb).add(xb)
     rr = faiss.RandomRotationMatrix(64, 64)
     rr.init(3)
     rbq = faiss.IndexRaBitQ(64, _IP, 2)
     rbq.qb = 6
     assert (r.search(xq, 10)[1] == _direct(faiss.IndexPreTransform(rr, rbq), xb, xq)[1]).all()
+    plain = RaBitQ(1).fit(xb).add(xb)
+    assert (plain.search(xq, 10)[1] == _direct(faiss.IndexRaBitQ(64, _IP, 1), xb, xq)[1]).all()
 
 
 def test_rq_beats_pq_at_the_same_bits(data):
@@ -249,7 +251,7 @@ def test_max_train_sample(data):
 def test_knobs_in_specs():
     assert parse_rep("rq:16x8,beam=32,max_train=5000").params["max_train"] == 5000
     assert parse_rep("rq_m16_b8_beam32").beam == 32
-    assert parse_rep("rabitq_b1_qb8_norot").params["rotate"] is False
+    assert parse_rep("rabitq_b1_qb8_rot").params["rotate"] is True and parse_rep("rabitq:1").params["rotate"] is False
     assert parse_rep("rq:16").nbits == 8 and parse_rep("prq:2x8").num_codebooks == 8
     assert parse_rep("opq:16x256,niter=5").niter == 5
     assert any("rq:MxB" in f for f in SPEC_FORMS) and any("rabitq" in f for f in SPEC_FORMS)
