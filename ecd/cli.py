@@ -51,7 +51,8 @@ def cmd_prepare(a) -> int:
 def _baseline_specs_from_args(a, dim_in: int) -> list[str]:
     from ecd.runs import baseline_specs, BASELINE_MODES
     return baseline_specs(dim_in, dims=a.dims, pq_chunks=a.pq_chunks, pq_clusters=a.pq_clusters,
-                          sq_bits=a.sq_bits, modes=a.modes or BASELINE_MODES)
+                          sq_bits=a.sq_bits, modes=a.modes or BASELINE_MODES, budgets=a.budgets,
+                          rabitq_bits=a.rabitq_bits, itq_bits=a.itq_bits)
 
 def cmd_baselines(a) -> int:
     from ecd.runs import run_baselines, format_table
@@ -96,8 +97,10 @@ def cmd_sanity(a) -> int:
     return 0
 
 # %% ../nbs/16_cli.ipynb #450791af
+# every budget of 8, 16, 32, 48 and 64 bytes per vector with the strongest classic codecs that fit it
 QUICKSTART_SPECS = ("float32", "fp16", "sq:8", "sq:4", "pca_sq8:64", "trunc:64", "pca:64", "rp:64", "pca:32",
-                    "pq:48x256", "pq:32x256", "pq:16x256", "opq:16x256", "binary")
+                    "pq:8x256", "pq:16x256", "pq:32x256", "pq:48x256", "pq:64x256", "opq:16x256",
+                    "rq:8x8", "rq:16x8", "rq:32x8", "rabitq:1", "rabitq:4", "itq:64", "itq:128", "binary")
 QUICKSTART_STUDENT_QUANTIZERS = ("float32", "sq8", "pq:16x256", "pq:32x256")
 
 def mark_front(df, x: str = "bytes_per_vector", y: str = "recall@10"):
@@ -195,7 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PQ/OPQ chunk counts (default: the divisors of the input dim nearest 8,16,32)")
     b.add_argument("--pq-clusters", type=int_list, default=[256], help="PQ clusters per chunk (power of 2)")
     b.add_argument("--sq-bits", type=int_list, default=[4, 8], help="scalar quantizer bits (4, 6, 8, 16)")
-    b.add_argument("--modes", type=str_list, default=None, help="subset of modes, e.g. pca,pq,sq")
+    b.add_argument("--budgets", type=int_list, default=[8, 16, 32, 48, 64],
+                   help="bytes per vector for rq/opq_rq/lsq/prq/plsq (one 8-bit codebook per byte; default 8,16,32,48,64)")
+    b.add_argument("--rabitq-bits", type=int_list, default=[1, 2, 4], help="RaBitQ bits per dimension (1..8; default 1,2,4)")
+    b.add_argument("--itq-bits", type=int_list, default=None,
+                   help="ITQ code bits (default: 8 x each budget below the input dim, and the input dim)")
+    b.add_argument("--modes", type=str_list, default=None,
+                   help="subset of modes, e.g. pca,pq,sq,rq,lsq,prq,plsq,opq_rq,rabitq,itq (default: all)")
     b.add_argument("--scopes", type=str_list, default=["vs_teacher"], help="vs_teacher and/or vs_student")
     b.add_argument("--rerank-r", type=int, default=None, help="add two-stage rows: retrieve R, rerank with the teacher")
     b.add_argument("--split", default="test", choices=["val", "test"])
