@@ -1,1 +1,7 @@
+"""Neighbor-preserving embedding compression: learn or fit smaller embeddings that keep a teacher's k-nearest-neighbor ranking, measure what survives, sweep and plot the trade-off.
+
+Modules:
+
+- `ecd.learned`: Codes whose decoder is trained on the teacher's ranking: faiss's residual quantizer picks the codes, and the codebooks that score them are distilled from the teacher's top-k through the one training loop."""
+
 __version__ = "0.1.0"

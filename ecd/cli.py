@@ -62,6 +62,9 @@ def cmd_baselines(a) -> int:
     df = run_baselines(a.run_id, specs, scopes=a.scopes, rerank_r=a.rerank_r, split=a.split,
                        max_queries=a.max_queries, max_train=a.max_train)
     print(format_table(df))
+    nq = sorted({int(v) for v in df["n_queries"].dropna()}) if "n_queries" in df else []
+    if nq:
+        print(f"\n(each number averages over {'/'.join(f'{v:,}' for v in nq)} {a.split} queries; --max-queries)")
     print(f"\nmetrics written under results/{a.run_id}/<mode>/metrics.parquet")
     return 0
 
@@ -100,7 +103,8 @@ def cmd_sanity(a) -> int:
 # every budget of 8, 16, 32, 48 and 64 bytes per vector with the strongest classic codecs that fit it
 QUICKSTART_SPECS = ("float32", "fp16", "sq:8", "sq:4", "pca_sq8:64", "trunc:64", "pca:64", "rp:64", "pca:32",
                     "pq:8x256", "pq:16x256", "pq:32x256", "pq:48x256", "pq:64x256", "opq:16x256",
-                    "rq:8x8", "rq:16x8", "rq:32x8", "rabitq:1", "rabitq:4", "itq:64", "itq:128", "binary")
+                    "rq:8x8", "rq:16x8", "rq:32x8", "rabitq:1", "rabitq:4", "itq:64", "itq:128", "binary",
+                    "lrq:16x8")
 QUICKSTART_STUDENT_QUANTIZERS = ("float32", "sq8", "pq:16x256", "pq:32x256")
 
 def mark_front(df, x: str = "bytes_per_vector", y: str = "recall@10"):
@@ -124,7 +128,7 @@ def cmd_quickstart(a) -> int:
         raise ValueError(f"--student-dim {a.student_dim} must be between 1 and the data's dim - 1 ({dim - 1}); "
                          "pass --student-dim 0 to skip the student.")
     specs = a.reps or list(QUICKSTART_SPECS)
-    df = run_baselines(a.run_id, specs, scopes=("vs_teacher",), rerank_r=a.rerank_r)
+    df = run_baselines(a.run_id, specs, scopes=("vs_teacher",), rerank_r=a.rerank_r, max_queries=a.max_queries)
     print(f"[2/{steps}] evaluated {len(specs)} representations ({time.perf_counter() - t0:.1f}s)")
     if a.student_dim:
         from ecd.student import train_run, eval_student
@@ -132,13 +136,15 @@ def cmd_quickstart(a) -> int:
         if a.student_steps:
             cfg["train"]["steps"] = a.student_steps
         res = train_run(a.run_id, cfg, verbose=False)
-        sdf = eval_student(a.run_id, quantizers=QUICKSTART_STUDENT_QUANTIZERS, rerank_r=a.rerank_r)
+        sdf = eval_student(a.run_id, quantizers=QUICKSTART_STUDENT_QUANTIZERS, rerank_r=a.rerank_r,
+                           max_queries=a.max_queries)
         df = pd.concat([df, sdf], ignore_index=True)
         print(f"[3/{steps}] trained a d'={a.student_dim} student ({res.train_s:.1f}s training) and evaluated it "
               f"with {len(sdf)} quantizer rows ({time.perf_counter() - t0:.1f}s)")
     one = df[df["stage"] == "one_stage"] if "stage" in df else df
     df = pd.concat([mark_front(one), df.drop(one.index)], ignore_index=True)
-    print("\nrecall@10 vs teacher (test split queries, exact search in each representation; "
+    nq = sorted({int(v) for v in df["n_queries"].dropna()}) if "n_queries" in df else []
+    print(f"\nrecall@10 vs teacher ({'/'.join(f'{v:,}' for v in nq) or 'the'} test queries, exact search in each representation; "
           "front * = no row has fewer bytes and higher recall):")
     print(format_table(df, cols=("stage", "name", "rep_dim", "bytes_per_vector", "compression_ratio",
                                  "recall@10", "ndcg@10", "ms_per_query", "front")))
@@ -159,19 +165,27 @@ def build_parser() -> argparse.ArgumentParser:
                    "accepted anywhere on the line)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    q = sub.add_parser("quickstart", help="the main job: prepare the default data, evaluate the baselines and a d'=64 student")
+    q = sub.add_parser("quickstart", help="the main job: prepare the default data, evaluate the baselines and a d'=64 student",
+                       description="Prepare the default data (20,000 words encoded by all-MiniLM-L6-v2 and their teacher "
+                                   "top-100), evaluate the classic representations and a d'=64 student (+ SQ8/PQ) on "
+                                   "1,000 test queries, and print the bytes/recall table with its Pareto front.")
     _add_common(q)
     q.add_argument("--dataset", default="glove-words-minilm", help="dataset spec (default: glove-words-minilm)")
     q.add_argument("--max-items", type=int, default=20000, help="rows to use (default: 20000)")
     q.add_argument("--k", type=int, default=100, help="teacher top-k (default: 100)")
-    q.add_argument("--seed", type=int, default=42)
+    q.add_argument("--seed", type=int, default=42, help="split, fitting and training seed (default: 42)")
+    q.add_argument("--max-queries", type=int, default=1000,
+                   help="evaluate on the first N test queries (default 1000, as in every command; 0 = all)")
     q.add_argument("--reps", type=str_list, default=None, help="representation specs, e.g. pca:64,pq:16x256,sq:8")
     q.add_argument("--rerank-r", type=int, default=None, help="also report two-stage rows reranking R candidates")
     q.add_argument("--student-dim", type=int, default=64, help="train and evaluate a student of this dim (0 = skip; default 64)")
     q.add_argument("--student-steps", type=int, default=None, help="training steps of the student (default: the train config, 600)")
     q.set_defaults(func=cmd_quickstart)
 
-    pr = sub.add_parser("prepare", help="cache embeddings, split and teacher top-k for a run")
+    pr = sub.add_parser("prepare", help="cache embeddings, split and teacher top-k for a run",
+                        description="Load a dataset, split it (train/val/test, seeded), compute the teacher's exact "
+                                    "top-k of the val and test queries and cache everything for the run "
+                                    "(results/<run_id>/manifest.json, data/<dataset>/).")
     _add_common(pr)
     pr.add_argument("--dataset", default="glove-words-minilm",
                     help="glove-50 | glove-words-minilm | npy:PATH | npz:PATH | parquet:PATH[#col] | "
@@ -190,7 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "data must sit at the same path on every worker)")
     pr.set_defaults(func=cmd_prepare)
 
-    b = sub.add_parser("baselines", help="evaluate classic representations and write the metrics tables")
+    b = sub.add_parser("baselines", help="evaluate classic representations and write the metrics tables",
+                       description="Fit each classic representation (truncation, PCA, random projection, SQ, PQ, OPQ, "
+                                   "binary, ...) on the run's train rows, search the test queries exactly in it and "
+                                   "write recall/nDCG vs the teacher to results/<run_id>/<mode>/metrics.parquet.")
     _add_common(b)
     b.add_argument("--dims", type=int_list, default=None,
                    help="dims for trunc/pca/rp/pca_sq8 (default: those of 16,32,64 below the input dim)")
@@ -207,18 +224,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="subset of modes, e.g. pca,pq,sq,rq,lsq,prq,plsq,opq_rq,rabitq,itq (default: all)")
     b.add_argument("--scopes", type=str_list, default=["vs_teacher"], help="vs_teacher and/or vs_student")
     b.add_argument("--rerank-r", type=int, default=None, help="add two-stage rows: retrieve R, rerank with the teacher")
-    b.add_argument("--split", default="test", choices=["val", "test"])
-    b.add_argument("--max-queries", type=int, default=None)
+    b.add_argument("--split", default="test", choices=["val", "test"], help="evaluation queries (default: test)")
+    b.add_argument("--max-queries", type=int, default=1000,
+                   help="evaluate on the first N queries of the split (default 1000, as in every command; 0 = all)")
     b.add_argument("--max-train", type=int, default=200_000,
                    help="fit each codec on at most this many training rows, a seeded sample recorded in every row "
                         "(0 = all; default 200000)")
     b.set_defaults(func=cmd_baselines)
 
-    s = sub.add_parser("sanity", help="backend fidelity (vs_student), norm/cosine statistics, training diagnostics")
+    s = sub.add_parser("sanity", help="backend fidelity (vs_student), norm/cosine statistics, training diagnostics",
+                       description="Check the ANN backends against brute force in each representation's own space "
+                                   "(vs_student: index fidelity, not quality), print norm/cosine statistics of the "
+                                   "spaces and the last training diagnostics of every student of the run.")
     _add_common(s)
     s.add_argument("--reps", type=str_list, default=["float32", "pca:32"], help="representations to check")
-    s.add_argument("--split", default="test", choices=["val", "test"])
-    s.add_argument("--max-queries", type=int, default=500)
+    s.add_argument("--split", default="test", choices=["val", "test"], help="evaluation queries (default: test)")
+    s.add_argument("--max-queries", type=int, default=1000,
+                   help="check on the first N queries of the split (default 1000, as in every command; 0 = all)")
     s.set_defaults(func=cmd_sanity)
 
     for name, (module, fn, helptext) in EXTERNAL_COMMANDS.items():

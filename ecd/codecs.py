@@ -791,10 +791,16 @@ REP_MODES: dict[str, Callable[..., Representation]] = {
     "trunc": lambda **p: Projected("trunc", **p), "pca": lambda **p: Projected("pca", **p),
     "rp": lambda **p: Projected("rp", **p), "pca_sq8": PCASQ8,
     "rq": RQ, "lsq": LSQ, "prq": PRQ, "plsq": PLSQ, "opq_rq": OPQRQ, "rabitq": RaBitQ, "itq": ITQ,
+    "lrq": lambda **p: _learned_rq()(**p),
 }
 
+def _learned_rq():
+    "The learned residual code (`ecd.learned.LearnedRQ`); it trains through `ecd.train`, a layer above the codecs."
+    from ecd.learned import LearnedRQ
+    return LearnedRQ
+
 def _mode_signature(mode):
-    cls = {"trunc": Projected, "pca": Projected, "rp": Projected}.get(mode, REP_MODES[mode])
+    cls = {"trunc": Projected, "pca": Projected, "rp": Projected}.get(mode) or (_learned_rq() if mode == "lrq" else REP_MODES[mode])
     sig = inspect.signature(cls.__init__)
     ps = [p for p in sig.parameters.values() if p.name not in ("self", "kind")]
     return {p.name: p.default for p in ps}
@@ -820,14 +826,14 @@ _SPECS = [
     (re.compile(r"^(pq|opq)(?::|_m)(\d+)(?:(?:x|_k)(\d+))?$"),
      lambda m: (m[1], {"num_chunks": int(m[2]), "num_clusters": int(m[3] or 256)})),
     (re.compile(r"^sq(?::|_b)?(\d+)$"), lambda m: ("sq", {"bits": int(m[1])})),
-    (re.compile(rf"^(opq_rq|rq|lsq)(?::|_m)(\d+){_B}$"),
+    (re.compile(rf"^(opq_rq|lrq|rq|lsq)(?::|_m)(\d+){_B}$"),
      lambda m: (m[1], {"num_codebooks": int(m[2]), "nbits": int(m[3] or 8)})),
     (re.compile(rf"^(prq|plsq)(?::|_s)(\d+)(?:x|_m)(\d+){_B}$"),
      lambda m: (m[1], {"num_splits": int(m[2]), "num_codebooks": int(m[3]), "nbits": int(m[4] or 8)})),
     (re.compile(r"^rabitq(?::|_b)(\d+)$"), lambda m: ("rabitq", {"nbits": int(m[1])})),
 ]
 SPEC_FORMS = ("float32", "fp16", "binary", "trunc:D", "pca:D", "rp:D", "pca_sq8:D", "pq:MxK", "opq:MxK", "sq:B (4/6/8/16)", "sq8",
-              "rq:MxB", "lsq:MxB", "opq_rq:MxB", "prq:SxMxB", "plsq:SxMxB", "rabitq:B (1..8)", "itq:D",
+              "rq:MxB", "lsq:MxB", "opq_rq:MxB", "lrq:MxB (learned)", "prq:SxMxB", "plsq:SxMxB", "rabitq:B (1..8)", "itq:D",
               "+ knobs ,name=value (e.g. rq:16x8,beam=32 or rabitq:1,qb=8)")
 
 _NAME_KNOBS = re.compile(r"^(.*?)_(beam|qb)(\d+)$")

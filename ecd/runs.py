@@ -22,9 +22,9 @@ from .store import read_manifest, update_manifest, write_metrics
 log = get_logger("ecd.runs")
 
 # %% auto #0
-__all__ = ['log', 'BASELINE_MODES', 'BUDGETS', 'MAX_TRAIN', 'prepare_run', 'load_run_data', 'load_eval_data', 'default_dims',
-           'default_pq_chunks', 'product_splits', 'baseline_specs', 'run_baselines', 'format_table', 'ExternalQueries',
-           'hdf5_eval_data']
+__all__ = ['log', 'BASELINE_MODES', 'BUDGETS', 'LEARNED_MODES', 'MAX_TRAIN', 'prepare_run', 'load_run_data', 'load_eval_data',
+           'default_dims', 'default_pq_chunks', 'product_splits', 'baseline_specs', 'run_baselines', 'format_table',
+           'ExternalQueries', 'hdf5_eval_data']
 
 # %% ../nbs/10a_runs.ipynb #5ef1b31d
 def prepare_run(run_id: str, dataset: str = "glove-words-minilm", max_items: int | None = None, k: int = 100,
@@ -82,6 +82,7 @@ def load_eval_data(run_id: str, split: str = "test", max_queries: int | None = N
 BASELINE_MODES = ("float32", "fp16", "trunc", "pca", "rp", "pca_sq8", "sq", "pq", "opq", "binary",
                   "rq", "lsq", "prq", "plsq", "opq_rq", "rabitq", "itq")
 BUDGETS = (8, 16, 32, 48, 64)  # bytes per vector the default baselines cover
+LEARNED_MODES = ("lrq",)  # accepted by --modes, not in the defaults (they train: see ecd.learned)
 
 def default_dims(dim_in: int, want=(16, 32, 64)) -> list[int]:
     "The usual projection dims that are smaller than the input."
@@ -106,9 +107,9 @@ def baseline_specs(dim_in: int, dims=None, pq_chunks=None, pq_clusters=(256,), s
     itq: `itq_bits` bits (default 8 x each budget below `dim_in`, and `dim_in`)."""
     dims = default_dims(dim_in) if dims is None else dims
     pq_chunks = default_pq_chunks(dim_in) if pq_chunks is None else pq_chunks
-    bad = set(modes) - set(BASELINE_MODES)
+    bad = set(modes) - set(BASELINE_MODES) - set(LEARNED_MODES)
     if bad:
-        raise ValueError(f"Unknown baseline mode(s) {sorted(bad)}; choose from {', '.join(BASELINE_MODES)}.")
+        raise ValueError(f"Unknown baseline mode(s) {sorted(bad)}; choose from {', '.join(BASELINE_MODES + LEARNED_MODES)}.")
     too_big = [d for d in dims if d > dim_in]
     if too_big and set(modes) & {"trunc", "pca", "rp", "pca_sq8"}:
         raise ValueError(f"--dims {too_big} exceed the input dimension {dim_in}; use dims <= {dim_in}.")
@@ -147,6 +148,8 @@ def baseline_specs(dim_in: int, dims=None, pq_chunks=None, pq_clusters=(256,), s
             out += [f"rabitq:{b}" for b in rabitq_bits]
         elif mode == "itq":
             out += [f"itq:{b}" for b in itq_bits]
+        elif mode == "lrq":  # learned codes (ecd.learned): one 8-bit codebook per byte, like rq
+            out += [f"lrq:{b}x8" for b in budgets if b <= dim_in]
     return out
 
 MAX_TRAIN = 200_000  # codecs are fitted on at most this many training rows (a seeded sample), recorded per row

@@ -1,0 +1,147 @@
+"""Frontier bench: at each byte budget, the best classic faiss codec against the best learned code, from one run.
+
+    .venv/bin/python benchmarks/bench_frontier.py [--dataset glove-words-minilm --max-items 50000 --queries 1000]
+                                                  [--budgets 8,16,32,64] [--steps 300] [--classic SPEC,...]
+
+Prepares the run once (embeddings + teacher top-100 cached under $ECD_DATA_DIR, default ./data), then on the first
+--queries test queries against the teacher's top-10 (recall@10 vs teacher, exact search in each representation;
+every representation fitted on the run's train split, the whole database added):
+
+- every classic codec of the default baselines (`ecd.runs.baseline_specs` at these budgets: PQ, OPQ, RQ with beam
+  16, LSQ, PRQ/PLSQ, OPQ+RQ, RaBitQ, ITQ and sign binary, PCA+SQ8) with bytes_per_vector <= the largest budget;
+- the learned code `lrq:Bx8` at each budget B (faiss RQ codes whose codebooks are distilled from the teacher's
+  ranking, `ecd.learned.LearnedRQ`);
+- the two-stage row: `lrq` at 32 B retrieving the top-100, reranked with the float teacher vectors.
+
+"Best at budget B" is the best recall@10 among representations with bytes_per_vector <= B (everything stored per
+vector counted: faiss `sa_code_size()`). It prints one table (best classic name and recall, best learned name and
+recall, the difference, training seconds) and the bars of the frontier issue; the exit status is 1 when one is
+missed: learned >= classic + 0.03 at 16 and 32 B, learned >= classic at 8 and 64 B, two-stage at 32 B >= 0.99,
+training <= 600 s per learned code.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import pandas as pd
+
+from ecd.codecs import parse_rep
+from ecd.core import set_threads
+from ecd.evaluate import evaluate_rep
+from ecd.learned import LearnedRQ
+from ecd.runs import BASELINE_MODES, baseline_specs, load_eval_data, prepare_run
+
+CLASSIC_MODES = tuple(m for m in BASELINE_MODES if m not in ("float32", "fp16", "trunc", "pca", "rp", "sq"))
+BARS = {8: 0.0, 16: 0.03, 32: 0.03, 64: 0.0}
+
+
+def evaluate(spec, ev, seed: int, rerank_r: int | None = None, **params) -> list[dict]:
+    rep = parse_rep(spec, seed=seed, **params) if isinstance(spec, str) else spec
+    spec = str(spec) if isinstance(spec, str) else rep.name
+    t0 = time.perf_counter()
+    rows = evaluate_rep(rep, ev, scopes=("vs_teacher",), ks=(1, 10, 100), rerank_r=rerank_r, extra={"spec": spec})
+    for r in rows:
+        r["total_s"] = time.perf_counter() - t0
+    print(f"  {rep.name:<28} {rep.bytes_per_vector:>5} B  recall@10 {rows[0]['recall@10']:.4f}  "
+          f"(fit {rows[0]['fit_s']:.0f} s)", flush=True)
+    return rows, rep
+
+
+def best_at(df: pd.DataFrame, budget: int) -> pd.Series | None:
+    d = df[(df["bytes_per_vector"] <= budget) & (df["stage"] == "one_stage")]
+    return None if d.empty else d.loc[d["recall@10"].idxmax()]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="glove-words-minilm")
+    p.add_argument("--max-items", type=int, default=50000)
+    p.add_argument("--queries", type=int, default=1000, help="test queries evaluated (default 1000)")
+    p.add_argument("--run-id", default=None, help="run folder (default: frontier_<dataset>_<max-items>)")
+    p.add_argument("--budgets", default="8,16,32,64", help="bytes per vector (default 8,16,32,64)")
+    p.add_argument("--classic", default=None, help="classic specs to compare (default: the default baselines)")
+    p.add_argument("--steps", type=int, default=300, help="distillation steps of each learned code (default 300)")
+    p.add_argument("--rerank-r", type=int, default=100, help="candidates of the two-stage row (default 100)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--json", default=None, help="also write the table and the rows to this JSON file")
+    a = p.parse_args(argv)
+    set_threads()
+    budgets = sorted(int(b) for b in a.budgets.split(","))
+    run_id = a.run_id or f"frontier_{a.dataset}_{a.max_items}".replace(":", "_").replace("/", "_")
+    t0 = time.perf_counter()
+    m = prepare_run(run_id, a.dataset, max_items=a.max_items, k=100, seed=a.seed)
+    dim = m["dataset"]["dim"]
+    ev = load_eval_data(run_id, "test", a.queries)
+    print(f"run {run_id}: {a.dataset} n={m['dataset']['n']} dim={dim}, {len(ev.query_idx)} test queries "
+          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+
+    specs = a.classic.split(",") if a.classic else baseline_specs(
+        dim, dims=[b for b in budgets if b <= dim], pq_chunks=[b for b in budgets if dim % b == 0],
+        budgets=tuple(budgets), modes=CLASSIC_MODES, rabitq_bits=(1,))
+    print(f"classic codecs ({len(specs)}):", flush=True)
+    classic, fitted = [], {}
+    for s in specs:
+        rows, rep = evaluate(s, ev, a.seed)
+        classic += rows
+        if s.startswith("rq:"):
+            fitted[s] = (rep, rows[0]["fit_s"])
+    print("learned codes (each starts from the classic rq:Bx8 of the same budget; its time counted in):", flush=True)
+    learned = []
+    for b in budgets:
+        rq, rq_s = fitted.get(f"rq:{b}x8") or (None, 0.0)
+        if rq is None:                                                    # not among the classic specs: fit it here
+            rq = parse_rep(f"rq:{b}x8", seed=a.seed)
+            t1 = time.perf_counter()
+            rq.fit(ev.database[ev.train_idx])
+            rq_s = time.perf_counter() - t1
+        rows, _ = evaluate(LearnedRQ.from_rq(rq, steps=a.steps), ev, a.seed, a.rerank_r if b == 32 else None)
+        for r in rows:
+            r["fit_s"] += rq_s
+        learned += rows
+    cdf, ldf = pd.DataFrame(classic), pd.DataFrame(learned)
+
+    table, fails = [], []
+    for b in budgets:
+        c, l = best_at(cdf, b), best_at(ldf, b)
+        if l is None or c is None:
+            fails.append(f"{b} B: no {'learned' if l is None else 'classic'} representation fits")
+            continue
+        diff = l["recall@10"] - c["recall@10"]
+        table.append({"budget_B": b, "best_classic": c["name"], "classic_recall@10": c["recall@10"],
+                      "classic_B": int(c["bytes_per_vector"]), "best_learned": l["name"],
+                      "learned_recall@10": l["recall@10"], "learned_B": int(l["bytes_per_vector"]),
+                      "difference": diff, "learned_train_s": l["fit_s"]})
+        need = BARS.get(b)
+        if need is not None and diff < need - 1e-12:
+            fails.append(f"{b} B: learned {l['recall@10']:.4f} < classic {c['recall@10']:.4f} + {need}")
+        if l["fit_s"] > 600:
+            fails.append(f"{b} B: training the learned code took {l['fit_s']:.0f} s > 600 s")
+    two = ldf[ldf["stage"] == "two_stage"] if "stage" in ldf else ldf.iloc[:0]
+    out = pd.DataFrame(table)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(f"\nrecall@10 vs teacher, {len(ev.query_idx)} test queries, best at each budget "
+              f"(bytes_per_vector <= budget):")
+        print(out.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if len(two):
+        r = two.iloc[0]
+        print(f"\ntwo-stage: {r['name']} ({int(r['bytes_per_vector'])} B) top-{a.rerank_r} reranked with the teacher: "
+              f"recall@10 {r['recall@10']:.4f}")
+        if r["recall@10"] < 0.99:
+            fails.append(f"two-stage at 32 B: {r['recall@10']:.4f} < 0.99")
+    elif 32 in budgets:
+        fails.append("two-stage at 32 B: no row")
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"table": table, "rows": classic + learned, "run_id": run_id, "queries": len(ev.query_idx)},
+                      f, indent=1, default=str)
+    for f in fails:
+        print(f"BAR MISSED: {f}")
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
