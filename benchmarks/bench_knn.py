@@ -49,7 +49,7 @@ def bench(name: str, x: np.ndarray, k: int, repeat: int, query_frac: float, seed
     run_faiss(); run_ecd()  # warm up (page cache, BLAS thread pools)
     t, out = best_of({"faiss": run_faiss, "ecd": run_ecd}, repeat)
     t_faiss, t_ecd = t["faiss"], t["ecd"]
-    (D, I), (s, i) = out["faiss"], out["ecd"]
+    (_D, I), (_s, i) = out["faiss"], out["ecd"]
 
     # same neighbors: faiss's k+1 list without the query's own row (else without its last entry)
     ref = np.where((I == q[:, None]).any(1)[:, None], I, np.where(np.arange(k + 1) == k, q[:, None], I))

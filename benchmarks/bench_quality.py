@@ -32,7 +32,7 @@ from ecd.codecs import parse_rep
 from ecd.core import set_threads
 from ecd.evaluate import evaluate_rep
 from ecd.runs import load_eval_data, prepare_run
-from ecd.student import eval_student, student_rep, train_dir, train_run
+from ecd.student import student_rep, train_run
 from ecd.train import LearnedPQ, load_train_config
 
 

@@ -75,7 +75,7 @@ def stage_prepare(args, n: int) -> dict:
 
 
 def _eval_data(args, n: int):
-    from ecd.data import load_prepared, prepare
+    from ecd.data import prepare
     from ecd.evaluate import EvalData
     from ecd.knn import teacher_topk
     spec, max_items = _spec(args, n)

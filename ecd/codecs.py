@@ -11,7 +11,7 @@ import inspect
 import math
 import re
 import warnings
-from typing import Any, Callable
+from typing import Callable
 
 import faiss
 import numpy as np

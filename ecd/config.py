@@ -164,7 +164,8 @@ def schema_defaults(cls) -> dict:
 
 def from_dict(cls, d: Mapping):
     "The (nested) dataclass `cls` built from a checked config dict `d` (sections become their dataclasses)."
-    import dataclasses, typing
+    import dataclasses
+    import typing
     hints = typing.get_type_hints(cls)
     kw = {}
     for f in dataclasses.fields(cls):

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .core import (array_hash, config_hash, data_dir, get_logger, is_write_failure, pick_device, progress, read_json,
-                      save_npy, storage_error, to_json, utc_now, versions, write_json)
+                      storage_error, to_json, utc_now, versions, write_json)
 
 _log = get_logger("ecd.data")
 

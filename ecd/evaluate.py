@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .core import get_logger
-from .knn import drop_excluded, exact_topk, l2_normalize
+from .knn import drop_excluded, l2_normalize
 from .metrics import neighbor_metrics
 from .codecs import Representation
 

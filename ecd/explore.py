@@ -17,10 +17,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .codecs import parse_rep
-from .core import get_logger, results_dir
+from .core import get_logger
 from .evaluate import rep_search
 from .knn import l2_normalize
-from .plots import MINIMIZE, better, family_of, load_runs, pareto_chart, results_root, sweep_ids
+from .plots import better, family_of, load_runs, pareto_chart, results_root, sweep_ids
 
 log = get_logger("ecd.explore")
 
@@ -57,8 +57,6 @@ def numeric_columns(df: pd.DataFrame) -> list[str]:
             and not pd.api.types.is_bool_dtype(df[c]) and df[c].notna().any()]
 
 # %% ../nbs/13_explore.ipynb #1339fb70
-import os
-
 class NeighborCache:
     "Loaded evaluation data and fitted representations (of runs under `root`, default `results_dir()`), reused across queries."
     def __init__(self, root=None):

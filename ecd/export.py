@@ -13,7 +13,6 @@ import json
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -774,7 +773,7 @@ def e2e_small(run_id: str = "e2e-small", dataset: str = "glove-50", max_items: i
     cfg = {"model": {"type": "linear", "out_dim": dim}, "train": {"steps": steps, "batch_size": 128, "warmup_steps": 5,
                                                                   "hard_negative": {"pool_l": 50, "tail_to": 50}},
            "eval": {"every": steps, "png": False, "max_queries": 200}}
-    res = train_run(run_id, cfg, verbose=False)
+    train_run(run_id, cfg, verbose=False)
     steps_t["train_s"] = time.perf_counter() - t0
     say(f"[2/5] trained a linear d'={dim} student, {steps} steps ({steps_t['train_s']:.1f}s)")
     df = eval_student(run_id, quantizers=("float32", quantizer), rerank_r=None)

@@ -13,7 +13,7 @@ import pickle
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch

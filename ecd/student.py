@@ -8,25 +8,21 @@ Docs: https://ecd-dev.github.io/ecd/student.html.md"""
 from __future__ import annotations
 
 import argparse
-import math
 import time
 import sys
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pandas as pd
-import torch
 
 from .codecs import PQ, Representation, TransformThen, parse_rep
-from .config import dump_yaml
 from .core import config_hash, get_logger, run_dir, set_threads
 from .evaluate import evaluate_rep, rows_to_frame
 from .knn import teacher_topk
 from .models import NumpyProjector, Projector, load_npz
 from .runs import format_table, load_eval_data, load_run_data
 from .store import read_manifest, update_manifest, write_metrics
-from .train import TRAIN_DEFAULTS, LearnedPQ, ValData, check_train_config, fit, load_train_config, load_trained
+from .train import LearnedPQ, ValData, check_train_config, fit, load_train_config, load_trained
 
 _log = get_logger("ecd.student")
 

@@ -26,12 +26,12 @@ import pandas as pd
 
 from .config import load_config, merge_config, parse_override, register_schema
 from .core import (atomic_path, atomic_write_text, check_run_id, config_hash, data_dir, get_logger, new_run_id,
-                      results_dir, run_dir, save_npy, save_parquet, set_threads, utc_now, write_json, progress)
+                      results_dir, run_dir, save_parquet, set_threads, utc_now, write_json, progress)
 from .data import resolve_synthetic
 from .runs import load_eval_data, load_run_data, prepare_run
 from .codecs import parse_rep
 from .evaluate import evaluate_rep
-from .store import (clean_json, connect_runs, find_done, get_run, log_run, mark_interrupted, read_manifest,
+from .store import (clean_json, find_done, get_run, log_run, mark_interrupted, read_manifest,
                        read_runs, runs_db_path, write_metrics)
 
 log = get_logger("ecd.sweep")
@@ -477,7 +477,8 @@ def die_with_parent(parent_pid: int | None = None, poll_s: float = 0.5) -> None:
     parent_pid = parent_pid or os.getppid()
     if sys.platform.startswith("linux"):
         try:
-            import ctypes, signal
+            import ctypes
+            import signal
             ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass

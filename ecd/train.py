@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import load_config, merge_config, register_schema
-from .core import get_logger, pick_device, save_parquet, set_threads, write_json, atomic_path, atomic_write_bytes, progress
+from .core import get_logger, pick_device, save_parquet, set_threads, atomic_path, atomic_write_bytes, progress
 from .knn import exact_topk, l2_normalize
 from .losses import (CandidateQueue, MatryoshkaLoss, listwise_kl, multi_positive_infonce, reconstruction_loss,
                         sample_hard_negatives, sample_positives, similarity_preservation, ste_binary)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from ecd.core import CorruptFileError, DiskFullError, StorageError
-from ecd.store import metrics_path, read_metrics, read_runs, write_metrics
+from ecd.store import read_metrics, read_runs, write_metrics
 from ecd.sweep import ensure_run, load_sweep_config, run_sweep, synthetic_vectors
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -303,7 +303,11 @@ print("finished")
 
 def test_sharded_killed_run_resumes(tmp_path, data, monkeypatch):
     "kill -9 a sharded run after a few pieces; the rerun computes only the missing ones."
-    import os, signal, subprocess, sys, time
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
     B, _ = data
     np.save(tmp_path / "B.npy", B)
     (tmp_path / "kill.py").write_text(_KILL_SCRIPT)

@@ -45,8 +45,8 @@ def test_prepare_msmarco_formats(tmp_path):
 
 def test_cli_offline_download_is_one_line(tmp_path):
     cfg = tmp_path / "m.yaml"
-    cfg.write_text(f"run_id: offline_test\ndata:\n  dataset: msmarco\n"
-                   f"  msmarco:\n    base_url: http://127.0.0.1:9/msmarcoranking\n")
+    cfg.write_text("run_id: offline_test\ndata:\n  dataset: msmarco\n"
+                   "  msmarco:\n    base_url: http://127.0.0.1:9/msmarcoranking\n")
     env = {**os.environ, "ECD_DATA_DIR": str(tmp_path / "data"), "ECD_RESULTS_DIR": str(tmp_path / "results")}
     r = subprocess.run([sys.executable, "-m", "ecd.retrieval", "data", "--config", str(cfg)], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)

@@ -1,5 +1,6 @@
 """nbrep.py NB 'old' 'new' [...]: replace exact text in cell sources, keeping cell ids; each old must occur once in the notebook."""
-import json, sys
+import json
+import sys
 p = sys.argv[1]; pairs = sys.argv[2:]
 nb = json.load(open(p))
 for a, b in zip(pairs[::2], pairs[1::2]):
