@@ -333,9 +333,10 @@ def _run_pieces(todo: list, submit_args, executor: str, workers: int, scheduler,
         shard_f, block_f = {}, {}
         for s, b in todo:      # in-memory data is sent once per shard / block; a file is read by the workers
             if file_src is None and s not in shard_f:
-                shard_f[s] = client.scatter(submit_args.shard(s))
+                shard_f[s] = client.scatter(submit_args.shard(s), hash=False)   # own keys: a content-hashed key
+                                                                                # of an earlier search may be released meanwhile
             if (file_src is None or submit_args.queries is not None) and b not in block_f:
-                block_f[b] = client.scatter(submit_args.block(b))
+                block_f[b] = client.scatter(submit_args.block(b), hash=False)
         futs = {}
         for s, b in todo:
             a = submit_args(s, b, shard_f.get(s), block_f.get(b))
