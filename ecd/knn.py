@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,17 +212,27 @@ def _npy_file(a) -> str | None:
             and a.ctypes.data == b.ctypes.data)
     return str(Path(fn).resolve()) if same else None
 
+def _npy_open_lock():
+    """One process-wide lock around `np.load` of a `.npy` header: numpy parses it with `ast`, which CPython 3.11
+    cannot run in two threads at once (threaded Dask workers open the file together). Kept on the numpy module so
+    pieces pickled by value (defined in a notebook) carry no lock."""
+    return np.__dict__.setdefault("_ecd_npy_open_lock", threading.Lock())
+
 def _rows(src, s0: int, s1: int) -> np.ndarray:
     "Rows `s0:s1` of a `.npy` path, or `src` itself when it is already the shard (an array)."
     if isinstance(src, (str, Path)):
-        return np.load(src, mmap_mode="r")[s0:s1]
+        with _npy_open_lock():
+            mm = np.load(src, mmap_mode="r")
+        return mm[s0:s1]
     return src
 
 def _take(qsrc) -> np.ndarray:
     "A query block: an array, or `(npy_path, row_numbers)` read from the file."
     if isinstance(qsrc, tuple):
         path, idx = qsrc
-        return np.asarray(np.load(path, mmap_mode="r")[idx])
+        with _npy_open_lock():
+            mm = np.load(path, mmap_mode="r")
+        return np.asarray(mm[idx])
     return qsrc
 
 # %% ../nbs/03_knn.ipynb #34201fec
