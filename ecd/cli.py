@@ -189,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(pr)
     pr.add_argument("--dataset", default="glove-words-minilm",
                     help="glove-50 | glove-words-minilm | npy:PATH | npz:PATH | parquet:PATH[#col] | "
-                         "hf:REPO[:parquet_file][#col] | text:PATH | synthetic:NxD (Gaussian clusters, for scale tests)")
+                         "hf:REPO[:parquet_file][#col] | text:PATH | hdf5:PATH[#test] (ann-benchmarks file) | "
+                         "synthetic:NxD (Gaussian clusters, for scale tests)")
     pr.add_argument("--max-items", type=int, default=None, help="use the first N rows")
     pr.add_argument("--k", type=int, default=100, help="teacher top-k (default: 100)")
     pr.add_argument("--seed", type=int, default=42, help="split seed (default: 42)")

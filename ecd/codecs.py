@@ -17,9 +17,10 @@ import faiss
 import numpy as np
 
 # %% auto #0
-__all__ = ['REP_MODES', 'SPEC_FORMS', 'as_matrix', 'l2n', 'Representation', 'FaissCodec', 'Float32', 'SQ', 'FP16', 'PQ', 'OPQ',
-           'Binary', 'AdditiveCodec', 'RQ', 'LSQ', 'PRQ', 'PLSQ', 'OPQRQ', 'RaBitQ', 'ITQ', 'Transform', 'Truncate',
-           'PCA', 'RandomProjection', 'TransformThen', 'Projected', 'PCASQ8', 'make_representation', 'parse_rep']
+__all__ = ['METRICS', 'REP_MODES', 'SPEC_FORMS', 'as_matrix', 'l2n', 'Representation', 'FaissCodec', 'Float32', 'SQ', 'FP16',
+           'decoded_search', 'PQ', 'OPQ', 'Binary', 'AdditiveCodec', 'codebook_tables', 'RQ', 'LSQ', 'PRQ', 'PLSQ',
+           'OPQRQ', 'RaBitQ', 'ITQ', 'Transform', 'Truncate', 'PCA', 'RandomProjection', 'TransformThen', 'Projected',
+           'PCASQ8', 'make_representation', 'parse_rep']
 
 # %% ../nbs/05_codecs.ipynb #68ca0057
 def as_matrix(x, name: str = "vectors", dim: int | None = None) -> np.ndarray:
@@ -269,19 +270,68 @@ def _pq_nbits(num_clusters) -> int:
 def _divisors(d: int) -> list[int]:
     return [m for m in range(1, d + 1) if d % m == 0]
 
-class PQ(FaissCodec):
-    "Product quantization (faiss IndexPQ, inner product): `num_chunks` x `num_clusters`."
+METRICS = ("l2", "ip")
+
+def _metric_in(metric, mode: str) -> str:
+    "`metric` as 'l2' or 'ip', else a ValueError naming both."
+    m = str(metric).lower()
+    if m not in METRICS:
+        raise ValueError(f"{mode} metric={metric!r} is not supported; use 'l2' (faiss's default: rank by the L2 distance "
+                         "to the reconstruction, its norm counted) or 'ip' (rank by the inner product with it).")
+    return m
+
+def _with_norm(x: np.ndarray, weight: float) -> np.ndarray:
+    "`[x, -weight * ||x||^2]`: with queries `[q, 1]` an inner product that ranks as `<q, x> - weight ||x||^2`."
+    x = np.asarray(x, dtype=np.float32)
+    return np.ascontiguousarray(np.hstack([x, (-weight * np.einsum("ij,ij->i", x, x))[:, None]]), dtype=np.float32)
+
+def _with_one(q: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.hstack([q, np.ones((len(q), 1), np.float32)]), dtype=np.float32)
+
+def decoded_search(index, codes: np.ndarray, q: np.ndarray, k: int, norm_weight: float = 0.5,
+                   block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-`k` of `q` over the reconstructions of `codes` (faiss `index.sa_decode`, a block at a time), ranked by
+    `<q, x_hat> - norm_weight ||x_hat||^2` (0.5: the L2 ranking of unit queries; 0: inner product). Scores, ids."""
+    heap = faiss.ResultHeap(len(q), k, keep_max=True)
+    qa = _with_one(q)
+    for i in range(0, len(codes), block):
+        xa = _with_norm(index.sa_decode(np.ascontiguousarray(codes[i:i + block])), norm_weight)
+        D, I = faiss.knn(qa, xa, min(k, len(xa)), metric=faiss.METRIC_INNER_PRODUCT)
+        heap.add_result(np.ascontiguousarray(D, dtype=np.float32), np.ascontiguousarray(I + i, dtype=np.int64))
+    heap.finalize()
+    return heap.D, heap.I
+
+class _Metric:
+    """Mixin of the codecs that score a reconstruction `x_hat`: `metric='l2'` (faiss's default) ranks by the L2
+    distance, i.e. `<q, x_hat> - ||x_hat||^2 / 2` for a unit query (the score search returns), `'ip'` by `<q, x_hat>`.
+    On unit-norm embeddings L2 ranks better: a reconstruction that lost more of its vector has a smaller norm."""
+    norm_weight_l2 = 0.5
+    @property
+    def norm_weight(self) -> float: return self.norm_weight_l2 if self.metric == "l2" else 0.0
+    @property
+    def _faiss_metric(self): return faiss.METRIC_L2 if self.metric == "l2" else faiss.METRIC_INNER_PRODUCT
+    def _metric_suffix(self): return "" if self.metric == "l2" else f"_{self.metric}"
+    def _score_decode(self, codes): return self.index.sa_decode(self._check_codes(codes))
+    def _space(self, x, query):
+        if self.metric == "ip":
+            return (x if query else self._score_decode(self._encode(x))), "ip"
+        return (_with_one(x) if query else _with_norm(self._score_decode(self._encode(x)), self.norm_weight)), "ip"
+
+class PQ(_Metric, FaissCodec):
+    "Product quantization (faiss IndexPQ; `metric` 'l2', faiss's default, or 'ip'): `num_chunks` x `num_clusters`."
     mode = "pq"
     randomized = True
-    def __init__(self, num_chunks: int = 8, num_clusters: int = 256, normalize: bool = True, seed: int = 0):
+    def __init__(self, num_chunks: int = 8, num_clusters: int = 256, normalize: bool = True, seed: int = 0,
+                 metric: str = "l2"):
         super().__init__(normalize, seed)
+        self.metric = _metric_in(metric, self.mode)
         if int(num_chunks) != num_chunks or num_chunks < 1:
             raise ValueError(f"num_chunks={num_chunks!r} must be a positive integer dividing the vector dimension.")
         self.num_chunks, self.num_clusters = int(num_chunks), int(num_clusters)
         self.nbits = _pq_nbits(num_clusters)
     @property
-    def name(self): return f"{self.mode}_m{self.num_chunks}_k{self.num_clusters}"
-    def _params(self): return {"num_chunks": self.num_chunks, "num_clusters": self.num_clusters}
+    def name(self): return f"{self.mode}_m{self.num_chunks}_k{self.num_clusters}" + self._metric_suffix()
+    def _params(self): return {"num_chunks": self.num_chunks, "num_clusters": self.num_clusters, "metric": self.metric}
 
     def _check_train(self, x):
         d, n, k = x.shape[1], x.shape[0], self.num_clusters
@@ -300,9 +350,15 @@ class PQ(FaissCodec):
         cp.min_points_per_centroid = 1  # warned once in _check_train instead of once per chunk
 
     def _make_index(self, d):
-        ix = faiss.IndexPQ(d, self.num_chunks, self.nbits, faiss.METRIC_INNER_PRODUCT)
+        ix = faiss.IndexPQ(d, self.num_chunks, self.nbits, self._faiss_metric)
         self._seed_cp(ix.pq.cp)
         return ix
+
+    def _search(self, q, k):
+        D, I = self.index.search(q, k)
+        if self.metric == "ip":
+            return D, I
+        return (np.einsum("ij,ij->i", q, q)[:, None] - D) / 2, I   # <q, x_hat> - ||x_hat||^2 / 2
 
     def _fit(self, x):
         self._check_train(x)
@@ -313,11 +369,11 @@ class PQ(FaissCodec):
 
 
 class OPQ(PQ):
-    "OPQ rotation then PQ (faiss OPQMatrix + IndexPQ in an IndexPreTransform, inner product)."
+    "OPQ rotation then PQ (faiss OPQMatrix + IndexPQ in an IndexPreTransform; `metric` as for PQ)."
     mode = "opq"
     def __init__(self, num_chunks: int = 8, num_clusters: int = 256, niter: int = 50,
-                 normalize: bool = True, seed: int = 0):
-        super().__init__(num_chunks, num_clusters, normalize, seed)
+                 normalize: bool = True, seed: int = 0, metric: str = "l2"):
+        super().__init__(num_chunks, num_clusters, normalize, seed, metric)
         if int(niter) != niter or niter < 1:
             raise ValueError(f"niter={niter!r} must be a positive integer (faiss default 50).")
         self.niter = int(niter)
@@ -367,15 +423,18 @@ def _progress(**kw):
 
 _ENCODE_CHUNK = 4096
 
-class AdditiveCodec(FaissCodec):
-    """Base of the faiss additive quantizers (RQ, LSQ, PRQ, PLSQ), inner-product LUT search.
-    `bytes_per_vector` = faiss `sa_code_size()` = ceil(total codebook bits / 8): no norm is stored
-    because the inner-product search needs none."""
+class AdditiveCodec(_Metric, FaissCodec):
+    """Base of the faiss additive quantizers (RQ, LSQ, PRQ, PLSQ). `metric='l2'` (faiss's default) ranks by the L2
+    distance to the reconstruction: ecd searches exactly over the decoded codes a block at a time, and the faiss
+    index computes the reconstruction's norm from its codebooks (`ST_norm_from_LUT`), so a plain `faiss.read_index`
+    ranks the same; `'ip'` ranks by inner product from look-up tables. `bytes_per_vector` = faiss
+    `sa_code_size()` = ceil(total codebook bits / 8): no norm is stored."""
     randomized = True
     max_bits = 8
     def __init__(self, num_codebooks: int = 16, nbits: int = 8, max_train: int | str | None = "auto",
-                 normalize: bool = True, seed: int = 0, verbose: bool = False):
+                 normalize: bool = True, seed: int = 0, verbose: bool = False, metric: str = "l2"):
         super().__init__(normalize, seed)
+        self.metric = _metric_in(metric, self.mode)
         eg = f" (e.g. {self.mode}:16x8)"
         self.num_codebooks = _int_in(num_codebooks, f"{self.mode} codebooks M", 1, 256, eg)
         self.nbits = _int_in(nbits, f"{self.mode} bits per codebook B", 1, self.max_bits,
@@ -392,9 +451,12 @@ class AdditiveCodec(FaissCodec):
     @property
     def _total_codebooks(self): return self.num_codebooks
     @property
-    def name(self): return f"{self.mode}_m{self.num_codebooks}_b{self.nbits}"
+    def name(self): return f"{self.mode}_m{self.num_codebooks}_b{self.nbits}" + self._metric_suffix()
+    @property
+    def _search_type(self):  # L2: faiss decompresses (it stores no cross products of LSQ codebooks in a file)
+        return faiss.AdditiveQuantizer.ST_decompress if self.metric == "l2" else faiss.AdditiveQuantizer.ST_LUT_nonorm
     def _params(self):
-        p = {"num_codebooks": self.num_codebooks, "nbits": self.nbits, "max_train": self.max_train}
+        p = {"num_codebooks": self.num_codebooks, "nbits": self.nbits, "max_train": self.max_train, "metric": self.metric}
         return p if self.n_train is None else {**p, "n_train": self.n_train}
 
     def _sample(self, x):
@@ -421,6 +483,7 @@ class AdditiveCodec(FaissCodec):
         with _progress(total=1, desc=f"{self.name}: training on {len(x)} vectors", leave=False) as bar:
             self.index.train(x)
             bar.update()
+        codebook_tables(self.index)
 
     def _encode(self, x):
         if len(x) <= _ENCODE_CHUNK:
@@ -435,8 +498,29 @@ class AdditiveCodec(FaissCodec):
 
     def _bytes(self): return self.index.sa_code_size()
 
-_LUT = faiss.AdditiveQuantizer.ST_LUT_nonorm
+    def stored_codes(self) -> np.ndarray:
+        "The (ntotal, code_size) uint8 codes the faiss index holds."
+        ix = self.index
+        inner = faiss.downcast_index(ix.index) if isinstance(ix, faiss.IndexPreTransform) else ix
+        return faiss.vector_to_array(inner.codes).reshape(inner.ntotal, inner.code_size)
+
+    def _search(self, q, k):
+        if self.metric == "ip":
+            return self.index.search(q, k)
+        return decoded_search(self.index, self.stored_codes(), q, k, self.norm_weight)
+
 _IP = faiss.METRIC_INNER_PRODUCT
+
+def codebook_tables(index) -> None:
+    """Compute the codebook look-up tables of a trained faiss additive-quantizer index (in an IndexPreTransform or
+    not): L2 search with `ST_norm_from_LUT` reads the codebooks' cross products, which LSQ's training leaves empty."""
+    ix = faiss.downcast_index(index.index if isinstance(index, faiss.IndexPreTransform) else index)
+    aq = faiss.downcast_AdditiveQuantizer(ix.aq)
+    if isinstance(aq, faiss.ProductAdditiveQuantizer):
+        for i in range(aq.nsplits):
+            faiss.downcast_AdditiveQuantizer(aq.subquantizer(i)).compute_codebook_tables()
+    else:
+        aq.compute_codebook_tables()
 
 class RQ(AdditiveCodec):
     """Residual quantizer (faiss IndexResidualQuantizer, inner product): `num_codebooks` (M) x `nbits` (B),
@@ -444,13 +528,18 @@ class RQ(AdditiveCodec):
     mode = "rq"
     default_beam = 16
     def __init__(self, num_codebooks: int = 16, nbits: int = 8, beam: int = 16, max_train: int | str | None = "auto",
-                 normalize: bool = True, seed: int = 0, verbose: bool = False):
-        super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose)
+                 normalize: bool = True, seed: int = 0, verbose: bool = False, metric: str = "l2"):
+        super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose, metric)
         self.beam = _int_in(beam, f"{self.mode} beam", 1, 1024,
                             " (faiss max_beam_size: 1 is greedy; wider is better and slower, e.g. beam=16)")
     @property
-    def name(self): return super().name + ("" if self.beam == self.default_beam else f"_beam{self.beam}")
+    def name(self):
+        return (f"{self.mode}_m{self.num_codebooks}_b{self.nbits}" + ("" if self.beam == self.default_beam else f"_beam{self.beam}")
+                + self._metric_suffix())
     def _params(self): return {**super()._params(), "beam": self.beam}
+    @property
+    def _search_type(self):  # L2: the norm from the codebooks' cross products, which faiss recomputes on reading an RQ
+        return faiss.AdditiveQuantizer.ST_norm_from_LUT if self.metric == "l2" else faiss.AdditiveQuantizer.ST_LUT_nonorm
     def _set_rq(self, rq):
         rq.max_beam_size = self.beam
         rq.cp.seed = self.seed
@@ -458,7 +547,7 @@ class RQ(AdditiveCodec):
         rq.use_beam_LUT = 1  # beam search from codeword look-up tables: the same codes, several times faster
         rq.verbose = self.verbose
     def _make_index(self, d):
-        ix = faiss.IndexResidualQuantizer(d, self.num_codebooks, self.nbits, _IP, _LUT)
+        ix = faiss.IndexResidualQuantizer(d, self.num_codebooks, self.nbits, self._faiss_metric, self._search_type)
         self._set_rq(ix.rq)
         return ix
 
@@ -468,13 +557,13 @@ class LSQ(AdditiveCodec):
     trained jointly; bytes_per_vector = sa_code_size() = ceil(M*B/8)."""
     mode = "lsq"
     def __init__(self, num_codebooks: int = 16, nbits: int = 8, max_train: int | str | None = "auto",
-                 normalize: bool = True, seed: int = 0, verbose: bool = False):
-        super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose)
+                 normalize: bool = True, seed: int = 0, verbose: bool = False, metric: str = "l2"):
+        super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose, metric)
     def _set_lsq(self, lsq):
         lsq.random_seed = self.seed
         lsq.verbose = self.verbose
     def _make_index(self, d):
-        ix = faiss.IndexLocalSearchQuantizer(d, self.num_codebooks, self.nbits, _IP, _LUT)
+        ix = faiss.IndexLocalSearchQuantizer(d, self.num_codebooks, self.nbits, self._faiss_metric, self._search_type)
         self._set_lsq(ix.lsq)
         return ix
 
@@ -488,8 +577,12 @@ class _Product:
     @property
     def name(self):
         base = f"{self.mode}_s{self.num_splits}_m{self.num_codebooks}_b{self.nbits}"
-        return base + ("" if getattr(self, "beam", None) in (None, getattr(self, "default_beam", None)) else f"_beam{self.beam}")
+        return (base + ("" if getattr(self, "beam", None) in (None, getattr(self, "default_beam", None)) else f"_beam{self.beam}")
+                + self._metric_suffix())
     def _params(self): return {"num_splits": self.num_splits, **super()._params()}
+    @property
+    def _search_type(self):  # faiss computes no norm from the tables of a product quantizer: L2 decompresses
+        return faiss.AdditiveQuantizer.ST_decompress if self.metric == "l2" else faiss.AdditiveQuantizer.ST_LUT_nonorm
     def _check_splits(self, d):
         if d % self.num_splits:
             raise ValueError(f"{self.name}: dimension {d} is not divisible by num_splits={self.num_splits}; "
@@ -503,12 +596,14 @@ class PRQ(_Product, RQ):
     an RQ of `num_codebooks` (M) x `nbits` (B) on each; bytes_per_vector = sa_code_size() = ceil(S*M*B/8)."""
     mode = "prq"
     def __init__(self, num_splits: int = 2, num_codebooks: int = 8, nbits: int = 8, beam: int = 16,
-                 max_train: int | str | None = "auto", normalize: bool = True, seed: int = 0, verbose: bool = False):
-        super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose)
+                 max_train: int | str | None = "auto", normalize: bool = True, seed: int = 0, verbose: bool = False,
+                 metric: str = "l2"):
+        super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose, metric)
         self._init_splits(num_splits)
     def _make_index(self, d):
         self._check_splits(d)
-        ix = faiss.IndexProductResidualQuantizer(d, self.num_splits, self.num_codebooks, self.nbits, _IP, _LUT)
+        ix = faiss.IndexProductResidualQuantizer(d, self.num_splits, self.num_codebooks, self.nbits, self._faiss_metric,
+                                                 self._search_type)
         for rq in self._subquantizers(ix.prq):
             self._set_rq(rq)
         return ix
@@ -519,12 +614,13 @@ class PLSQ(_Product, LSQ):
     splits, an LSQ of `num_codebooks` (M) x `nbits` (B) on each; bytes_per_vector = sa_code_size() = ceil(S*M*B/8)."""
     mode = "plsq"
     def __init__(self, num_splits: int = 2, num_codebooks: int = 8, nbits: int = 8, max_train: int | str | None = "auto",
-                 normalize: bool = True, seed: int = 0, verbose: bool = False):
-        super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose)
+                 normalize: bool = True, seed: int = 0, verbose: bool = False, metric: str = "l2"):
+        super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose, metric)
         self._init_splits(num_splits)
     def _make_index(self, d):
         self._check_splits(d)
-        ix = faiss.IndexProductLocalSearchQuantizer(d, self.num_splits, self.num_codebooks, self.nbits, _IP, _LUT)
+        ix = faiss.IndexProductLocalSearchQuantizer(d, self.num_splits, self.num_codebooks, self.nbits, self._faiss_metric,
+                                                    self._search_type)
         for lsq in self._subquantizers(ix.plsq):
             self._set_lsq(lsq)
         return ix
@@ -536,8 +632,8 @@ class OPQRQ(RQ):
     mode = "opq_rq"
     def __init__(self, num_codebooks: int = 16, nbits: int = 8, beam: int = 16, max_train: int | str | None = "auto",
                  opq_chunks: int | None = None, niter: int = 25, normalize: bool = True, seed: int = 0,
-                 verbose: bool = False):
-        super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose)
+                 verbose: bool = False, metric: str = "l2"):
+        super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose, metric)
         self.opq_chunks = None if opq_chunks in (None, 0) else _int_in(opq_chunks, "opq_chunks", 1, hint=" dividing the dimension")
         self.niter = _int_in(niter, "niter", 1, hint=" (OPQ iterations, e.g. 25)")
     def _params(self): return {**super()._params(), "opq_chunks": self.opq_chunks, "niter": self.niter}
@@ -834,7 +930,7 @@ _SPECS = [
 ]
 SPEC_FORMS = ("float32", "fp16", "binary", "trunc:D", "pca:D", "rp:D", "pca_sq8:D", "pq:MxK", "opq:MxK", "sq:B (4/6/8/16)", "sq8",
               "rq:MxB", "lsq:MxB", "opq_rq:MxB", "lrq:MxB (learned)", "prq:SxMxB", "plsq:SxMxB", "rabitq:B (1..8)", "itq:D",
-              "+ knobs ,name=value (e.g. rq:16x8,beam=32 or rabitq:1,qb=8)")
+              "+ knobs ,name=value (e.g. rq:16x8,beam=32, pq:16x256,metric=ip or rabitq:1,qb=8)")
 
 _NAME_KNOBS = re.compile(r"^(.*?)_(beam|qb)(\d+)$")
 
@@ -862,6 +958,8 @@ def _split_spec(t: str) -> tuple[str, dict]:
                              "e.g. 'rq:16x8,beam=32'.")
         k, v = kv.split("=", 1)
         knobs[k.strip()] = _knob_value(v)
+    if head.endswith("_ip"):
+        head, knobs = head[:-len("_ip")], {"metric": "ip", **knobs}
     if head.endswith("_rot"):
         head, knobs = head[:-len("_rot")], {"rotate": True, **knobs}
     while (m := _NAME_KNOBS.match(head)):

@@ -19,8 +19,8 @@ from .train import optimize
 _log = get_logger("ecd.learned")
 
 # %% auto #0
-__all__ = ['pack_codes', 'unpack_codes', 'rq_codebooks', 'set_rq_codebooks', 'decode_codes', 'inner_product_kl',
-           'distill_codebooks', 'LearnedRQ']
+__all__ = ['SCORES', 'NORM_WEIGHTS', 'pack_codes', 'unpack_codes', 'rq_codebooks', 'set_rq_codebooks', 'decode_codes',
+           'inner_product_kl', 'distill_codebooks', 'fit_norm_weight', 'LearnedRQ']
 
 # %% ../nbs/08a_learned.ipynb #367466a0
 def pack_codes(codes, nbits: int) -> np.ndarray:
@@ -68,11 +68,16 @@ def inner_product_kl(scores: torch.Tensor, teacher: torch.Tensor, mask: torch.Te
     return (lt.exp() * (lt - lp)).masked_fill(~mask, 0).sum(1).mean()
 
 # %% ../nbs/08a_learned.ipynb #adbe7ab4
+SCORES = ("cos", "ip")
+
 def distill_codebooks(x, codes, codebooks, anchors, top_ids, steps: int = 300, lr: float = 2e-4,
                       batch_size: int = 256, n_random: int = 512, tau: float = 0.05, rec_weight: float = 1.0,
-                      seed: int = 0, device: str = "cpu", desc: str = "codebooks") -> torch.Tensor:
+                      score: str = "cos", seed: int = 0, device: str = "cpu", desc: str = "codebooks") -> torch.Tensor:
     """Decoder codebooks (M, K, d) trained for `steps` on the teacher's ranking of `x` (n, d) with its fixed `codes`
-    (n, M): `anchors` are rows of `x` used as queries, `top_ids` (len(anchors), L) their teacher top-L rows of `x`."""
+    (n, M): `anchors` are rows of `x` used as queries, `top_ids` (len(anchors), L) their teacher top-L rows of `x`.
+    `score` is how the student scores a decoded row: 'cos' (the cosine, its norm left to `fit_norm_weight`) or 'ip'."""
+    if score not in SCORES:
+        raise ValueError(f"score={score!r} is not supported; use one of {SCORES}.")
     x = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=device)
     codes = torch.as_tensor(np.asarray(codes, dtype=np.int64), device=device)
     anchors, top_ids = np.asarray(anchors, dtype=np.int64), np.asarray(top_ids, dtype=np.int64)
@@ -88,40 +93,73 @@ def distill_codebooks(x, codes, codebooks, anchors, top_ids, steps: int = 300, l
         q, xc = x[torch.as_tensor(rows, device=device)], x[ci]
         xh = decode_codes(codes[ci], C)
         mask = torch.as_tensor(cand[None, :] != rows[:, None], device=device)
-        kl = inner_product_kl(q @ xh.T, q @ xc.T, mask, tau)
+        xs = xh / xh.norm(dim=1, keepdim=True).clamp_min(1e-12) if score == "cos" else xh
+        kl = inner_product_kl(q @ xs.T, q @ xc.T, mask, tau)
         rec = ((xc - xh) ** 2).sum(1).mean()
         return kl + rec_weight * rec, {"listwise": float(kl.detach()), "reconstruction": float(rec.detach())}
 
     optimize(opt, loss_fn, steps, schedule="cosine", warmup=min(20, steps // 10), seed=seed, device=device, desc=desc)
     return C.detach().cpu()
 
+# %% ../nbs/08a_learned.ipynb #c41d7e2a
+NORM_WEIGHTS = tuple(round(0.05 * i, 2) for i in range(13))     # 0, 0.05, ..., 0.6 (0.5: plain L2 ranking)
+
+def fit_norm_weight(xh, x, anchors, truth, k: int = 10, grid=NORM_WEIGHTS) -> tuple[float, dict]:
+    """The weight `w` of the ranking `<q, x_hat> - w ||x_hat||^2` that best keeps the teacher's top-`k`: recall@k of
+    the `anchors` (rows of `x`, each its own query, its row left out) against `truth` (len(anchors), >= k) over the
+    reconstructions `xh` of `x`. Returns the best `w` and the recall at each weight of `grid`."""
+    from ecd.codecs import _with_norm, _with_one
+    anchors = np.asarray(anchors, dtype=np.int64)
+    qa = _with_one(np.ascontiguousarray(x[anchors], dtype=np.float32))
+    truth = np.asarray(truth)[:, :k]
+    found = {}
+    for w in grid:
+        _, I = faiss.knn(qa, _with_norm(xh, w), k + 1, metric=faiss.METRIC_INNER_PRODUCT)
+        keep = I != anchors[:, None]
+        ids = np.array([row[m][:k] for row, m in zip(I, keep)])
+        found[float(w)] = float(np.mean([len(np.intersect1d(a, b)) for a, b in zip(ids, truth)]) / k)
+    best = max(found, key=lambda w: (found[w], -abs(w - 0.5)))
+    return best, found
+
 # %% ../nbs/08a_learned.ipynb #f613188f
 class LearnedRQ(RQ):
-    """Learned residual code, spec `lrq:MxB` (e.g. `lrq:16x8`, 16 B): faiss RQ codes (beam `beam`) scored by
-    codebooks distilled from the teacher's top-`top_l` of `n_anchors` training rows for `steps` steps.
-    bytes_per_vector = `sa_code_size()` = ceil(M*B/8), as for `rq:MxB`."""
+    """Learned residual code, spec `lrq:MxB` (e.g. `lrq:16x8`, 16 B): faiss RQ codes (beam `beam`) scored by a decoder
+    fitted to the teacher's top-`top_l` of `n_anchors` training rows: codebooks distilled for `steps` steps (listwise KL
+    on cosines, `distill_codebooks`) and the weight of the reconstruction's norm in the ranking (`fit_norm_weight`).
+    It is searched as faiss L2 over codebooks scaled by 1 / (2 w), which ranks as `<q, x_hat> - w ||x_hat||^2`: a
+    plain `faiss.read_index` of `.index` ranks the same. bytes_per_vector = `sa_code_size()` = ceil(M*B/8)."""
     mode = "lrq"
     def __init__(self, num_codebooks: int = 16, nbits: int = 8, beam: int = 16, steps: int = 300, lr: float = 2e-4,
                  tau: float = 0.05, rec_weight: float = 1.0, top_l: int = 50, n_anchors: int = 5000,
-                 max_train: int | str | None = "auto", normalize: bool = True, seed: int = 0, verbose: bool = False):
-        super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose)
+                 score: str = "cos", norm_weight: float | None = None, max_train: int | str | None = "auto",
+                 normalize: bool = True, seed: int = 0, verbose: bool = False):
+        super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose, metric="l2")
         self.steps = _int_in(steps, "lrq steps", 0, 1_000_000, " (0: the classic RQ codebooks, no distillation)")
-        self.top_l = _int_in(top_l, "lrq top_l", 1, 10_000)
+        self.top_l = _int_in(top_l, "lrq top_l", 10, 10_000)
         self.n_anchors = _int_in(n_anchors, "lrq n_anchors", 1)
         for k, v in (("lr", lr), ("tau", tau)):
             if not (isinstance(v, (int, float)) and v > 0):
                 raise ValueError(f"lrq {k}={v!r} must be a number > 0 (defaults: lr=0.0002, tau=0.05).")
         if not (isinstance(rec_weight, (int, float)) and rec_weight >= 0):
             raise ValueError(f"lrq rec_weight={rec_weight!r} must be a number >= 0 (default 1.0).")
-        self.lr, self.tau, self.rec_weight = float(lr), float(tau), float(rec_weight)
+        if score not in SCORES:
+            raise ValueError(f"lrq score={score!r} is not supported; use one of {SCORES} (default 'cos').")
+        if norm_weight is not None and not (isinstance(norm_weight, (int, float)) and 0 < norm_weight <= 10):
+            raise ValueError(f"lrq norm_weight={norm_weight!r} must be a number in (0, 10], or None to fit it "
+                             "(0.5 is plain L2 ranking).")
+        self.lr, self.tau, self.rec_weight, self.score = float(lr), float(tau), float(rec_weight), score
+        self.norm_weight_set = None if norm_weight is None else float(norm_weight)
         self.encoder = None
         self.train_s = None
+        self.norm_weight_fit = None
+        self.scale = 1.0
 
     @property
     def name(self): return f"lrq_m{self.num_codebooks}_b{self.nbits}"
     def _params(self):
-        return {**super()._params(), "steps": self.steps, "lr": self.lr, "tau": self.tau, "rec_weight": self.rec_weight,
-                "top_l": self.top_l, "n_anchors": self.n_anchors}
+        p = {**super()._params(), "steps": self.steps, "lr": self.lr, "tau": self.tau, "rec_weight": self.rec_weight,
+             "top_l": self.top_l, "n_anchors": self.n_anchors, "score": self.score, "norm_weight": self.norm_weight_set}
+        return p if self.norm_weight_fit is None else {**p, "norm_weight_fit": self.norm_weight_fit}
 
     def _teacher_lists(self, xs):
         "A seeded set of anchor rows of the training sample and their exact teacher top-L in it."
@@ -152,14 +190,26 @@ class LearnedRQ(RQ):
         self.encoder = self.index
         xs = self._sample(x)
         C = rq_codebooks(self.encoder)
+        codes = unpack_codes(RQ._encode(self, xs), self.num_codebooks, self.nbits)
+        anchors, top = self._teacher_lists(xs)
         if self.steps:
-            codes = unpack_codes(RQ._encode(self, xs), self.num_codebooks, self.nbits)
-            anchors, top = self._teacher_lists(xs)
             C = distill_codebooks(xs, codes, C, anchors, top, self.steps, self.lr, tau=self.tau,
-                                  rec_weight=self.rec_weight, seed=self.seed, desc=f"{self.name}: distilling codebooks")
-        self.index = faiss.clone_index(self.encoder)                     # the searched index: decoder codebooks
-        set_rq_codebooks(self.index, C.numpy() if isinstance(C, torch.Tensor) else C)
+                                  rec_weight=self.rec_weight, score=self.score, seed=self.seed,
+                                  desc=f"{self.name}: distilling codebooks").numpy()
+        w = self.norm_weight_set
+        if w is None:
+            xh = decode_codes(torch.as_tensor(codes), torch.as_tensor(C)).numpy()
+            w, _ = fit_norm_weight(xh, xs, anchors[:2000], top[:2000], grid=NORM_WEIGHTS[1:])
+        self.norm_weight_fit, self.scale = float(w), 1.0 / (2.0 * float(w))
+        self.index = faiss.clone_index(self.encoder)                     # the searched index: scaled decoder codebooks
+        self.index.metric_type = faiss.METRIC_L2
+        self.index.rq.search_type = faiss.AdditiveQuantizer.ST_norm_from_LUT
+        set_rq_codebooks(self.index, np.asarray(C, dtype=np.float32) / self.scale)
         self.train_s = time.perf_counter() - t0
+
+    def _decode(self, codes):
+        "The reconstruction: the searched index's decoding (codebooks / scale) times `scale`."
+        return super()._decode(codes) * self.scale
 
     def _encode(self, x):
         ix = self.index

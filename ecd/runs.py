@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from .core import get_logger, set_threads
+from .core import get_logger, progress, set_threads
 from .data import load_prepared, prepare, resolve_synthetic
 from .knn import dask_client, teacher_topk
 from .codecs import parse_rep
@@ -169,8 +169,10 @@ def run_baselines(run_id: str, specs: list[str], scopes=("vs_teacher",), rerank_
         ev = dataclasses.replace(ev, train_idx=rows[pick])
         n_fit = int(max_train)
     frames = []
-    for spec in specs:
+    bar = progress(specs, desc="baselines", unit="codec")
+    for spec in bar:
         rep = parse_rep(spec, seed=seed) if isinstance(spec, str) else spec
+        bar.set_postfix_str(rep.name)
         log.info(f"evaluating {rep.name}")
         rows = evaluate_rep(rep, ev, scopes=scopes, ks=ks, rerank_r=rerank_r,
                             extra={"spec": str(spec), "max_train": int(max_train or 0), "n_fit": int(n_fit)})

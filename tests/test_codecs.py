@@ -208,20 +208,59 @@ def test_new_codecs_bytes_and_round_trip(data, spec, nbytes, name):
     assert r.describe()["bytes_per_vector"] == nbytes
 
 
-def test_rq_and_lsq_search_is_faiss(data):
-    xb, xq = data
-    r = RQ(6, 4, beam=3).fit(xb).add(xb)
-    ref = faiss.IndexResidualQuantizer(64, 6, 4, _IP, _LUT)
+def _faiss_rq(metric, *args):
+    ref = faiss.IndexResidualQuantizer(64, 6, 4, *args) if args else faiss.IndexResidualQuantizer(64, 6, 4)
     ref.rq.max_beam_size, ref.rq.cp.seed, ref.rq.cp.min_points_per_centroid = 3, 0, 1
     ref.rq.use_beam_LUT = 1
-    d, i = _direct(ref, xb, xq)
+    return ref
+
+
+def _same_ranking(ids, ref, scores, tol=1e-5):
+    "ids equal to the reference wherever the score is not within `tol` of a neighbour's (float-rounding ties)."
+    gap = np.minimum(np.abs(np.diff(scores, axis=1, prepend=np.inf)), np.abs(np.diff(scores, axis=1, append=-np.inf)))
+    return bool(((ids == ref) | (gap < tol)).all())
+
+
+def test_rq_and_lsq_search_is_faiss(data):
+    xb, xq = data
+    r = RQ(6, 4, beam=3).fit(xb).add(xb)                       # default metric: L2, as faiss's own default
+    d, i = _direct(_faiss_rq("l2"), xb, xq)
     ds, is_ = r.search(xq, 10)
+    np.testing.assert_allclose(ds, (1 - d) / 2, atol=1e-5)     # score <q, x_hat> - ||x_hat||^2 / 2 of a unit query
+    assert _same_ranking(is_, i, ds)
+    d2, i2 = r.index.search(l2n(xq.copy()), 10)                # the index itself (ST_norm_from_LUT) ranks the same
+    assert _same_ranking(i2, i, ds)
+    r_ip = RQ(6, 4, beam=3, metric="ip").fit(xb).add(xb)
+    assert r_ip.name == "rq_m6_b4_beam3_ip" and parse_rep(r_ip.name).metric == "ip"
+    d, i = _direct(_faiss_rq("ip", _IP, _LUT), xb, xq)
+    ds, is_ = r_ip.search(xq, 10)
     assert (is_ == i).all()
     np.testing.assert_allclose(ds, d, atol=1e-5)
-    lsq = LSQ(4, 4, max_train=None).fit(xb).add(xb)
-    ref = faiss.IndexLocalSearchQuantizer(64, 4, 4, _IP, _LUT)
-    ref.lsq.random_seed = 0
-    assert (lsq.search(xq, 10)[1] == _direct(ref, xb, xq)[1]).all()
+    for metric, args in (("l2", ()), ("ip", (_IP, _LUT))):
+        lsq = LSQ(4, 4, max_train=None, metric=metric).fit(xb).add(xb)
+        ref = faiss.IndexLocalSearchQuantizer(64, 4, 4, *args)
+        ref.lsq.random_seed = 0
+        s_, i_ = lsq.search(xq, 10)
+        d_, ref_i = _direct(ref, xb, xq)
+        np.testing.assert_allclose(s_, (1 - d_) / 2 if metric == "l2" else d_, atol=1e-5)  # LSQ codes share values:
+        assert (i_[:, 0] == ref_i[:, 0]).mean() > 0.5                                     # ties order either way
+
+
+def test_pq_metric_is_faiss(data):
+    xb, xq = data
+    for metric, fm in (("l2", faiss.METRIC_L2), ("ip", faiss.METRIC_INNER_PRODUCT)):
+        r = parse_rep(f"pq:8x16,metric={metric}").fit(xb).add(xb)
+        ref = faiss.IndexPQ(64, 8, 4, fm)
+        ref.pq.cp.seed, ref.pq.cp.min_points_per_centroid = 0, 1
+        s_, i_ = r.search(xq, 10)
+        assert _same_ranking(i_, _direct(ref, xb, xq)[1], s_)
+    test_l2 = parse_rep("pq:8x16").fit(xb).add(xb)
+    xa, kind = test_l2.space(xb, query=False); qa, _ = test_l2.space(xq)
+    assert kind == "ip" and xa.shape == (len(xb), 65)           # [x_hat, -||x_hat||^2 / 2] against [q, 1]
+    s, i = test_l2.search(xq, 5)
+    np.testing.assert_allclose(np.sort(qa @ xa.T, 1)[:, ::-1][:, :5], s, atol=1e-5)
+    with pytest.raises(ValueError, match="'l2'"):
+        parse_rep("rq:4x4,metric=cosine")
 
 
 def test_rabitq_search_is_faiss(data):

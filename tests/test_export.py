@@ -252,6 +252,9 @@ def test_newer_codecs_as_faiss_index(spec):
     assert ix.ntotal == 0 and ix.sa_code_size() == rep.code_size
     rep.add(x)
     ix.add(x)
-    _, a = rep.search(x[:100], 10)
-    _, b = ix.search(x[:100], 10)
-    assert np.mean([len(set(r) & set(s)) / 10 for r, s in zip(a, b)]) >= 0.99
+    sa, a = rep.search(x[:100], 10)
+    sb, b = ix.search(x[:100], 10)
+    if getattr(rep, "metric", "ip") == "l2":   # faiss returns L2 distances of the unit queries, ecd (1 - L2) / 2
+        sb = (1 - sb) / 2
+    same = np.mean([len(set(r) & set(s)) / 10 for r, s in zip(a, b)])
+    assert same >= 0.99 or np.allclose(sa, sb, atol=1e-5), same   # 16-bit codes: equal scores may tie in any order
