@@ -8,9 +8,12 @@ Prepares the run once (embeddings + teacher top-100 cached under $ECD_DATA_DIR, 
 every representation fitted on the run's train split, the whole database added):
 
 - every classic codec of the default baselines (`ecd.runs.baseline_specs` at these budgets: PQ, OPQ, RQ with beam
-  16, LSQ, PRQ/PLSQ, OPQ+RQ, RaBitQ, ITQ and sign binary, PCA+SQ8) with bytes_per_vector <= the largest budget;
-- the learned code `lrq:Bx8` at each budget B (faiss RQ codes whose codebooks are distilled from the teacher's
-  ranking, `ecd.learned.LearnedRQ`);
+  16, LSQ, PRQ/PLSQ, OPQ+RQ, RaBitQ, ITQ and sign binary, PCA+SQ8; PQ/OPQ and the additive quantizers with faiss's
+  default L2 ranking, the stronger one on unit-norm embeddings) with bytes_per_vector <= the largest budget, or the
+  `--classic` list;
+- the learned code `lrq:Bx8` at each budget B (`ecd.learned.LearnedRQ`: the codes of the classic `rq:Bx8` fitted
+  above, with its beam, scored by codebooks distilled from the teacher's ranking and a fitted weight of the
+  reconstruction's norm, searched as faiss L2 over scaled codebooks);
 - the two-stage row: `lrq` at 32 B retrieving the top-100, reranked with the float teacher vectors.
 
 "Best at budget B" is the best recall@10 among representations with bytes_per_vector <= B (everything stored per
@@ -91,7 +94,7 @@ def main(argv=None) -> int:
     print("learned codes (each starts from the classic rq:Bx8 of the same budget; its time counted in):", flush=True)
     learned = []
     for b in budgets:
-        rq, rq_s = fitted.get(f"rq:{b}x8") or (None, 0.0)
+        rq, rq_s = next((v for s, v in fitted.items() if s.split(",")[0] == f"rq:{b}x8"), (None, 0.0))
         if rq is None:                                                    # not among the classic specs: fit it here
             rq = parse_rep(f"rq:{b}x8", seed=a.seed)
             t1 = time.perf_counter()
