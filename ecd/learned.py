@@ -124,19 +124,23 @@ def fit_norm_weight(xh, x, anchors, truth, k: int = 10, grid=NORM_WEIGHTS) -> tu
 # %% ../nbs/08a_learned.ipynb #f613188f
 class LearnedRQ(RQ):
     """Learned residual code, spec `lrq:MxB` (e.g. `lrq:16x8`, 16 B): faiss RQ codes (beam `beam`) scored by a decoder
-    fitted to the teacher's top-`top_l` of `n_anchors` training rows: codebooks distilled for `steps` steps (listwise KL
-    on cosines, `distill_codebooks`) and the weight of the reconstruction's norm in the ranking (`fit_norm_weight`).
+    fitted to the teacher's top-`top_l` of `n_anchors` rows of a `n_distill`-row training sample (its own, not capped
+    by the RQ's `max_train`: neighbours in a small sample are not the database's): codebooks distilled for `steps`
+    steps (listwise KL on cosines, `distill_codebooks`) and the weight of the reconstruction's norm in the ranking
+    (`fit_norm_weight`).
     It is searched as faiss L2 over codebooks scaled by 1 / (2 w), which ranks as `<q, x_hat> - w ||x_hat||^2`: a
     plain `faiss.read_index` of `.index` ranks the same. bytes_per_vector = `sa_code_size()` = ceil(M*B/8)."""
     mode = "lrq"
     def __init__(self, num_codebooks: int = 16, nbits: int = 8, beam: int = 16, steps: int = 300, lr: float = 2e-4,
                  tau: float = 0.05, rec_weight: float = 1.0, top_l: int = 50, n_anchors: int = 5000,
-                 score: str = "cos", norm_weight: float | None = None, max_train: int | str | None = "auto",
+                 n_distill: int = 16384, score: str = "cos", norm_weight: float | None = None,
+                 max_train: int | str | None = "auto",
                  normalize: bool = True, seed: int = 0, verbose: bool = False):
         super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose, metric="l2")
         self.steps = _int_in(steps, "lrq steps", 0, 1_000_000, " (0: the classic RQ codebooks, no distillation)")
         self.top_l = _int_in(top_l, "lrq top_l", 10, 10_000)
         self.n_anchors = _int_in(n_anchors, "lrq n_anchors", 1)
+        self.n_distill = _int_in(n_distill, "lrq n_distill", 100, hint=" (training rows the decoder is fitted on)")
         for k, v in (("lr", lr), ("tau", tau)):
             if not (isinstance(v, (int, float)) and v > 0):
                 raise ValueError(f"lrq {k}={v!r} must be a number > 0 (defaults: lr=0.0002, tau=0.05).")
@@ -158,7 +162,8 @@ class LearnedRQ(RQ):
     def name(self): return f"lrq_m{self.num_codebooks}_b{self.nbits}"
     def _params(self):
         p = {**super()._params(), "steps": self.steps, "lr": self.lr, "tau": self.tau, "rec_weight": self.rec_weight,
-             "top_l": self.top_l, "n_anchors": self.n_anchors, "score": self.score, "norm_weight": self.norm_weight_set}
+             "top_l": self.top_l, "n_anchors": self.n_anchors, "n_distill": self.n_distill, "score": self.score,
+             "norm_weight": self.norm_weight_set}
         return p if self.norm_weight_fit is None else {**p, "norm_weight_fit": self.norm_weight_fit}
 
     def _teacher_lists(self, xs):
@@ -188,7 +193,9 @@ class LearnedRQ(RQ):
         else:
             super()._fit(x)                                               # the classic RQ: encoder and first codebooks
         self.encoder = self.index
-        xs = self._sample(x)
+        xs = x
+        if len(x) > self.n_distill:                                      # the decoder's own seeded sample
+            xs = np.ascontiguousarray(x[np.sort(np.random.default_rng(self.seed + 1).choice(len(x), self.n_distill, replace=False))])
         C = rq_codebooks(self.encoder)
         codes = unpack_codes(RQ._encode(self, xs), self.num_codebooks, self.nbits)
         anchors, top = self._teacher_lists(xs)
