@@ -38,8 +38,9 @@ _log = get_logger("ecd.export")
 __all__ = ['LOAD_STUDENT_PY', 'EXPORT_FORMAT', 'NotExportable', 'find_row', 'rebuild_rep', 'clone_index', 'affine_of',
            'student_affine', 'float_stage', 'quantizer_parts', 'to_faiss_index', 'search_excluding_self',
            'index_metrics', 'write_student', 'StudentModule', 'teacher_model_ref', 'write_st_folder', 'export_rep',
-           'NumpyProjectorOf', 'Compressor', 'load_compressor', 'compress_file', 'benchmark', 'format_benchmark',
-           'e2e_small', 'export_main', 'compress_main', 'benchmark_main', 'e2e_small_main']
+           'NumpyProjectorOf', 'encoder_index', 'add_codes', 'CodesFrom', 'Compressor', 'load_compressor',
+           'compress_file', 'benchmark', 'format_benchmark', 'e2e_small', 'export_main', 'compress_main',
+           'benchmark_main', 'e2e_small_main']
 
 # %% ../nbs/10c_export.ipynb #a74ddd5a
 class NotExportable(ValueError):
@@ -456,7 +457,15 @@ def _readme(card: dict) -> str:
 
 def _how_to_load(card: dict) -> str:
     lines = ["import faiss, numpy as np"]
-    if "index.faiss" in card["files"]:
+    if "encoder.faiss" in card["files"]:
+        lines += ["index = faiss.read_index('index.faiss')      # scores codes (the learned decoder)",
+                  "encoder = faiss.read_index('encoder.faiss')  # makes them: raw teacher vectors in",
+                  "codes_db = encoder.sa_encode(database_vectors)              # float32 (n, %d) in" % card["in_dim"],
+                  "inner = faiss.downcast_index(index.index)   # (normalization first: codes go to the inner index)",
+                  "inner.add_sa_codes(codes_db); index.ntotal = inner.ntotal",
+                  "scores, ids = index.search(query_vectors, 10)",
+                  "codes = encoder.sa_encode(vectors)          # uint8 (n, %d)" % card["code_size"]]
+    elif "index.faiss" in card["files"]:
         lines += ["index = faiss.read_index('index.faiss')      # raw teacher vectors in: normalization is inside",
                   "index.add(database_vectors)                 # float32 (n, %d)" % card["in_dim"],
                   "scores, ids = index.search(query_vectors, 10)"]
@@ -496,6 +505,12 @@ def export_rep(run_id: str, rep: str, out, ckpt: str | None = None, split: str |
             faiss.write_index(index, str(tmp / "index.faiss"))
             files["index.faiss"] = "the whole compressor as one faiss index (faiss.read_index; no ecd needed)"
             measured_index = index
+            if getattr(r, "encoder", None) is not None:                  # a learned code: one index encodes, one scores
+                enc = encoder_index(r)
+                faiss.write_index(enc, str(tmp / "encoder.faiss"))
+                files["index.faiss"] = "the search index: the learned decoder (faiss.read_index; add_sa_codes, search)"
+                files["encoder.faiss"] = "the encoder: codes = encoder.sa_encode(vectors), then index.add_sa_codes(codes)"
+                measured_index = CodesFrom(enc, index)
         except NotExportable as e:
             if student is None:
                 raise
@@ -562,6 +577,35 @@ def NumpyProjectorOf(model) -> NumpyProjector:
     return NumpyProjector(model.config(), params)
 
 
+def encoder_index(r) -> faiss.Index:
+    "The faiss index that encodes raw vectors for a learned code `r` (its classic `encoder`, normalization first)."
+    keep: list = []
+    enc = clone_index(r.encoder)
+    enc.reset()
+    return _assemble([_normalization(r.input_dim)] if r.normalize else [], enc, keep)
+
+
+def add_codes(index, codes) -> None:
+    "faiss `add_sa_codes`, also through an IndexPreTransform (whose own add_sa_codes faiss does not implement)."
+    if isinstance(index, faiss.IndexPreTransform):
+        inner = faiss.downcast_index(index.index)
+        inner.add_sa_codes(np.ascontiguousarray(codes, np.uint8))
+        index.ntotal = inner.ntotal
+    else:
+        index.add_sa_codes(np.ascontiguousarray(codes, np.uint8))
+
+
+class CodesFrom:
+    "Codes from `encoder`, stored and searched in (a copy of) `decoder`: `add`/`search`/`sa_encode` like faiss."
+    def __init__(self, encoder, decoder):
+        self.encoder, self.index = encoder, clone_index(decoder)
+    def sa_encode(self, x): return self.encoder.sa_encode(np.ascontiguousarray(x, np.float32))
+    def add(self, x): add_codes(self.index, self.sa_encode(x))
+    def search(self, q, k): return self.index.search(np.ascontiguousarray(q, np.float32), k)
+    @property
+    def ntotal(self): return self.index.ntotal
+
+
 class _StudentIndex:
     "Normalize, student (numpy), then a faiss index over the student's vectors: `add`/`search` like faiss."
     def __init__(self, student: NumpyProjector, index):
@@ -578,8 +622,8 @@ class _StudentIndex:
 class Compressor:
     "A loaded export: `compress`, `floats`, `codes`, `index()`; `card` says what it is."
 
-    def __init__(self, card: dict, index=None, student: NumpyProjector | None = None, path=None):
-        self.card, self._index, self.student, self.path = card, index, student, path
+    def __init__(self, card: dict, index=None, student: NumpyProjector | None = None, path=None, encoder=None):
+        self.card, self._index, self.student, self.path, self.encoder = card, index, student, path, encoder
         self.in_dim = int(card["in_dim"])
         self.output = card.get("output", "floats")
         self._chain, self._leaf, self._keep = [], None, []
@@ -613,7 +657,7 @@ class Compressor:
             raise ValueError(f"{self.name} is a float student without a quantizer; use floats(x).")
         if self.student is not None:
             x = self.student.transform(l2n(x))
-        return self._index.sa_encode(np.ascontiguousarray(x, np.float32))
+        return (self.encoder or self._index).sa_encode(np.ascontiguousarray(x, np.float32))
 
     def compress(self, x, what: str = "auto") -> np.ndarray:
         "`codes` or `floats` of `x`; `auto` is what the representation stores (codes for quantizers)."
@@ -628,6 +672,8 @@ class Compressor:
             return _StudentIndex(self.student, faiss.IndexFlatIP(self.student.out_dim))
         if self.student is not None:
             return _StudentIndex(self.student, self._index)
+        if self.encoder is not None:
+            return CodesFrom(self.encoder, self._index)
         return clone_index(self._index)
 
     def __repr__(self):
@@ -649,7 +695,8 @@ def load_compressor(path) -> Compressor:
     if card.get("format") != EXPORT_FORMAT:
         raise ValueError(f"{p}/card.json has format {card.get('format')!r}, not {EXPORT_FORMAT!r}; export it again.")
     if (p / "index.faiss").exists():
-        return Compressor(card, faiss.read_index(str(p / "index.faiss")), None, p)
+        enc = faiss.read_index(str(p / "encoder.faiss")) if (p / "encoder.faiss").exists() else None
+        return Compressor(card, faiss.read_index(str(p / "index.faiss")), None, p, enc)
     return Compressor(card, faiss.read_index(str(p / "quantizer.faiss")), load_npz(p / "student.npz"), p)
 
 # %% ../nbs/10c_export.ipynb #d862b9a2

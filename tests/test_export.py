@@ -258,3 +258,25 @@ def test_newer_codecs_as_faiss_index(spec):
         sb = (1 - sb) / 2
     same = np.mean([len(set(r) & set(s)) / 10 for r, s in zip(a, b)])
     assert same >= 0.99 or np.allclose(sa, sb, atol=1e-5), same   # 16-bit codes: equal scores may tie in any order
+
+
+def test_learned_code_exports_encoder_and_decoder():
+    "lrq: codes from the encoder index, scored by the decoder index, rank as the representation (plain faiss)."
+    import faiss
+    from ecd.codecs import parse_rep
+    from ecd.export import CodesFrom, add_codes, encoder_index, to_faiss_index
+    rng = np.random.default_rng(0)
+    c = rng.standard_normal((12, 32)).astype(np.float32)
+    x = ((c[rng.integers(0, 12, 3000)] + 0.5 * rng.standard_normal((3000, 32))) * 3).astype(np.float32)
+    rep = parse_rep("lrq:6x6", steps=20, lr=2e-3, n_anchors=500, top_l=20).fit(x).add(x)
+    enc, dec = encoder_index(rep), to_faiss_index(rep)
+    np.testing.assert_array_equal(enc.sa_encode(x[:50]), rep.encode(x[:50]))     # the same codes as ecd
+    ix = CodesFrom(enc, dec)
+    ix.add(x)
+    sa, a = rep.search(x[:100], 10)
+    sb, b = ix.search(x[:100], 10)
+    np.testing.assert_allclose(sa, (1 - sb) / 2, atol=1e-5)                      # L2 of unit queries -> ecd's score
+    assert np.mean([len(set(r) & set(s)) / 10 for r, s in zip(a, b)]) >= 0.99
+    plain = faiss.deserialize_index(faiss.serialize_index(dec))                  # what faiss.read_index gives
+    add_codes(plain, enc.sa_encode(x))
+    assert plain.ntotal == 3000 and (plain.search(x[:100], 10)[1] == b).mean() >= 0.99
