@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
     print(f"run {run_id}: {a.dataset} n={m['dataset']['n']} dim={dim}, {len(ev.query_idx)} test queries "
           f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
-    specs = a.classic.split(",") if a.classic else baseline_specs(
+    specs = re.split(r",(?![a-z_]+=)", a.classic) if a.classic else baseline_specs(   # knobs stay: rq:64x8,beam=4
         dim, dims=[b for b in budgets if b <= dim], pq_chunks=[b for b in budgets if dim % b == 0],
         budgets=tuple(budgets), modes=CLASSIC_MODES, rabitq_bits=(1,))
     print(f"classic codecs ({len(specs)}):", flush=True)

@@ -215,10 +215,10 @@ def _faiss_rq(metric, *args):
     return ref
 
 
-def _same_ranking(ids, ref, scores, tol=1e-5):
+def _same_ranking(ids, ref, scores, tol=1e-4):
     "ids equal to the reference wherever the score is not within `tol` of a neighbour's (float-rounding ties)."
     gap = np.minimum(np.abs(np.diff(scores, axis=1, prepend=np.inf)), np.abs(np.diff(scores, axis=1, append=-np.inf)))
-    return bool(((ids == ref) | (gap < tol)).all())
+    return bool(((ids == ref) | (gap < tol))[:, :-1].all())   # the last place can tie with the unseen k+1-th
 
 
 def test_rq_and_lsq_search_is_faiss(data):
