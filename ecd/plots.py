@@ -640,19 +640,25 @@ def write_pngs(figs: dict, folder, strict: bool = False) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     pngs = [folder / f"{stem}.png" for stem in figs]
     tmps = [q.with_name(f".{q.stem}.tmp.png") for q in pngs]
-    try:
-        with _quiet_browser():
-            pio.write_images(list(figs.values()), tmps, format="png", width=1000, height=650)
-        for t, q in zip(tmps, pngs):
-            os.replace(t, q)
-    except Exception as e:
-        for t in tmps:
-            t.unlink(missing_ok=True)
-        if strict:
-            raise ValueError(f"PNG export failed ({_first_line(e)}). {PNG_HOWTO} Or pass --no-png.") from None
-        log.warning(f"PNG export failed ({_first_line(e)}); HTML written. {PNG_HOWTO}")
-        return []
-    return pngs
+    err = None
+    for _ in range(2):  # on a loaded machine the headless browser can return without writing a file: try once more
+        try:
+            with _quiet_browser():
+                pio.write_images(list(figs.values()), tmps, format="png", width=1000, height=650)
+            missing = [t.name for t in tmps if not t.exists()]
+            if missing:
+                raise FileNotFoundError(f"the browser wrote no {missing[0]}")
+            for t, q in zip(tmps, pngs):
+                os.replace(t, q)
+            return pngs
+        except Exception as e:
+            err = e
+            for t in tmps:
+                t.unlink(missing_ok=True)
+    if strict:
+        raise ValueError(f"PNG export failed ({_first_line(err)}). {PNG_HOWTO} Or pass --no-png.") from None
+    log.warning(f"PNG export failed ({_first_line(err)}); HTML written. {PNG_HOWTO}")
+    return []
 
 def write_figures(figs: dict, folder, png: bool | None = None, plotlyjs: str = "tree") -> list[Path]:
     """Write each `{stem: figure}` as `folder/<stem>.html` (+ `.png` where possible); returns the paths written.
