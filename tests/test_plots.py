@@ -48,7 +48,7 @@ def test_ecd_plot_sweep(tmp_path, capsys):
     assert plot_main(["--db", str(db), "--sweep-id", "s1", "--out", str(tmp_path / "plots"), "--no-png"]) == 0
     paths = [p for p in capsys.readouterr().out.split() if p.endswith(".html")]
     assert sorted(p.rsplit("/", 1)[1] for p in paths) == ["compression_vs_distortion.html", "compression_vs_recall.html"]
-    folder = (tmp_path / "plots").iterdir().__next__()
+    folder = next(p for p in (tmp_path / "plots").iterdir() if p.is_dir())   # beside the shared plotly.min.js
     assert re.fullmatch(r"\d{8}_\d{6}", folder.name)
     html = (folder / "compression_vs_recall.html").read_text()
     assert re.findall(r'<script[^>]*src="([^"]+)"', html) == ["../plotly.min.js"]   # one bundle for every plot folder
