@@ -11,10 +11,11 @@ every representation fitted on the run's train split, the whole database added):
   16, LSQ, PRQ/PLSQ, OPQ+RQ, RaBitQ, ITQ and sign binary, PCA+SQ8; PQ/OPQ and the additive quantizers with faiss's
   default L2 ranking, the stronger one on unit-norm embeddings) with bytes_per_vector <= the largest budget, or the
   `--classic` list;
-- the learned code `lrq:Bx8` at each budget B (`ecd.learned.LearnedRQ`: the codes of the classic `rq:Bx8` fitted
-  above, with its beam, scored by codebooks distilled from the teacher's ranking and a fitted weight of the
-  reconstruction's norm, searched as faiss L2 over scaled codebooks);
-- the two-stage row: `lrq` at 32 B retrieving the top-100, reranked with the float teacher vectors.
+- the learned codes at each budget B (`--learned`, default both): `lrq:Bx8` (`ecd.learned.LearnedRQ`: the codes
+  of the classic `rq:Bx8` fitted above, with its beam) and `lopq:Bx256` (`ecd.learned.LearnedOPQ`: the codes of the
+  classic `opq:Bx256`), each scored by codebooks distilled from the teacher's ranking and a fitted weight of the
+  reconstruction's norm, searched as faiss L2 over scaled codebooks; each one's time includes its classic fit;
+- the two-stage row: the best learned code at 32 B retrieving the top-100, reranked with the float teacher vectors.
 
 "Best at budget B" is the best recall@10 among representations with bytes_per_vector <= B (everything stored per
 vector counted: faiss `sa_code_size()`). It prints one table (best classic name and recall, best learned name and
@@ -35,11 +36,12 @@ import pandas as pd
 from ecd.codecs import parse_rep
 from ecd.core import set_threads
 from ecd.evaluate import evaluate_rep
-from ecd.learned import LearnedRQ
+from ecd.learned import LearnedOPQ, LearnedRQ
 from ecd.runs import BASELINE_MODES, baseline_specs, load_eval_data, prepare_run
 
 CLASSIC_MODES = tuple(m for m in BASELINE_MODES if m not in ("float32", "fp16", "trunc", "pca", "rp", "sq"))
 BARS = {8: 0.0, 16: 0.03, 32: 0.03, 64: 0.0}
+LEARNED = {"lrq": ("rq:{b}x8", LearnedRQ.from_rq), "lopq": ("opq:{b}x256", LearnedOPQ.from_opq)}  # family: its classic start
 
 
 def evaluate(spec, ev, seed: int, rerank_r: int | None = None, **params) -> list[dict]:
@@ -68,6 +70,7 @@ def main(argv=None) -> int:
     p.add_argument("--budgets", default="8,16,32,64", help="bytes per vector (default 8,16,32,64)")
     p.add_argument("--classic", default=None, help="classic specs to compare (default: the default baselines)")
     p.add_argument("--steps", type=int, default=300, help="distillation steps of each learned code (default 300)")
+    p.add_argument("--learned", default="lrq,lopq", help=f"learned code families (default lrq,lopq; of {','.join(LEARNED)})")
     p.add_argument("--rerank-r", type=int, default=100, help="candidates of the two-stage row (default 100)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--json", default=None, help="also write the table and the rows to this JSON file")
@@ -86,25 +89,35 @@ def main(argv=None) -> int:
         dim, dims=[b for b in budgets if b <= dim], pq_chunks=[b for b in budgets if dim % b == 0],
         budgets=tuple(budgets), modes=CLASSIC_MODES, rabitq_bits=(1,))
     print(f"classic codecs ({len(specs)}):", flush=True)
+    families = [f.strip() for f in a.learned.split(",") if f.strip()]
+    if unknown := [f for f in families if f not in LEARNED]:
+        p.error(f"unknown learned code {unknown}; use some of {', '.join(LEARNED)}")
+    starts = {LEARNED[f][0].format(b=b) for f in families for b in budgets}
     classic, fitted = [], {}
     for s in specs:
         rows, rep = evaluate(s, ev, a.seed)
         classic += rows
-        if s.startswith("rq:"):
-            fitted[s] = (rep, rows[0]["fit_s"])
-    print("learned codes (each starts from the classic rq:Bx8 of the same budget; its time counted in):", flush=True)
+        if s.split(",")[0] in starts:
+            fitted[s.split(",")[0]] = (rep, rows[0]["fit_s"])
+    print(f"learned codes ({', '.join(families)}; each starts from the classic code of its budget, whose fit time is "
+          "counted in):", flush=True)
     learned = []
     for b in budgets:
-        rq, rq_s = next((v for s, v in fitted.items() if s.split(",")[0] == f"rq:{b}x8"), (None, 0.0))
-        if rq is None:                                                    # not among the classic specs: fit it here
-            rq = parse_rep(f"rq:{b}x8", seed=a.seed)
-            t1 = time.perf_counter()
-            rq.fit(ev.database[ev.train_idx])
-            rq_s = time.perf_counter() - t1
-        rows, _ = evaluate(LearnedRQ.from_rq(rq, steps=a.steps), ev, a.seed, a.rerank_r if b == 32 else None)
-        for r in rows:
-            r["fit_s"] += rq_s
-        learned += rows
+        for f in families:
+            start_spec, make = LEARNED[f][0].format(b=b), LEARNED[f][1]
+            rep, base_s = fitted.get(start_spec, (None, 0.0))
+            if rep is None:                                               # not among the classic specs: fit it here
+                t1 = time.perf_counter()
+                try:
+                    rep = parse_rep(start_spec, seed=a.seed).fit(ev.database[ev.train_idx])
+                except ValueError as e:                                   # e.g. opq:48x256 on a 50-dim teacher
+                    print(f"  {f} at {b} B: skipped ({e})", flush=True)
+                    continue
+                base_s = time.perf_counter() - t1
+            rows, _ = evaluate(make(rep, steps=a.steps), ev, a.seed, a.rerank_r if b == 32 else None)
+            for r in rows:
+                r["fit_s"] += base_s
+            learned += rows
     cdf, ldf = pd.DataFrame(classic), pd.DataFrame(learned)
 
     table, fails = [], []
@@ -123,7 +136,8 @@ def main(argv=None) -> int:
             fails.append(f"{b} B: learned {l['recall@10']:.4f} < classic {c['recall@10']:.4f} + {need}")
         if l["fit_s"] > 600:
             fails.append(f"{b} B: training the learned code took {l['fit_s']:.0f} s > 600 s")
-    two = ldf[ldf["stage"] == "two_stage"] if "stage" in ldf else ldf.iloc[:0]
+    best32 = best_at(ldf[ldf["bytes_per_vector"] == 32], 32) if len(ldf) else None   # two-stage: the best 32 B code
+    two = ldf[(ldf["stage"] == "two_stage") & (ldf["name"] == best32["name"])] if best32 is not None else ldf.iloc[:0]
     out = pd.DataFrame(table)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(f"\nrecall@10 vs teacher, {len(ev.query_idx)} test queries, best at each budget "

@@ -17,10 +17,10 @@ import faiss
 import numpy as np
 
 # %% auto #0
-__all__ = ['METRICS', 'REP_MODES', 'SPEC_FORMS', 'as_matrix', 'l2n', 'Representation', 'FaissCodec', 'Float32', 'SQ', 'FP16',
-           'decoded_search', 'PQ', 'OPQ', 'Binary', 'AdditiveCodec', 'codebook_tables', 'RQ', 'LSQ', 'PRQ', 'PLSQ',
-           'OPQRQ', 'RaBitQ', 'ITQ', 'Transform', 'Truncate', 'PCA', 'RandomProjection', 'TransformThen', 'Projected',
-           'PCASQ8', 'make_representation', 'parse_rep']
+__all__ = ['METRICS', 'REP_MODES', 'LEARNED_CODES', 'SPEC_FORMS', 'as_matrix', 'l2n', 'Representation', 'FaissCodec', 'Float32',
+           'SQ', 'FP16', 'decoded_search', 'PQ', 'OPQ', 'Binary', 'AdditiveCodec', 'codebook_tables', 'RQ', 'LSQ',
+           'PRQ', 'PLSQ', 'OPQRQ', 'RaBitQ', 'ITQ', 'Transform', 'Truncate', 'PCA', 'RandomProjection', 'TransformThen',
+           'Projected', 'PCASQ8', 'make_representation', 'parse_rep']
 
 # %% ../nbs/05_codecs.ipynb #68ca0057
 def as_matrix(x, name: str = "vectors", dim: int | None = None) -> np.ndarray:
@@ -887,16 +887,19 @@ REP_MODES: dict[str, Callable[..., Representation]] = {
     "trunc": lambda **p: Projected("trunc", **p), "pca": lambda **p: Projected("pca", **p),
     "rp": lambda **p: Projected("rp", **p), "pca_sq8": PCASQ8,
     "rq": RQ, "lsq": LSQ, "prq": PRQ, "plsq": PLSQ, "opq_rq": OPQRQ, "rabitq": RaBitQ, "itq": ITQ,
-    "lrq": lambda **p: _learned_rq()(**p),
+    "lrq": lambda **p: _learned("lrq")(**p), "lopq": lambda **p: _learned("lopq")(**p),
 }
 
-def _learned_rq():
-    "The learned residual code (`ecd.learned.LearnedRQ`); it trains through `ecd.train`, a layer above the codecs."
-    from ecd.learned import LearnedRQ
-    return LearnedRQ
+LEARNED_CODES = {"lrq": "LearnedRQ", "lopq": "LearnedOPQ"}
+
+def _learned(mode: str):
+    "The learned code class of `mode` (`ecd.learned`); it trains through `ecd.train`, a layer above the codecs."
+    import ecd.learned
+    return getattr(ecd.learned, LEARNED_CODES[mode])
 
 def _mode_signature(mode):
-    cls = {"trunc": Projected, "pca": Projected, "rp": Projected}.get(mode) or (_learned_rq() if mode == "lrq" else REP_MODES[mode])
+    cls = ({"trunc": Projected, "pca": Projected, "rp": Projected}.get(mode)
+           or (_learned(mode) if mode in LEARNED_CODES else REP_MODES[mode]))
     sig = inspect.signature(cls.__init__)
     ps = [p for p in sig.parameters.values() if p.name not in ("self", "kind")]
     return {p.name: p.default for p in ps}
@@ -919,7 +922,7 @@ _B = r"(?:(?:x|_b)(\d+))?"  # optional bits per codebook, 8 when left out
 _SPECS = [
     (re.compile(r"^(float32|fp32|fp16|binary)$"), lambda m: ({"fp32": "float32"}.get(m[1], m[1]), {})),
     (re.compile(r"^(trunc|pca_sq8|pca|rp|itq)(?::|_d)(\d+)$"), lambda m: (m[1], {"dim": int(m[2])})),
-    (re.compile(r"^(pq|opq)(?::|_m)(\d+)(?:(?:x|_k)(\d+))?$"),
+    (re.compile(r"^(pq|opq|lopq)(?::|_m)(\d+)(?:(?:x|_k)(\d+))?$"),
      lambda m: (m[1], {"num_chunks": int(m[2]), "num_clusters": int(m[3] or 256)})),
     (re.compile(r"^sq(?::|_b)?(\d+)$"), lambda m: ("sq", {"bits": int(m[1])})),
     (re.compile(rf"^(opq_rq|lrq|rq|lsq)(?::|_m)(\d+){_B}$"),
@@ -929,7 +932,7 @@ _SPECS = [
     (re.compile(r"^rabitq(?::|_b)(\d+)$"), lambda m: ("rabitq", {"nbits": int(m[1])})),
 ]
 SPEC_FORMS = ("float32", "fp16", "binary", "trunc:D", "pca:D", "rp:D", "pca_sq8:D", "pq:MxK", "opq:MxK", "sq:B (4/6/8/16)", "sq8",
-              "rq:MxB", "lsq:MxB", "opq_rq:MxB", "lrq:MxB (learned)", "prq:SxMxB", "plsq:SxMxB", "rabitq:B (1..8)", "itq:D",
+              "rq:MxB", "lsq:MxB", "opq_rq:MxB", "lrq:MxB (learned)", "lopq:MxK (learned)", "prq:SxMxB", "plsq:SxMxB", "rabitq:B (1..8)", "itq:D",
               "+ knobs ,name=value (e.g. rq:16x8,beam=32, pq:16x256,metric=ip or rabitq:1,qb=8)")
 
 _NAME_KNOBS = re.compile(r"^(.*?)_(beam|qb)(\d+)$")

@@ -260,15 +260,16 @@ def test_newer_codecs_as_faiss_index(spec):
     assert same >= 0.99 or np.allclose(sa, sb, atol=1e-5), same   # 16-bit codes: equal scores may tie in any order
 
 
-def test_learned_code_exports_encoder_and_decoder():
-    "lrq: codes from the encoder index, scored by the decoder index, rank as the representation (plain faiss)."
+@pytest.mark.parametrize("spec", ["lrq:6x6", "lopq:8x64"])
+def test_learned_code_exports_encoder_and_decoder(spec):
+    "lrq, lopq: codes from the encoder index, scored by the decoder index, rank as the representation (plain faiss)."
     import faiss
     from ecd.codecs import parse_rep
     from ecd.export import CodesFrom, add_codes, encoder_index, to_faiss_index
     rng = np.random.default_rng(0)
     c = rng.standard_normal((12, 32)).astype(np.float32)
     x = ((c[rng.integers(0, 12, 3000)] + 0.5 * rng.standard_normal((3000, 32))) * 3).astype(np.float32)
-    rep = parse_rep("lrq:6x6", steps=20, lr=2e-3, n_anchors=500, top_l=20).fit(x).add(x)
+    rep = parse_rep(spec, steps=20, lr=2e-3, n_anchors=500, top_l=20).fit(x).add(x)
     enc, dec = encoder_index(rep), to_faiss_index(rep)
     np.testing.assert_array_equal(enc.sa_encode(x[:50]), rep.encode(x[:50]))     # the same codes as ecd
     ix = CodesFrom(enc, dec)
