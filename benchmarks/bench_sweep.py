@@ -24,7 +24,8 @@ def main(argv=None):
     d = tempfile.mkdtemp(prefix="bench_sweep_")
     os.environ.update(ECD_RESULTS_DIR=f"{d}/results", ECD_DATA_DIR=f"{d}/data", ECD_PAPERMILL_DIR=f"{d}/papermill_runs",
                       ECD_LOG_LEVEL="WARNING", ECD_THREADS=os.environ.get("ECD_THREADS", "1"))
-    from ecd.sweep import ensure_run, load_sweep_config, run_sweep, synthetic_vectors
+    from ecd.data import synthetic_vectors
+    from ecd.sweep import ensure_run, load_sweep_config, run_sweep
     np.save(f"{d}/x.npy", synthetic_vectors(2000, 64, n_clusters=16, seed=0))
     ensure_run("bench", f"npy:{d}/x.npy", k=50)
     dims = list(range(4, 4 + 4 * a.combos, 4))

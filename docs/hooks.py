@@ -3,8 +3,9 @@
 - notebooks: nbdev directives are taken out before mkdocs-jupyter renders a notebook
   (cells marked `#| hide` vanish, `#| export`-style comment lines are dropped, the stored
   outputs stay as they are);
-- API reference: one generated page per module of the `ecd` package (`api/<module>.md`
-  with a mkdocstrings `::: ecd.<module>` block), so a new module needs no config change;
+- API reference: one generated page per module of the `ecd` package, subpackages included
+  (`api/<module>.md`, e.g. `api/apps.retrieval.md`, with a mkdocstrings `::: ecd.<module>` block), so a new
+  module needs no config change;
 - plotly: the site serves `assets/javascripts/plotly.min.js` (from the installed plotly) and
   pages that hold a plotly chart load it in `<head>`; CDN script tags that plotly renderers
   may have stored in a notebook are removed;
@@ -22,6 +23,7 @@
 """
 from __future__ import annotations
 
+import ast
 import json
 import re
 import tempfile
@@ -121,6 +123,30 @@ def clean_notebook(nb: dict) -> dict:
     return {**nb, "cells": cells}
 
 
+def _has_code(init: Path) -> bool:
+    "Does this `__init__.py` hold more than a docstring?"
+    body = ast.parse(init.read_text(encoding="utf-8")).body
+    return any(not (isinstance(b, ast.Expr) and isinstance(getattr(b, "value", None), ast.Constant)) for b in body)
+
+
+def api_modules(root: Path | None = None) -> list[str]:
+    """The modules of the package that get an API page, dotted below `ecd.` (`plots`, `apps.retrieval`, `sweep`,
+    `sweep.executors`): every `*.py` not starting with `_`, in subpackages too, and a subpackage itself where its
+    `__init__.py` holds code (not only a docstring)."""
+    root = root or ROOT / PACKAGE
+    out = []
+    for p in sorted(root.rglob("*.py")):
+        rel = p.relative_to(root)
+        if any(part.startswith((".", "_")) for part in rel.parts[:-1]):
+            continue
+        if p.name == "__init__.py":
+            if len(rel.parts) > 1 and _has_code(p):
+                out.append(".".join(rel.parts[:-1]))
+        elif not p.stem.startswith("_"):
+            out.append(".".join(rel.with_suffix("").parts))
+    return sorted(out)
+
+
 def on_files(files, config):
     "Render cleaned copies of the notebooks; add one API page per `ecd` module."
     global _tmp
@@ -133,7 +159,7 @@ def on_files(files, config):
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(clean_notebook(nb)), encoding="utf-8")
             f.abs_src_path = str(out)
-    mods = sorted(p.stem for p in (ROOT / PACKAGE).glob("*.py") if not p.stem.startswith("_"))
+    mods = api_modules()
     links = []
     for m in mods:
         path = f"api/{m}.md"

@@ -32,8 +32,8 @@ __all__ = ['SPEC_FORMS', 'BUILTIN_SPECS', 'PATH_KINDS', 'GLOVE_MINILM_DEFAULT_N'
            'validate_vectors', 'EmbeddingSet', 'Spec', 'parse_spec', 'load', 'infer_embedding_column',
            'infer_text_column', 'arrow_to_matrix', 'AnnFile', 'read_ann_hdf5', 'ann_truth', 'HubUnreachableError',
            'is_hub_unreachable', 'model_id', 'load_encoder', 'encode_texts', 'encode_cached', 'glove_root',
-           'iter_glove_words', 'synthetic_npy', 'resolve_synthetic', 'split_indices', 'split_summary', 'Prepared',
-           'to_jsonable', 'dataset_slug', 'load_prepared', 'prepare']
+           'iter_glove_words', 'synthetic_vectors', 'synthetic_npy', 'resolve_synthetic', 'split_indices',
+           'split_summary', 'Prepared', 'to_jsonable', 'dataset_slug', 'load_prepared', 'prepare']
 
 # %% ../nbs/02_data.ipynb #91e0927e
 def _first_rows(mask: np.ndarray, k: int = 5) -> list[int]:
@@ -771,15 +771,27 @@ def _load_glove_minilm(s: Spec, n: int | None, batch_size: int = 64, device: str
 
 SYNTHETIC_DEFAULT = {"n": 10000, "dim": 128, "n_clusters": 64, "seed": 0}
 
+def _check_synthetic(n: int, dim: int, n_clusters: int) -> None:
+    if n < 2 or dim < 1 or n_clusters < 1:
+        raise ValueError(f"synthetic data needs n >= 2, dim >= 1, n_clusters >= 1; got n={n}, dim={dim}, "
+                         f"n_clusters={n_clusters}; e.g. synthetic:100000x384.")
+
+def synthetic_vectors(n: int = 10000, dim: int = 128, n_clusters: int = 64, seed: int = 0, spread: float = 0.6) -> np.ndarray:
+    """Seeded Gaussian clusters: `(n, dim)` float32 in memory, the numbers `synthetic_npy` writes to a file
+    (one `rng.standard_normal` stream: centres, labels, then the noise)."""
+    _check_synthetic(n, dim, n_clusters)
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_clusters, dim)).astype(np.float32)
+    lab = rng.integers(0, n_clusters, n)
+    return (centres[lab] + spread * rng.standard_normal((n, dim)).astype(np.float32)).astype(np.float32)
+
 def synthetic_npy(n: int = 10000, dim: int = 128, n_clusters: int = 64, seed: int = 0, spread: float = 0.6,
                   block_rows: int = 65536) -> Path:
     """Seeded Gaussian clusters `(n, dim)` float32 in `data_dir()/synthetic/` (made once, block by block straight
     into a memory-mapped `.npy`, so a million rows never sit in memory twice); returns the file's path.
-    The values equal one `rng.standard_normal` stream: centres, labels, then the noise row by row."""
+    The values equal one `rng.standard_normal` stream: centres, labels, then the noise row by row (`synthetic_vectors`)."""
     from numpy.lib.format import open_memmap
-    if min(n, dim, n_clusters) < 1 or n < 2:
-        raise ValueError(f"synthetic data needs n >= 2, dim >= 1, n_clusters >= 1; got n={n}, dim={dim}, "
-                         f"n_clusters={n_clusters}; e.g. synthetic:100000x384.")
+    _check_synthetic(n, dim, n_clusters)
     path = data_dir() / "synthetic" / f"synthetic_n{n}_d{dim}_c{n_clusters}_s{seed}.npy"
     if path.exists():
         return path

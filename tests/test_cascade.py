@@ -1,10 +1,10 @@
-"Tests of ecd.cascade: corpus streaming with Common Corpus filters, target dims, losses, direct/cascade training, files, CLI."
+"Tests of ecd.apps.cascade: corpus streaming with Common Corpus filters, target dims, losses, direct/cascade training, files, CLI."
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from ecd.cascade import (COMMON_CORPUS_COLUMNS, Cascade, CascadeConfig, CascadeOOMError, HubUnreachableError,
+from ecd.apps.cascade import (COMMON_CORPUS_COLUMNS, Cascade, CascadeConfig, CascadeOOMError, HubUnreachableError,
                          CorpusSource, _hub_error, cascade_loss, cascade_main, check_target_dims, demo_frame,
                          evaluate_dim, load_corpus, oom_guard, parse_corpus_source, train_cascade, write_demo_corpus)
 from ecd.core import save_parquet
@@ -181,7 +181,7 @@ def test_cli_text_path_end_to_end(tmp_path, cc_parquet, capsys, monkeypatch):
                       "--output-dir", str(tmp_path / "x")])
     assert e.value.code == 2 and "above the input dimension" in capsys.readouterr().err
     # the corpus path refuses bad dims before it streams or encodes anything (seed 004's 768 on a 384-d model)
-    import ecd.cascade as cas
+    import ecd.apps.cascade as cas
     monkeypatch.setattr(cas, "embed_corpus", lambda *a, **k: pytest.fail("encoded before checking the dims"))
     for bad, msg in ((["--target-dims", "768,256"], "above the input dimension"),
                      (["--embedding-dim", "768"], "gives 384-d embeddings"),
@@ -213,13 +213,13 @@ def test_cli_demo_corpus(tmp_path, capsys):
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs/cascade").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path):
-    from ecd.cascade import load_cascade_config
+    from ecd.apps.cascade import load_cascade_config
     cfg = load_cascade_config(path)
     assert cfg.run_id and cfg.train.target_dims == sorted(cfg.train.target_dims, reverse=True)
 
 
 def test_config_flags_and_unknown_keys(tmp_path):
-    from ecd.cascade import _flags, build_parser, load_cascade_config
+    from ecd.apps.cascade import _flags, build_parser, load_cascade_config
     a = build_parser().parse_args(["train", "--config", str(ROOT / "configs/cascade/demo.yaml"), "--epochs", "3",
                                    "--target-dims", "64,128", "--no-png", "--override", "train.lr=0.01"])
     cfg = load_cascade_config(a.config, a.override, _flags(a))
@@ -230,7 +230,7 @@ def test_config_flags_and_unknown_keys(tmp_path):
 
 
 def test_help_has_no_history_words(capsys):
-    from ecd.cascade import build_parser
+    from ecd.apps.cascade import build_parser
     for cmd in ("train", "test", "demo-corpus"):
         with pytest.raises(SystemExit):
             build_parser().parse_args([cmd, "--help"])

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from ecd.retrieval import load_retrieval_config
+from ecd.apps.retrieval import load_retrieval_config
 from ecd.sweep import combo_train_config, expand_grid, load_sweep_config
 from ecd.train import load_train_config
 

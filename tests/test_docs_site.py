@@ -67,8 +67,9 @@ def test_pages_exist_and_are_offline(site):
     names = {p.relative_to(site).as_posix() for p in pages}
     nbs = {p.stem for p in (ROOT / "nbs").glob("[0-9]*.ipynb")}
     assert "index.html" in names and {f"{n}.html" for n in nbs} <= names, sorted(nbs - {n[:-5] for n in names})
-    mods = {p.stem for p in (ROOT / "ecd").glob("*.py") if not p.stem.startswith("_")}
-    assert {f"api/{m}.html" for m in mods} <= names
+    mods = {p.relative_to(ROOT / "ecd").with_suffix("").as_posix().replace("/", ".") for p in (ROOT / "ecd").rglob("*.py")
+            if not p.stem.startswith("_")}
+    assert "apps.retrieval" in mods and {f"api/{m}.html" for m in mods} <= names, sorted(mods - {n[4:-5] for n in names})
     assert (site / "assets/javascripts/plotly.min.js").stat().st_size > 1_000_000
     external = {p.name: EXTERNAL.findall(p.read_text(encoding="utf-8")) for p in pages}
     assert not {k: v for k, v in external.items() if v}, external

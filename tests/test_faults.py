@@ -16,7 +16,8 @@ import pytest
 
 from ecd.core import CorruptFileError, DiskFullError, StorageError
 from ecd.store import read_metrics, read_runs, write_metrics
-from ecd.sweep import ensure_run, load_sweep_config, run_sweep, synthetic_vectors
+from ecd.data import synthetic_vectors
+from ecd.sweep import ensure_run, load_sweep_config, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

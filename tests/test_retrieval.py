@@ -1,4 +1,4 @@
-"""ecd.retrieval / ecd.retrieval_data from outside the notebooks: MS MARCO preparation on files in the
+"""ecd.apps.retrieval / ecd.apps.retrieval_data from outside the notebooks: MS MARCO preparation on files in the
 official formats, the CLI's one-line failure when the download cannot reach the network, evaluation rows through
 the core (codecs, knn, metrics, store) on synthetic embeddings, typed configs, help texts."""
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ecd.retrieval_data import load_retrieval_data, prepare_msmarco
+from ecd.apps.retrieval_data import load_retrieval_data, prepare_msmarco
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def test_cli_offline_download_is_one_line(tmp_path):
     cfg.write_text("run_id: offline_test\ndata:\n  dataset: msmarco\n"
                    "  msmarco:\n    base_url: http://127.0.0.1:9/msmarcoranking\n")
     env = {**os.environ, "ECD_DATA_DIR": str(tmp_path / "data"), "ECD_RESULTS_DIR": str(tmp_path / "results")}
-    r = subprocess.run([sys.executable, "-m", "ecd.retrieval", "data", "--config", str(cfg)], cwd=ROOT, env=env,
+    r = subprocess.run([sys.executable, "-m", "ecd.apps.retrieval", "data", "--config", str(cfg)], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
@@ -56,7 +56,7 @@ def test_cli_offline_download_is_one_line(tmp_path):
 
 
 def _toy_data(tmp_path):
-    from ecd.retrieval_data import make_toy
+    from ecd.apps.retrieval_data import make_toy
     return load_retrieval_data(make_toy(tmp_path / "toy", n_passages=120, n_train_queries=8, n_dev_queries=30,
                                         n_topics=6))
 
@@ -64,7 +64,7 @@ def _toy_data(tmp_path):
 def test_evaluate_model_rows_through_the_core(tmp_path, monkeypatch):
     "Synthetic embeddings (no encoder): codec rows per dim, vs_qrels and vs_teacher scopes, standard columns, store."
     import numpy as np
-    from ecd.retrieval import EvalConfig, evaluate_model
+    from ecd.apps.retrieval import EvalConfig, evaluate_model
     from ecd.store import read_metrics, write_metrics
     monkeypatch.setenv("ECD_RESULTS_DIR", str(tmp_path / "results"))
     data = _toy_data(tmp_path)
@@ -89,7 +89,7 @@ def test_evaluate_model_rows_through_the_core(tmp_path, monkeypatch):
 
 
 def test_shipped_configs_are_typed():
-    from ecd.retrieval import RetrievalConfig, load_retrieval_config
+    from ecd.apps.retrieval import RetrievalConfig, load_retrieval_config
     for p in sorted((ROOT / "configs/retrieval").glob("*.yaml")):
         cfg = load_retrieval_config(p)
         assert isinstance(cfg, RetrievalConfig) and cfg.train.loss in ("mnrl", "cached_mnrl")
@@ -97,7 +97,7 @@ def test_shipped_configs_are_typed():
 
 def test_help_names_features_not_history(capsys):
     import pytest
-    from ecd.retrieval import retrieval_main
+    from ecd.apps.retrieval import retrieval_main
     with pytest.raises(SystemExit):
         retrieval_main(["--help"])
     out = capsys.readouterr().out

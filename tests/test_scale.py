@@ -22,7 +22,7 @@ def _isolated(tmp_path, monkeypatch):
 
 
 def test_synthetic_blockwise_equals_one_stream():
-    from ecd.sweep import synthetic_vectors
+    from ecd.data import synthetic_vectors
     p = synthetic_npy(3001, 12, 5, seed=3, block_rows=400)
     np.testing.assert_array_equal(np.load(p), synthetic_vectors(3001, 12, 5, seed=3))
     assert synthetic_npy(3001, 12, 5, seed=3) == p                      # made once

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from ecd.store import read_runs
-from ecd.sweep import (TIMING_KEYS, ensure_run, load_sweep_config, run_combo, run_sweep, synthetic_vectors, vq_main)
+from ecd.data import synthetic_vectors
+from ecd.sweep import TIMING_KEYS, ensure_run, load_sweep_config, run_combo, run_sweep, vq_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
