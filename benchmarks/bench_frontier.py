@@ -41,7 +41,7 @@ from ecd.runs import BASELINE_MODES, baseline_specs, load_eval_data, prepare_run
 
 CLASSIC_MODES = tuple(m for m in BASELINE_MODES if m not in ("float32", "fp16", "trunc", "pca", "rp", "sq"))
 BARS = {8: 0.0, 16: 0.03, 32: 0.03, 64: 0.0}
-LEARNED = {"lrq": ("rq:{b}x8", LearnedRQ.from_rq), "lopq": ("opq:{b}x256", LearnedOPQ.from_opq)}  # family: its classic start
+LEARNED = {"lrq": ("rq", "{b}x8", LearnedRQ.from_rq), "lopq": ("opq", "{b}x256", LearnedOPQ.from_opq)}  # its classic start
 
 
 def evaluate(spec, ev, seed: int, rerank_r: int | None = None, **params) -> list[dict]:
@@ -70,7 +70,9 @@ def main(argv=None) -> int:
     p.add_argument("--budgets", default="8,16,32,64", help="bytes per vector (default 8,16,32,64)")
     p.add_argument("--classic", default=None, help="classic specs to compare (default: the default baselines)")
     p.add_argument("--steps", type=int, default=300, help="distillation steps of each learned code (default 300)")
-    p.add_argument("--learned", default="lrq,lopq", help=f"learned code families (default lrq,lopq; of {','.join(LEARNED)})")
+    p.add_argument("--learned", default="lrq,lopq",
+                   help="learned codes: families (lrq, lopq: one per budget, e.g. lrq:16x8) or specs (lrq:16x8,lopq:64x256); "
+                        "default lrq,lopq")
     p.add_argument("--rerank-r", type=int, default=100, help="candidates of the two-stage row (default 100)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--json", default=None, help="also write the table and the rows to this JSON file")
@@ -89,35 +91,40 @@ def main(argv=None) -> int:
         dim, dims=[b for b in budgets if b <= dim], pq_chunks=[b for b in budgets if dim % b == 0],
         budgets=tuple(budgets), modes=CLASSIC_MODES, rabitq_bits=(1,))
     print(f"classic codecs ({len(specs)}):", flush=True)
-    families = [f.strip() for f in a.learned.split(",") if f.strip()]
-    if unknown := [f for f in families if f not in LEARNED]:
-        p.error(f"unknown learned code {unknown}; use some of {', '.join(LEARNED)}")
-    starts = {LEARNED[f][0].format(b=b) for f in families for b in budgets}
+    learned_specs = []
+    for f in (t.strip() for t in a.learned.split(",") if t.strip()):
+        fam = f.split(":")[0]
+        if fam not in LEARNED:
+            p.error(f"unknown learned code {f!r}; use the families {', '.join(LEARNED)} or their specs (lrq:16x8)")
+        learned_specs += [f] if ":" in f else [f"{fam}:{LEARNED[fam][1].format(b=b)}" for b in budgets]
+    start_of = {s: LEARNED[s.split(":")[0]][0] + s[s.index(":"):] for s in learned_specs}   # lrq:16x8 -> rq:16x8
+    starts = set(start_of.values())
     classic, fitted = [], {}
     for s in specs:
         rows, rep = evaluate(s, ev, a.seed)
         classic += rows
         if s.split(",")[0] in starts:
             fitted[s.split(",")[0]] = (rep, rows[0]["fit_s"])
-    print(f"learned codes ({', '.join(families)}; each starts from the classic code of its budget, whose fit time is "
-          "counted in):", flush=True)
+    print(f"learned codes ({', '.join(learned_specs)}; each starts from the classic code of the same bytes, whose fit "
+          "time is counted in):", flush=True)
     learned = []
-    for b in budgets:
-        for f in families:
-            start_spec, make = LEARNED[f][0].format(b=b), LEARNED[f][1]
-            rep, base_s = fitted.get(start_spec, (None, 0.0))
-            if rep is None:                                               # not among the classic specs: fit it here
-                t1 = time.perf_counter()
-                try:
-                    rep = parse_rep(start_spec, seed=a.seed).fit(ev.database[ev.train_idx])
-                except ValueError as e:                                   # e.g. opq:48x256 on a 50-dim teacher
-                    print(f"  {f} at {b} B: skipped ({e})", flush=True)
-                    continue
-                base_s = time.perf_counter() - t1
-            rows, _ = evaluate(make(rep, steps=a.steps), ev, a.seed, a.rerank_r if b == 32 else None)
-            for r in rows:
-                r["fit_s"] += base_s
-            learned += rows
+    for spec in learned_specs:
+        start_spec, make = start_of[spec], LEARNED[spec.split(":")[0]][2]
+        rep, base_s = fitted.get(start_spec, (None, 0.0))
+        if rep is None:                                                   # not among the classic specs: fit it here
+            t1 = time.perf_counter()
+            try:
+                rep = parse_rep(start_spec, seed=a.seed).fit(ev.database[ev.train_idx])
+            except ValueError as e:                                       # e.g. opq:48x256 on a 50-dim teacher
+                print(f"  {spec}: skipped ({e})", flush=True)
+                continue
+            base_s = time.perf_counter() - t1
+        lrep = make(rep, steps=a.steps)
+        rows, _ = evaluate(lrep, ev, a.seed, a.rerank_r if rep.bytes_per_vector == 32 else None)
+        for r in rows:
+            r["fit_s"] += base_s
+            r["spec"] = spec
+        learned += rows
     cdf, ldf = pd.DataFrame(classic), pd.DataFrame(learned)
 
     table, fails = [], []
