@@ -23,7 +23,10 @@ def env(tmp_path, monkeypatch):
 def counts(monkeypatch):
     """Counters of every manifest read (not the read-modify-write inside `update_manifest`), every prepared-data
     load, every teacher top-k load (per split) and every `check_train_config`, patched into each ecd module."""
-    import ecd.data, ecd.knn, ecd.store, ecd.train, ecd.runs, ecd.student, ecd.cli, ecd.export, ecd.sweep  # noqa: F401
+    import importlib
+    for m in ("data", "knn", "store", "train", "runs", "student", "cli", "export", "sweep"):
+        importlib.import_module(f"ecd.{m}")
+    import ecd
     c = collections.Counter()
 
     def counted(name, fn, key=None):
