@@ -55,11 +55,10 @@ def _baseline_specs_from_args(a, dim_in: int) -> list[str]:
                           rabitq_bits=a.rabitq_bits, itq_bits=a.itq_bits)
 
 def cmd_baselines(a) -> int:
-    from ecd.runs import run_baselines, format_table
-    from ecd.store import read_manifest
-    m = read_manifest(a.run_id)
-    specs = _baseline_specs_from_args(a, m["dataset"]["dim"])
-    df = run_baselines(a.run_id, specs, scopes=a.scopes, rerank_r=a.rerank_r, split=a.split,
+    from ecd.runs import Run, run_baselines, format_table
+    run = Run.open(a.run_id)
+    specs = _baseline_specs_from_args(a, run.manifest["dataset"]["dim"])
+    df = run_baselines(run, specs, scopes=a.scopes, rerank_r=a.rerank_r, split=a.split,
                        max_queries=a.max_queries, max_train=a.max_train)
     print(format_table(df))
     nq = sorted({int(v) for v in df["n_queries"].dropna()}) if "n_queries" in df else []
@@ -69,12 +68,12 @@ def cmd_baselines(a) -> int:
     return 0
 
 def cmd_sanity(a) -> int:
-    from ecd.runs import load_eval_data, format_table
+    from ecd.runs import Run, format_table
     from ecd.evaluate import evaluate_rep, rows_to_frame, space_stats
     from ecd.codecs import parse_rep
-    from ecd.core import run_dir
     import pandas as pd
-    ev = load_eval_data(a.run_id, a.split, a.max_queries)
+    run = Run.open(a.run_id)
+    ev = run.eval_data(a.split, a.max_queries)
     print(f"teacher space: {space_stats(ev.database)}")
     rows = []
     for spec in a.reps:
@@ -86,7 +85,7 @@ def cmd_sanity(a) -> int:
     print("\nindex fidelity (vs_student: ANN backend vs brute force in the same space)")
     print(format_table(rows_to_frame(rows), cols=("backend", "name", "rep_dim", "recall@1", "recall@10", "ms_per_query")))
     # every student of the run: results/<run_id>/train/ and results/<run_id>/train/<tag>/
-    for logs in sorted((run_dir(a.run_id) / "train").glob("**/train_logs.parquet")):
+    for logs in sorted((run.path / "train").glob("**/train_logs.parquet")):
         tl = pd.read_parquet(logs)
         cols = [c for c in ("step", "loss", "val_recall@10", "out_norm_mean", "out_norm_std", "pair_cos_mean",
                             "pair_cos_std", "collapse_suspect") if c in tl]
@@ -117,10 +116,11 @@ def mark_front(df, x: str = "bytes_per_vector", y: str = "recall@10"):
 
 def cmd_quickstart(a) -> int:
     import pandas as pd
-    from ecd.runs import prepare_run, run_baselines, format_table
+    from ecd.runs import Run, run_baselines, format_table
     t0 = time.perf_counter()
     steps = 3 if a.student_dim else 2
-    m = prepare_run(a.run_id, a.dataset, max_items=a.max_items, k=a.k, seed=a.seed)
+    run = Run.prepare(a.run_id, a.dataset, max_items=a.max_items, k=a.k, seed=a.seed)   # opened once, passed down
+    m = run.manifest
     dim = m["dataset"]["dim"]
     print(f"[1/{steps}] prepared {m['dataset']['spec']}: n={m['dataset']['n']} dim={dim}, "
           f"teacher top-{a.k} ({time.perf_counter() - t0:.1f}s)")
@@ -128,15 +128,15 @@ def cmd_quickstart(a) -> int:
         raise ValueError(f"--student-dim {a.student_dim} must be between 1 and the data's dim - 1 ({dim - 1}); "
                          "pass --student-dim 0 to skip the student.")
     specs = a.reps or list(QUICKSTART_SPECS)
-    df = run_baselines(a.run_id, specs, scopes=("vs_teacher",), rerank_r=a.rerank_r, max_queries=a.max_queries)
+    df = run_baselines(run, specs, scopes=("vs_teacher",), rerank_r=a.rerank_r, max_queries=a.max_queries)
     print(f"[2/{steps}] evaluated {len(specs)} representations ({time.perf_counter() - t0:.1f}s)")
     if a.student_dim:
         from ecd.student import train_run, eval_student
         cfg = {"model": {"out_dim": a.student_dim}, "train": {"seed": a.seed}, "eval": {"png": False}}
         if a.student_steps:
             cfg["train"]["steps"] = a.student_steps
-        res = train_run(a.run_id, cfg, verbose=False)
-        sdf = eval_student(a.run_id, quantizers=QUICKSTART_STUDENT_QUANTIZERS, rerank_r=a.rerank_r,
+        res = train_run(run, cfg, verbose=False)
+        sdf = eval_student(run, quantizers=QUICKSTART_STUDENT_QUANTIZERS, rerank_r=a.rerank_r,
                            max_queries=a.max_queries)
         df = pd.concat([df, sdf], ignore_index=True)
         print(f"[3/{steps}] trained a d'={a.student_dim} student ({res.train_s:.1f}s training) and evaluated it "

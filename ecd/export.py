@@ -29,8 +29,8 @@ from .data import ann_truth, load, parse_spec, read_ann_hdf5
 from .knn import exact_topk
 from .metrics import neighbor_metrics
 from .models import NumpyProjector, Projector, export_npz, load_npz
-from .runs import load_eval_data
-from .store import read_manifest, read_metrics
+from .runs import Run, as_run
+from .store import read_metrics
 
 _log = get_logger("ecd.export")
 
@@ -94,9 +94,10 @@ def _student_of(run_id: str, ckpt_path: str):
     return m, ck
 
 
-def rebuild_rep(run_id: str, row: dict, ev) -> tuple[Representation, object]:
+def rebuild_rep(run_id: Run | str, row: dict, ev) -> tuple[Representation, object]:
     "The representation of metrics `row`, fit on `ev`'s train rows like the evaluation did: `(rep, student or None)`."
-    seed = read_manifest(run_id).get("seed", 0)
+    run = as_run(run_id)
+    run_id, seed = run.run_id, run.manifest.get("seed", 0)
     spec, ck = row.get("spec") or "", row.get("ckpt_path") or ""
     student = None
     if ck:
@@ -487,14 +488,16 @@ def _how_to_load(card: dict) -> str:
     return "\n".join(lines)
 
 
-def export_rep(run_id: str, rep: str, out, ckpt: str | None = None, split: str | None = None,
+def export_rep(run_id: Run | str, rep: str, out, ckpt: str | None = None, split: str | None = None,
                check: bool = True, tol: float = 0.005, st_folder: bool = True) -> dict:
-    "Export the row `rep` of `run_id` to the folder `out` (see the top of this page); returns its card."
+    "Export the row `rep` of `run_id` (a `Run` or an id) to the folder `out` (see the top of this page); returns its card."
     set_threads()
+    run = as_run(run_id)
+    run_id = run.run_id
     row = find_row(run_id, rep, ckpt, split)
-    man = read_manifest(run_id)
-    ev = load_eval_data(run_id, row.get("split") or "test", max_queries=int(row["n_queries"]) if row.get("n_queries") else None)
-    r, student = rebuild_rep(run_id, row, ev)
+    man = run.manifest
+    ev = run.eval_data(row.get("split") or "test", max_queries=int(row["n_queries"]) if row.get("n_queries") else None)
+    r, student = rebuild_rep(run, row, ev)
     fs = float_stage(r)
     out = Path(out)
     files: dict[str, str] = {}
@@ -809,28 +812,27 @@ def format_benchmark(res: dict) -> str:
 def e2e_small(run_id: str = "e2e-small", dataset: str = "glove-50", max_items: int = 2000, dim: int = 16,
               steps: int = 30, quantizer: str = "sq8", out=None, tol: float = 0.005, verbose: bool = True) -> dict:
     "prepare -> train -> evaluate -> export -> reload -> check, on a small sample; returns the numbers."
-    from ecd.runs import prepare_run
     from ecd.student import eval_student, train_run
     t0 = time.perf_counter()
     say = print if verbose else (lambda *a, **k: None)
     steps_t = {}
-    prepare_run(run_id, dataset, max_items=max_items, k=20, seed=42)
+    run = Run.prepare(run_id, dataset, max_items=max_items, k=20, seed=42)   # opened once, passed down
     steps_t["prepare_s"] = time.perf_counter() - t0
     say(f"[1/5] prepared {dataset} x{max_items} ({steps_t['prepare_s']:.1f}s)")
     cfg = {"model": {"type": "linear", "out_dim": dim}, "train": {"steps": steps, "batch_size": 128, "warmup_steps": 5,
                                                                   "hard_negative": {"pool_l": 50, "tail_to": 50}},
            "eval": {"every": steps, "png": False, "max_queries": 200}}
-    train_run(run_id, cfg, verbose=False)
+    train_run(run, cfg, verbose=False)
     steps_t["train_s"] = time.perf_counter() - t0
     say(f"[2/5] trained a linear d'={dim} student, {steps} steps ({steps_t['train_s']:.1f}s)")
-    df = eval_student(run_id, quantizers=("float32", quantizer), rerank_r=None)
+    df = eval_student(run, quantizers=("float32", quantizer), rerank_r=None)
     row = df[(df["scope"] == "vs_teacher") & (df["stage"] == "one_stage") & (df["spec"] == f"student+{quantizer}")].iloc[0]
     say(f"[3/5] evaluated {row['name']}: recall@10 {row['recall@10']:.4f} ({time.perf_counter() - t0:.1f}s)")
     out = Path(out) if out else results_dir() / run_id / "export" / str(row["name"]).replace("+", "_")
-    card = export_rep(run_id, str(row["name"]), out, tol=tol)
+    card = export_rep(run, str(row["name"]), out, tol=tol)
     say(f"[4/5] exported to {out} ({time.perf_counter() - t0:.1f}s)")
     comp = load_compressor(out)
-    ev = load_eval_data(run_id, "test")
+    ev = run.eval_data("test")
     reloaded = index_metrics(comp.index(), ev)
     m, _ = _student_of(run_id, str(row["ckpt_path"]))
     x = ev.database[:500]

@@ -474,11 +474,6 @@ def load_runs(db=None, sweep_id: str | Sequence[str] | None = None, run_id: str 
         out[c] = pd.to_numeric(out[c], errors="coerce") if c in out.columns else np.nan
     return out
 
-# %% ../nbs/12_plots.ipynb #52b17f66
-def _create_runs_table(con: sqlite3.Connection):
-    con.execute("CREATE TABLE IF NOT EXISTS runs (run_id TEXT, sweep_id TEXT, combo_id TEXT, status TEXT, "
-                "config_json TEXT, metrics_json TEXT, started TEXT, finished TEXT, error TEXT)")
-
 # %% ../nbs/12_plots.ipynb #9d5a0a89
 def compression_vs(runs: pd.DataFrame, y: str = "recall@10", color: str = "method", title: str | None = None) -> go.Figure:
     "Compression ratio vs `y` ('recall@10' maximized, 'distortion' minimized) with the Pareto-optimal configs marked."

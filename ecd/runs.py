@@ -8,13 +8,14 @@ Docs: https://ecd-dev.github.io/ecd/runs.html.md"""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .core import get_logger, progress, set_threads
-from .data import load_prepared, prepare, resolve_synthetic
-from .knn import dask_client, teacher_topk
+from .core import get_logger, progress, run_dir, set_threads
+from .data import Prepared, load_prepared, prepare, resolve_synthetic
+from .knn import TopK, dask_client, teacher_topk
 from .codecs import parse_rep
 from .evaluate import EvalData, evaluate_rep, rows_to_frame
 from .store import read_manifest, update_manifest, write_metrics
@@ -22,9 +23,9 @@ from .store import read_manifest, update_manifest, write_metrics
 log = get_logger("ecd.runs")
 
 # %% auto #0
-__all__ = ['log', 'BASELINE_MODES', 'BUDGETS', 'LEARNED_MODES', 'MAX_TRAIN', 'prepare_run', 'load_run_data', 'load_eval_data',
-           'default_dims', 'default_pq_chunks', 'product_splits', 'baseline_specs', 'run_baselines', 'format_table',
-           'ExternalQueries', 'hdf5_eval_data']
+__all__ = ['log', 'BASELINE_MODES', 'BUDGETS', 'LEARNED_MODES', 'MAX_TRAIN', 'prepare_run', 'Run', 'as_run', 'load_run_data',
+           'load_eval_data', 'default_dims', 'default_pq_chunks', 'product_splits', 'baseline_specs', 'run_baselines',
+           'format_table', 'ExternalQueries', 'hdf5_eval_data']
 
 # %% ../nbs/10a_runs.ipynb #5ef1b31d
 def prepare_run(run_id: str, dataset: str = "glove-words-minilm", max_items: int | None = None, k: int = 100,
@@ -32,7 +33,13 @@ def prepare_run(run_id: str, dataset: str = "glove-words-minilm", max_items: int
                 workers: int = 2, scheduler: str | None = None) -> dict:
     """Prepare `dataset` for `run_id`: cached embeddings + split, teacher top-`k` of each split; returns the manifest.
     The embeddings stay memory-mapped; the teacher kNN runs in `shards` pieces (default: one per 512 MB), in this
-    process or on Dask (`executor="dask"`: a LocalCluster of `workers`, or the cluster at `scheduler`)."""
+    process or on Dask (`executor="dask"`: a LocalCluster of `workers`, or the cluster at `scheduler`).
+    `Run.prepare` (same arguments) does the same and returns the run open, its data and top-k already loaded."""
+    return Run.prepare(run_id, dataset, max_items=max_items, k=k, seed=seed, splits=splits, shards=shards,
+                       executor=executor, workers=workers, scheduler=scheduler).manifest
+
+def _prepare(run_id, dataset, max_items, k, seed, splits, shards, executor, workers, scheduler):
+    "The work of `prepare_run`: (manifest, the `Prepared` data, the teacher `TopK` of each split)."
     set_threads()
     dataset = resolve_synthetic(dataset)
     prep = prepare(dataset, max_items=max_items, seed=seed, mmap=True)
@@ -44,39 +51,148 @@ def prepare_run(run_id: str, dataset: str = "glove-words-minilm", max_items: int
     if k >= n:
         raise ValueError(f"k={k} must be smaller than the number of items ({n}); use --k {max(1, n - 1)} or more data.")
     knn = {"k": k, "metric": "ip", "normalize": True, "exclude_self": True, "files": {}}
+    topks = {}
     with dask_client(executor, workers, scheduler) as client:   # one cluster for all splits (None: this process)
         for s in splits:
             tk = teacher_topk(prep.emb.vectors, prep.split[s], k=k, split=s, cache_dir=prep.path / "knn",
                               shards=shards, client=client)
             knn["files"][s] = str(tk.path)
             knn.setdefault("computed_by", {})[s] = tk.manifest.get("computed_by")
-    return update_manifest(
+            topks[s] = tk
+    m = update_manifest(
         run_id,
         dataset={"spec": dataset, "max_items": max_items, "path": str(prep.path.resolve()), "n": n, "dim": prep.emb.dim,
                  "content_hash": prep.manifest.get("content_hash"), "meta": prep.emb.meta},
         split=prep.manifest["split"],  # seed, fractions, sizes, hash of the indices (data/<dataset>/split.npz)
         config={"dataset": dataset, "max_items": max_items, "k": k, "seed": seed, "splits": list(splits)},
         seed=seed, knn=knn)
+    return m, prep, topks
 
 # %% ../nbs/10a_runs.ipynb #3f873cb8
-def load_run_data(run_id: str):
-    "The `Prepared` dataset of `run_id` (from its manifest)."
-    m = read_manifest(run_id)
-    return load_prepared(m["dataset"]["path"], mmap=True), m
+class Run:
+    """A prepared run, opened once: its manifest, the prepared data (embeddings memory-mapped), the split and the
+    teacher's top-k of each split, each read on first use and then kept. Pass it down a pipeline instead of the run
+    id, so the manifest is read once and each split's top-k loaded once (`as_run` accepts either)."""
 
-def load_eval_data(run_id: str, split: str = "test", max_queries: int | None = None, k: int | None = None) -> EvalData:
-    "`EvalData` for `run_id`: the database, the `split` queries, their teacher top-k, the train rows."
-    prep, m = load_run_data(run_id)
-    k = k or m["knn"]["k"]
+    def __init__(self, run_id: str, manifest: dict | None = None, prep: Prepared | None = None):
+        self.run_id, self._manifest, self._prep = str(run_id), manifest, prep
+        self._truth: dict[tuple, TopK] = {}
+        self._evals: dict[tuple, EvalData] = {}
+
+    @classmethod
+    def open(cls, run_id: str) -> Run:
+        "The prepared run `run_id`, its manifest read now (a `ValueError` naming `ecd prepare` if it has none)."
+        return cls(run_id, read_manifest(run_id))
+
+    @classmethod
+    def prepare(cls, run_id: str, dataset: str = "glove-words-minilm", max_items: int | None = None, k: int = 100,
+                seed: int = 42, splits=("val", "test"), shards: int | None = None, executor: str = "inline",
+                workers: int = 2, scheduler: str | None = None) -> Run:
+        "`prepare_run`, returning the run open: the manifest written, the data and each split's top-k kept."
+        m, prep, topks = _prepare(run_id, dataset, max_items, k, seed, splits, shards, executor, workers, scheduler)
+        run = cls(run_id, m, prep)
+        run._truth.update({(s, k): tk for s, tk in topks.items()})
+        return run
+
+    def __repr__(self) -> str:
+        return f"Run({self.run_id!r})"
+
+    @property
+    def manifest(self) -> dict:
+        "`results/<run_id>/manifest.json`, read once (and kept up to date by `update`)."
+        if self._manifest is None:
+            self._manifest = read_manifest(self.run_id)
+        return self._manifest
+
+    def get(self, key: str, default=None):
+        "`manifest[key]`, or `default` when it is missing (also when the run has no manifest)."
+        if self._manifest is None:
+            m = read_manifest(self.run_id, required=False)
+            if not m:
+                return default
+            self._manifest = m
+        return self._manifest.get(key, default)
+
+    def update(self, **sections) -> dict:
+        "`update_manifest` of this run (merged under its lock); the merged manifest is kept."
+        self._manifest = update_manifest(self.run_id, **sections)
+        return self._manifest
+
+    @property
+    def path(self) -> Path:
+        "`results/<run_id>/`."
+        return run_dir(self.run_id)
+
+    @property
+    def data_path(self) -> Path:
+        "The prepared dataset's folder (`data/<slug>/`)."
+        return Path(self.manifest["dataset"]["path"])
+
+    @property
+    def prep(self) -> Prepared:
+        "The `Prepared` dataset (embeddings memory-mapped), loaded and checked once."
+        if self._prep is None:
+            self._prep = load_prepared(self.data_path, mmap=True)
+        return self._prep
+
+    @property
+    def vectors(self) -> np.ndarray:
+        "The (memory-mapped) teacher embeddings."
+        return self.prep.emb.vectors
+
+    @property
+    def split(self) -> dict:
+        "Row indices of `train`, `val` and `test`."
+        return self.prep.split
+
+    @property
+    def seed(self) -> int:
+        return self.manifest["seed"]
+
+    @property
+    def k(self) -> int:
+        "The teacher top-k the run was prepared with."
+        return self.manifest["knn"]["k"]
+
+    def truth(self, split: str = "test", k: int | None = None) -> TopK:
+        "The teacher top-`k` (default: the run's) of the `split` queries, loaded once (from the cache `prepare_run` wrote)."
+        key = (split, k or self.k)
+        if key not in self._truth:
+            self._truth[key] = teacher_topk(self.vectors, self.split[split], k=key[1], split=split,
+                                            cache_dir=self.prep.path / "knn")
+        return self._truth[key]
+
+    def eval_data(self, split: str = "test", max_queries: int | None = None, k: int | None = None) -> EvalData:
+        "`EvalData` of the `split` queries (the first `max_queries`), built once per (split, max_queries, k)."
+        key = (split, max_queries or None, k or self.k)
+        if key not in self._evals:
+            self._evals[key] = _eval_data(self, *key)
+        return self._evals[key]
+
+def as_run(run: Run | str) -> Run:
+    "`run` itself if it is a `Run`, else the run of that id (opened lazily: nothing is read until needed)."
+    return run if isinstance(run, Run) else Run(run)
+
+def _eval_data(run: Run, split: str, max_queries: int | None, k: int) -> EvalData:
+    m, prep = run.manifest, run.prep
     if split == "test" and (m["dataset"].get("meta") or {}).get("kind") == "hdf5":
         return hdf5_eval_data(prep, m, k, max_queries)   # the file's own queries and truth
     q = prep.split[split]
-    tk = teacher_topk(prep.emb.vectors, q, k=k, split=split, cache_dir=prep.path / "knn")
+    tk = run.truth(split, k)
     S, I = tk.scores, tk.ids
     if max_queries and max_queries < len(q):
         q, S, I = q[:max_queries], S[:max_queries], I[:max_queries]
     info = {"dataset": m["dataset"]["spec"], "split": split, "seed": m["split"]["seed"]}
     return EvalData(np.ascontiguousarray(prep.emb.vectors), q, I, S, train_idx=prep.split["train"], info=info)
+
+def load_run_data(run_id: Run | str):
+    "The `Prepared` dataset of `run_id` (from its manifest) and the manifest."
+    run = as_run(run_id)
+    return run.prep, run.manifest
+
+def load_eval_data(run_id: Run | str, split: str = "test", max_queries: int | None = None, k: int | None = None) -> EvalData:
+    "`EvalData` for `run_id` (a `Run` or an id): the database, the `split` queries, their teacher top-k, the train rows."
+    return as_run(run_id).eval_data(split, max_queries, k)
 
 # %% ../nbs/10a_runs.ipynb #c7ea6f15
 BASELINE_MODES = ("float32", "fp16", "trunc", "pca", "rp", "pca_sq8", "sq", "pq", "opq", "binary",
@@ -156,14 +272,15 @@ def baseline_specs(dim_in: int, dims=None, pq_chunks=None, pq_clusters=(256,), s
 
 MAX_TRAIN = 200_000  # codecs are fitted on at most this many training rows (a seeded sample), recorded per row
 
-def run_baselines(run_id: str, specs: list[str], scopes=("vs_teacher",), rerank_r: int | None = None,
+def run_baselines(run_id: Run | str, specs: list[str], scopes=("vs_teacher",), rerank_r: int | None = None,
                   split: str = "test", max_queries: int | None = None, ks=(1, 10, 100), seed: int | None = None,
                   ev: EvalData | None = None, max_train: int | None = MAX_TRAIN) -> pd.DataFrame:
-    """Evaluate each representation spec on `run_id`, write `results/<run_id>/<mode>/metrics.parquet`, return the rows.
+    """Evaluate each representation spec on `run_id` (a `Run` or an id), write `results/<run_id>/<mode>/metrics.parquet`, return the rows.
     Codecs are fitted on the train split, or on a seeded sample of `max_train` of its rows (None/0: all)."""
     set_threads()
-    ev = ev or load_eval_data(run_id, split, max_queries)
-    seed = read_manifest(run_id)["seed"] if seed is None else seed
+    run = as_run(run_id)
+    ev = ev or run.eval_data(split, max_queries)
+    seed = run.seed if seed is None else seed
     n_fit = len(ev.train_idx) if ev.train_idx is not None else len(ev.database)
     if max_train and n_fit > max_train:
         rows = ev.train_idx if ev.train_idx is not None else np.arange(len(ev.database))
@@ -179,9 +296,9 @@ def run_baselines(run_id: str, specs: list[str], scopes=("vs_teacher",), rerank_
         rows = evaluate_rep(rep, ev, scopes=scopes, ks=ks, rerank_r=rerank_r,
                             extra={"spec": str(spec), "max_train": int(max_train or 0), "n_fit": int(n_fit)})
         df = rows_to_frame(rows)
-        write_metrics(run_id, df)
+        write_metrics(run.run_id, df)
         frames.append(df)
-    update_manifest(run_id, baselines={"specs": [str(s) for s in specs], "scopes": list(scopes),
+    run.update(baselines={"specs": [str(s) for s in specs], "scopes": list(scopes),
                                        "rerank_r": rerank_r, "split": split,
                                        "max_train": int(max_train or 0), "n_fit": int(n_fit)})
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -20,8 +20,8 @@ from .core import config_hash, get_logger, run_dir, set_threads
 from .evaluate import evaluate_rep, rows_to_frame
 from .knn import teacher_topk
 from .models import NumpyProjector, Projector, load_npz
-from .runs import format_table, load_eval_data, load_run_data
-from .store import read_manifest, update_manifest, write_metrics
+from .runs import Run, as_run, format_table
+from .store import write_metrics
 from .train import LearnedPQ, ValData, check_train_config, fit, load_train_config, load_trained
 
 _log = get_logger("ecd.student")
@@ -60,25 +60,27 @@ def train_dir(run_id: str, tag: str | None = None) -> Path:
     return d / tag if tag else d
 
 
-def train_run(run_id: str, cfg: dict | None = None, resume: bool = False, tag: str | None = None,
+def train_run(run_id: Run | str, cfg: dict | None = None, resume: bool = False, tag: str | None = None,
               verbose: bool = True, stop_at: int | None = None):
-    "Train the student of `run_id` with `cfg` (a full or partial train config); writes `train_dir(run_id, tag)`."
+    """Train the student of `run_id` (a `Run` or an id) with `cfg` (a full or partial train config, checked once
+    here); writes `train_dir(run_id, tag)`."""
     cfg = check_train_config(cfg or {})
-    prep, man = load_run_data(run_id)
+    run = as_run(run_id)
+    prep = run.prep
     pool = max(cfg["train"]["hard_negative"]["pool_l"], cfg["loss"]["listwise_top_l"], 10)
     t0 = time.perf_counter()
     tk = train_targets(prep, pool)
     targets_s = time.perf_counter() - t0
-    ev = load_eval_data(run_id, "val", cfg["eval"]["max_queries"] or None)
+    ev = run.eval_data("val", cfg["eval"]["max_queries"] or None)
     val = ValData(ev.database, ev.query_idx, ev.truth_ids[:, :cfg["eval"]["k"]])
-    out = train_dir(run_id, tag)
+    out = train_dir(run.run_id, tag)
     t0 = time.perf_counter()
     res = fit(cfg, prep.emb.vectors[tk.rows], tk.ids, val, out_dir=out, split=prep.split,
-              resume=resume, verbose=verbose, stop_at=stop_at)
+              resume=resume, verbose=verbose, stop_at=stop_at, checked=True)
     train_s = time.perf_counter() - t0
     if res.paths.get("final"):
         key = "train" if tag is None else f"train_{tag}"
-        update_manifest(run_id, **{key: {"config": cfg, "config_hash": config_hash(cfg), "dir": str(out),
+        run.update(**{key: {"config": cfg, "config_hash": config_hash(cfg), "dir": str(out),
                                          "best": res.best, "final": res.final, "train_s": round(train_s, 1),
                                          "targets_s": round(targets_s, 1), "train_rows": int(len(tk.rows))}})
     res.train_s, res.targets_s = train_s, targets_s
@@ -116,18 +118,21 @@ def _load_student(run_id, ckpt=None, model=None, tag=None):
     return m, ck, str(path)
 
 
-def eval_student(run_id: str, ckpt=None, model=None, quantizers=DEFAULT_QUANTIZERS, rerank_r: int | None = 100,
+def eval_student(run_id: Run | str | None, ckpt=None, model=None, quantizers=DEFAULT_QUANTIZERS, rerank_r: int | None = 100,
                  split: str = "test", max_queries: int | None = None, ks=(1, 10, 100), tag: str | None = None,
                  ev=None, write: bool = True) -> pd.DataFrame:
-    "Student (+ quantizer) metric rows of `run_id`, one-stage and (with `rerank_r`) two-stage; written to the store."
+    """Student (+ quantizer) metric rows of `run_id` (a `Run` or an id), one-stage and (with `rerank_r`) two-stage;
+    written to the store."""
     set_threads()
+    run = as_run(run_id) if run_id else None
+    run_id = run.run_id if run else run_id
     m, ck, path = _load_student(run_id, ckpt, model, tag)
-    ev = ev or load_eval_data(run_id, split, max_queries)
+    ev = ev or run.eval_data(split, max_queries)
     specs = list(quantizers)
     cb = ck.get("pq_codebooks") if isinstance(ck, dict) else None
     if cb is not None:
         specs.append(LearnedPQ(np.asarray(cb)))
-    seed = read_manifest(run_id, required=False).get("seed", 0) if run_id else 0
+    seed = run.get("seed", 0) if run else 0
     frames = []
     for spec in specs:
         try:
@@ -147,7 +152,7 @@ def eval_student(run_id: str, ckpt=None, model=None, quantizers=DEFAULT_QUANTIZE
         frames.append(df)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if write and run_id and not out.empty:
-        update_manifest(run_id, student_eval={"ckpt_path": path, "quantizers": [str(s) for s in quantizers],
+        run.update(student_eval={"ckpt_path": path, "quantizers": [str(s) for s in quantizers],
                                               "rerank_r": rerank_r, "split": split})
     return out
 
@@ -170,12 +175,13 @@ def train_main(argv=None) -> int:
     a = _parser_train().parse_args(argv)
     try:
         cfg = load_train_config(a.config, a.override)
-        res = train_run(a.run_id, cfg, resume=a.resume, tag=a.tag)
+        run = Run.open(a.run_id)
+        res = train_run(run, cfg, resume=a.resume, tag=a.tag)
         print(f"trained {res.model.kind} student d'={res.model.out_dim} in {res.train_s:.1f} s; "
               f"best val {', '.join(f'{k}={v:.4f}' for k, v in res.best.items() if isinstance(v, float))}")
         print(f"checkpoints, logs and figures in {train_dir(a.run_id, a.tag)}")
         if a.eval:
-            print(format_table(eval_student(a.run_id, tag=a.tag)))
+            print(format_table(eval_student(run, tag=a.tag)))
     except ValueError as e:
         print(f"ecd train: error: {e}", file=sys.stderr)
         return 2

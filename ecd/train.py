@@ -496,11 +496,12 @@ def _save(obj, path: Path):
 
 
 def fit(cfg: dict, x_train, topk_ids, val: ValData | None = None, out_dir=None, split: dict | None = None,
-        resume: bool = False, verbose: bool = True, stop_at: int | None = None) -> TrainResult:
+        resume: bool = False, verbose: bool = True, stop_at: int | None = None, checked: bool = False) -> TrainResult:
     """Train a student on `x_train` (n, D) teacher vectors with teacher top-L lists `topk_ids` (n, >=pool_l)
     of row numbers of `x_train`. See the prose above for `val`, `out_dir`, `split` and `resume`;
-    `stop_at` interrupts after that many steps (as a killed run would, leaving `last.pt`, no `final.pt`)."""
-    cfg = check_train_config(cfg)
+    `stop_at` interrupts after that many steps (as a killed run would, leaving `last.pt`, no `final.pt`).
+    `checked`: `cfg` is already what `check_train_config` returned (as in `train_run`), so it is not checked again."""
+    cfg = cfg if checked else check_train_config(cfg)
     t, l, qc = cfg["train"], cfg["loss"], cfg["quant"]
     if t["threads"]:
         set_threads(t["threads"])

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core import set_threads
 from ..data import resolve_synthetic
-from ..runs import load_eval_data, load_run_data, prepare_run
+from ..runs import Run, as_run, prepare_run
 from ..codecs import parse_rep
 from ..evaluate import evaluate_rep
 from ..store import clean_json, read_manifest
@@ -94,22 +94,22 @@ def _eval_kw(params: dict) -> dict:
             "ks": tuple(params.get("ks", (1, 10, 100))), "rerank_r": params.get("rerank_r") or None,
             "scopes": tuple(params.get("scopes", ("vs_teacher",)))}
 
-def _combo_baseline(run_id: str, params: dict, out_dir=None) -> dict:
+def _combo_baseline(run: Run, params: dict, out_dir=None) -> dict:
     if params.get("mode") == "student":  # a learned student among the modes: train one at this dim (ckpt_path kept)
-        return _combo_train(run_id, {k: v for k, v in params.items() if k != "mode"}, out_dir)
+        return _combo_train(run, {k: v for k, v in params.items() if k != "mode"}, out_dir)
     e = _eval_kw(params)
     spec = baseline_spec(params)
-    seed = params.get("seed", read_manifest(run_id).get("seed", 0))
+    seed = params.get("seed", run.manifest.get("seed", 0))
     rep = parse_rep(spec, seed=seed)
-    ev = load_eval_data(run_id, e["split"], e["max_queries"])
+    ev = run.eval_data(e["split"], e["max_queries"])
     rows = evaluate_rep(rep, ev, scopes=e["scopes"], ks=e["ks"], rerank_r=e["rerank_r"], extra={"spec": spec})
     return {"spec": spec, **rows_to_metrics(rows)}
 
-def _combo_vq(run_id: str, params: dict, out_dir=None) -> dict:
+def _combo_vq(run: Run, params: dict, out_dir=None) -> dict:
     method = params.get("method")
     if method not in ("pq", "sq", "opq"):
         raise ValueError(f"A vq combo needs method pq, opq or sq (got {method!r}); e.g. --method pq.")
-    m = _combo_baseline(run_id, params, out_dir)
+    m = _combo_baseline(run, params, out_dir)
     return {"method": method, **m}
 
 # %% ../../nbs/11b_sweep_combos.ipynb #7a0218e7
@@ -159,25 +159,25 @@ def faiss_threads() -> int:
     import faiss
     return faiss.omp_get_max_threads()
 
-def _combo_train(run_id: str, params: dict, out_dir=None) -> dict:
+def _combo_train(run: Run, params: dict, out_dir=None) -> dict:
     from ecd.train import ValData, fit
     from ecd.student import eval_student, train_targets
     e = _eval_kw(params)
-    cfg = combo_train_config(params)
+    cfg = combo_train_config(params)   # checked (once: fit is told so)
     set_threads(cfg["train"]["threads"] or int(os.environ.get("ECD_THREADS", 0) or 0) or faiss_threads())
-    prep, man = load_run_data(run_id)
+    prep = run.prep
     pool = max(cfg["train"]["hard_negative"]["pool_l"], cfg["loss"]["listwise_top_l"], 10)
     t0 = time.perf_counter()
     tk = train_targets(prep, pool)
-    vev = load_eval_data(run_id, "val", cfg["eval"]["max_queries"] or None)
+    vev = run.eval_data("val", cfg["eval"]["max_queries"] or None)
     val = ValData(vev.database, vev.query_idx, vev.truth_ids[:, :cfg["eval"]["k"]])
     out = Path(out_dir) / "train" if out_dir and params.get("keep_checkpoint", True) else None
-    res = fit(cfg, prep.emb.vectors[tk.rows], tk.ids, val, out_dir=out, split=prep.split, verbose=False)
+    res = fit(cfg, prep.emb.vectors[tk.rows], tk.ids, val, out_dir=out, split=prep.split, verbose=False, checked=True)
     train_s = time.perf_counter() - t0
     quants = params.get("quantizers") or ["float32"]
-    ev = load_eval_data(run_id, e["split"], e["max_queries"])
+    ev = run.eval_data(e["split"], e["max_queries"])
     kw = {"ckpt": res.paths["best"]} if res.paths.get("best") else {"model": res.model}
-    df = eval_student(run_id, quantizers=quants, rerank_r=e["rerank_r"], ks=e["ks"], ev=ev, write=False, **kw)
+    df = eval_student(run, quantizers=quants, rerank_r=e["rerank_r"], ks=e["ks"], ev=ev, write=False, **kw)
     rows = df.to_dict("records")
     m = rows_to_metrics(rows)
     m.update({"train_s": round(train_s, 2), "steps": int(cfg["train"]["steps"]), "out_dim": int(cfg["model"]["out_dim"])})
@@ -186,17 +186,18 @@ def _combo_train(run_id: str, params: dict, out_dir=None) -> dict:
         m["ckpt_path"] = str(res.paths.get("best", ""))
     return clean_json(m)
 
-def _combo_dim_out(run_id: str, params: dict, out_dir=None) -> dict:
+def _combo_dim_out(run: Run, params: dict, out_dir=None) -> dict:
     if "dim_out" not in params:
         raise ValueError("A dim_out combo needs 'dim_out' (e.g. --dim-outs 64,32,16).")
     k = int(params.get("k", 50))
     p = {**params, "quantizers": ["float32"], "ks": sorted({1, 10, k})}
-    return _combo_train(run_id, p, out_dir)
+    return _combo_train(run, p, out_dir)
 
 COMBO_KINDS = {"baseline": _combo_baseline, "vq": _combo_vq, "train": _combo_train, "dim_out": _combo_dim_out}
 
-def run_combo(kind: str, params: dict, run_id: str, out_dir=None) -> dict:
-    "Run one combo of `kind` with `params` on the prepared run `run_id`; returns its flat metrics."
+def run_combo(kind: str, params: dict, run_id: Run | str, out_dir=None) -> dict:
+    """Run one combo of `kind` with `params` on the prepared run `run_id` (a `Run` or an id); returns its flat metrics.
+    Each kind is a function `(run: Run, params, out_dir) -> dict`."""
     if kind not in COMBO_KINDS:
         raise ValueError(f"Unknown combo kind {kind!r}; use one of {', '.join(COMBO_KINDS)}.")
-    return COMBO_KINDS[kind](run_id, dict(params), out_dir)
+    return COMBO_KINDS[kind](as_run(run_id), dict(params), out_dir)
