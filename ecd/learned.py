@@ -130,7 +130,8 @@ def fit_norm_weight(xh, x, anchors, truth, k: int = 10, grid=NORM_WEIGHTS) -> tu
 class LearnedRQ(RQ):
     """Learned residual code, spec `lrq:MxB` (e.g. `lrq:16x8`, 16 B): faiss RQ codes (beam `beam`) scored by a decoder
     fitted to the teacher's top-`top_l` of `n_anchors` rows of a `n_distill`-row training sample (its own, not capped
-    by the RQ's `max_train`: neighbours in a small sample are not the database's): codebooks distilled for `steps`
+    by the RQ's `max_train`: neighbours in a small sample are not the database's, and at 32 B on the default data
+    16,384 rows gave recall@10 0.797, all 40,000 training rows 0.824): codebooks distilled for `steps`
     steps (listwise KL on cosines, `distill_codebooks`) and the weight of the reconstruction's norm in the ranking
     (`fit_norm_weight`).
     It is searched as faiss L2 over codebooks scaled by 1 / (2 w), which ranks as `<q, x_hat> - w ||x_hat||^2`: a
@@ -138,7 +139,7 @@ class LearnedRQ(RQ):
     mode = "lrq"
     def __init__(self, num_codebooks: int = 16, nbits: int = 8, beam: int = 16, steps: int = 300, lr: float = 2e-4,
                  tau: float = 0.05, rec_weight: float = 1.0, top_l: int = 50, n_anchors: int = 5000,
-                 n_distill: int = 16384, score: str = "cos", norm_weight: float | None = None,
+                 n_distill: int = 65536, score: str = "cos", norm_weight: float | None = None,
                  max_train: int | str | None = "auto",
                  normalize: bool = True, seed: int = 0, verbose: bool = False):
         super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose, metric="l2")
@@ -293,7 +294,7 @@ class LearnedOPQ(LearnedRQ):
     mode = "lopq"
     def __init__(self, num_chunks: int = 32, num_clusters: int = 256, niter: int = 50, steps: int = 300,
                  lr: float = 2e-4, tau: float = 0.05, rec_weight: float = 1.0, top_l: int = 50, n_anchors: int = 5000,
-                 n_distill: int = 16384, score: str = "cos", norm_weight: float | None = None,
+                 n_distill: int = 65536, score: str = "cos", norm_weight: float | None = None,
                  normalize: bool = True, seed: int = 0):
         from ecd.codecs import OPQ
         self._opq = OPQ(num_chunks, num_clusters, niter, normalize=False, seed=seed)  # validates M, K, niter; fit
