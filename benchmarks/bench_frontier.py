@@ -36,12 +36,13 @@ import pandas as pd
 from ecd.codecs import parse_rep
 from ecd.core import set_threads
 from ecd.evaluate import evaluate_rep
-from ecd.learned import LearnedOPQ, LearnedRQ
+from ecd.learned import LearnedLSQ, LearnedOPQ, LearnedRQ
 from ecd.runs import BASELINE_MODES, baseline_specs, load_eval_data, prepare_run
 
 CLASSIC_MODES = tuple(m for m in BASELINE_MODES if m not in ("float32", "fp16", "trunc", "pca", "rp", "sq"))
 BARS = {8: 0.0, 16: 0.03, 32: 0.03, 64: 0.0}
-LEARNED = {"lrq": ("rq", "{b}x8", LearnedRQ.from_rq), "lopq": ("opq", "{b}x256", LearnedOPQ.from_opq)}  # its classic start
+LEARNED = {"lrq": ("rq", "{b}x8", LearnedRQ.from_rq), "llsq": ("lsq", "{b}x8", LearnedLSQ.from_lsq),  # family: its
+           "lopq": ("opq", "{b}x256", LearnedOPQ.from_opq)}                                           # classic start
 
 
 def evaluate(spec, ev, seed: int, rerank_r: int | None = None, **params) -> list[dict]:
@@ -71,8 +72,8 @@ def main(argv=None) -> int:
     p.add_argument("--classic", default=None, help="classic specs to compare (default: the default baselines)")
     p.add_argument("--steps", type=int, default=300, help="distillation steps of each learned code (default 300)")
     p.add_argument("--learned", default="lrq,lopq",
-                   help="learned codes: families (lrq, lopq: one per budget, e.g. lrq:16x8) or specs (lrq:16x8,lopq:64x256); "
-                        "default lrq,lopq")
+                   help="learned codes: families (lrq, llsq, lopq: one per budget, e.g. lrq:16x8) or specs "
+                        "(lrq:16x8,lopq:64x256); default lrq,lopq")
     p.add_argument("--rerank-r", type=int, default=100, help="candidates of the two-stage row (default 100)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--json", default=None, help="also write the table and the rows to this JSON file")

@@ -888,9 +888,10 @@ REP_MODES: dict[str, Callable[..., Representation]] = {
     "rp": lambda **p: Projected("rp", **p), "pca_sq8": PCASQ8,
     "rq": RQ, "lsq": LSQ, "prq": PRQ, "plsq": PLSQ, "opq_rq": OPQRQ, "rabitq": RaBitQ, "itq": ITQ,
     "lrq": lambda **p: _learned("lrq")(**p), "lopq": lambda **p: _learned("lopq")(**p),
+    "llsq": lambda **p: _learned("llsq")(**p),
 }
 
-LEARNED_CODES = {"lrq": "LearnedRQ", "lopq": "LearnedOPQ"}
+LEARNED_CODES = {"lrq": "LearnedRQ", "lopq": "LearnedOPQ", "llsq": "LearnedLSQ"}
 
 def _learned(mode: str):
     "The learned code class of `mode` (`ecd.learned`); it trains through `ecd.train`, a layer above the codecs."
@@ -925,14 +926,14 @@ _SPECS = [
     (re.compile(r"^(pq|opq|lopq)(?::|_m)(\d+)(?:(?:x|_k)(\d+))?$"),
      lambda m: (m[1], {"num_chunks": int(m[2]), "num_clusters": int(m[3] or 256)})),
     (re.compile(r"^sq(?::|_b)?(\d+)$"), lambda m: ("sq", {"bits": int(m[1])})),
-    (re.compile(rf"^(opq_rq|lrq|rq|lsq)(?::|_m)(\d+){_B}$"),
+    (re.compile(rf"^(opq_rq|lrq|llsq|rq|lsq)(?::|_m)(\d+){_B}$"),
      lambda m: (m[1], {"num_codebooks": int(m[2]), "nbits": int(m[3] or 8)})),
     (re.compile(rf"^(prq|plsq)(?::|_s)(\d+)(?:x|_m)(\d+){_B}$"),
      lambda m: (m[1], {"num_splits": int(m[2]), "num_codebooks": int(m[3]), "nbits": int(m[4] or 8)})),
     (re.compile(r"^rabitq(?::|_b)(\d+)$"), lambda m: ("rabitq", {"nbits": int(m[1])})),
 ]
 SPEC_FORMS = ("float32", "fp16", "binary", "trunc:D", "pca:D", "rp:D", "pca_sq8:D", "pq:MxK", "opq:MxK", "sq:B (4/6/8/16)", "sq8",
-              "rq:MxB", "lsq:MxB", "opq_rq:MxB", "lrq:MxB (learned)", "lopq:MxK (learned)", "prq:SxMxB", "plsq:SxMxB", "rabitq:B (1..8)", "itq:D",
+              "rq:MxB", "lsq:MxB", "opq_rq:MxB", "lrq:MxB (learned)", "lopq:MxK (learned)", "llsq:MxB (learned)", "prq:SxMxB", "plsq:SxMxB", "rabitq:B (1..8)", "itq:D",
               "+ knobs ,name=value (e.g. rq:16x8,beam=32, pq:16x256,metric=ip or rabitq:1,qb=8)")
 
 _NAME_KNOBS = re.compile(r"^(.*?)_(beam|qb)(\d+)$")

@@ -21,7 +21,7 @@ _log = get_logger("ecd.learned")
 # %% auto #0
 __all__ = ['SCORES', 'NORM_WEIGHTS', 'pack_codes', 'unpack_codes', 'rq_codebooks', 'set_rq_codebooks', 'decode_codes',
            'inner_product_kl', 'distill_codebooks', 'fit_norm_weight', 'LearnedRQ', 'opq_codebooks', 'additive_index',
-           'LearnedOPQ']
+           'LearnedOPQ', 'LearnedLSQ']
 
 # %% ../nbs/08a_learned.ipynb #367466a0
 def pack_codes(codes, nbits: int) -> np.ndarray:
@@ -349,3 +349,52 @@ class LearnedOPQ(LearnedRQ):
         return additive_index(codebooks, self.nbits)
 
     def _bytes(self): return self.num_chunks              # counted as for opq:MxK: one byte per chunk (K <= 256)
+
+# %% ../nbs/08a_learned.ipynb #b6e1f0d2
+class LearnedLSQ(LearnedRQ):
+    """Learned local-search code, spec `llsq:MxB` (e.g. `llsq:8x8`, 8 B): the codes of faiss's local search quantizer
+    (`lsq:MxB`, codebooks trained jointly, codes by iterated local search), scored by a decoder fitted as
+    `LearnedRQ`'s is (its codebooks distilled on the teacher's ranking, a fitted weight of the reconstruction's norm).
+    Searched as a faiss `IndexResidualQuantizer` over those codebooks scaled by 1 / (2 w) (`additive_index`, L2;
+    faiss's additive codes share one layout); `encoder` is the LSQ index that makes the codes.
+    bytes_per_vector = `sa_code_size()` = ceil(M*B/8), as for `lsq:MxB`."""
+    mode = "llsq"
+    def __init__(self, num_codebooks: int = 8, nbits: int = 8, steps: int = 300, lr: float = 2e-4, tau: float = 0.05,
+                 rec_weight: float = 1.0, top_l: int = 50, n_anchors: int = 5000, n_distill: int = 65536,
+                 score: str = "cos", norm_weight: float | None = None, max_train: int | str | None = "auto",
+                 normalize: bool = True, seed: int = 0, verbose: bool = False):
+        super().__init__(num_codebooks, nbits, 1, steps, lr, tau, rec_weight, top_l, n_anchors, n_distill, score,
+                         norm_weight, max_train, normalize, seed, verbose)
+
+    @property
+    def name(self): return f"llsq_m{self.num_codebooks}_b{self.nbits}"
+    def _params(self):
+        p = super()._params()
+        p.pop("beam", None)
+        return p
+
+    @classmethod
+    def from_lsq(cls, lsq, **params) -> "LearnedLSQ":
+        """A learned code that starts from the fitted classic `lsq` (`parse_rep('lsq:8x8').fit(x_train)`): `fit` then
+        only distills its decoder."""
+        from ecd.codecs import LSQ
+        if type(lsq) is not LSQ or getattr(lsq, "index", None) is None or lsq.metric != "l2":
+            raise ValueError("from_lsq needs a fitted classic L2 LSQ (parse_rep('lsq:8x8').fit(x_train)).")
+        code = cls(lsq.num_codebooks, lsq.nbits, max_train=lsq.max_train, normalize=lsq.normalize, seed=lsq.seed, **params)
+        code._init = lsq
+        return code
+
+    def _fit_encoder(self, x) -> np.ndarray:
+        from ecd.codecs import LSQ
+        lsq = self._init
+        if lsq is None:
+            lsq = LSQ(self.num_codebooks, self.nbits, self.max_train, normalize=False, seed=self.seed, verbose=self.verbose)
+            lsq.fit(x)
+        self.encoder, self.n_train, self.input_dim = faiss.clone_index(lsq.index), lsq.n_train, lsq.input_dim
+        self.encoder.reset()
+        self.index = self.encoder
+        aq = self.encoder.lsq
+        return faiss.vector_to_array(aq.codebooks).reshape(aq.M, 1 << self.nbits, aq.d).copy()
+
+    def _decoder_index(self, codebooks) -> faiss.Index:
+        return additive_index(codebooks, self.nbits)

@@ -150,7 +150,7 @@ _FLOAT_QUANT = ("", "float32", "fp32", "float")
 
 def _is_learned(mode: str, ckpt) -> bool:
     has_ckpt = isinstance(ckpt, str) and ckpt != "" or (ckpt is not None and not isinstance(ckpt, (str, float)))
-    return has_ckpt or str(mode).split("+", 1)[0].startswith(("student", "learned", "lpq", "lrq", "lopq"))
+    return has_ckpt or str(mode).split("+", 1)[0].startswith(("student", "learned", "lpq", "lrq", "lopq", "llsq"))
 
 def family_of(df: pd.DataFrame) -> pd.Series:
     """`classic`, `learned` or `learned+quantized` for each metric row, generically: a row is learned when it names a

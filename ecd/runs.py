@@ -198,7 +198,7 @@ def load_eval_data(run_id: Run | str, split: str = "test", max_queries: int | No
 BASELINE_MODES = ("float32", "fp16", "trunc", "pca", "rp", "pca_sq8", "sq", "pq", "opq", "binary",
                   "rq", "lsq", "prq", "plsq", "opq_rq", "rabitq", "itq")
 BUDGETS = (8, 16, 32, 48, 64)  # bytes per vector the default baselines cover
-LEARNED_MODES = ("lrq", "lopq")  # accepted by --modes, not in the defaults (they train: see ecd.learned)
+LEARNED_MODES = ("lrq", "lopq", "llsq")  # accepted by --modes, not in the defaults (they train: see ecd.learned)
 
 def default_dims(dim_in: int, want=(16, 32, 64)) -> list[int]:
     "The usual projection dims that are smaller than the input."
@@ -266,6 +266,8 @@ def baseline_specs(dim_in: int, dims=None, pq_chunks=None, pq_clusters=(256,), s
             out += [f"itq:{b}" for b in itq_bits]
         elif mode == "lrq":  # learned codes (ecd.learned): one 8-bit codebook per byte, like rq
             out += [f"lrq:{b}x8" for b in budgets if b <= dim_in]
+        elif mode == "llsq":  # the learned decoder over LSQ codes (as lsq: up to 16 B, its training is slow)
+            out += [f"llsq:{b}x8" for b in budgets if b <= min(16, dim_in)]
         elif mode == "lopq":  # the learned decoder over OPQ codes: one 256-entry sub-codebook per byte, like opq
             out += [f"lopq:{b}x256" for b in budgets if dim_in % b == 0]
     return out
