@@ -11,10 +11,11 @@ every representation fitted on the run's train split, the whole database added):
   16, LSQ, PRQ/PLSQ, OPQ+RQ, RaBitQ, ITQ and sign binary, PCA+SQ8; PQ/OPQ and the additive quantizers with faiss's
   default L2 ranking, the stronger one on unit-norm embeddings) with bytes_per_vector <= the largest budget, or the
   `--classic` list;
-- the learned codes at each budget B (`--learned`, default both): `lrq:Bx8` (`ecd.learned.LearnedRQ`: the codes
-  of the classic `rq:Bx8` fitted above, with its beam) and `lopq:Bx256` (`ecd.learned.LearnedOPQ`: the codes of the
-  classic `opq:Bx256`), each scored by codebooks distilled from the teacher's ranking and a fitted weight of the
-  reconstruction's norm, searched as faiss L2 over scaled codebooks; each one's time includes its classic fit;
+- the learned codes (`--learned`: families at each budget B, or specs; default lrq,lopq): `lrq:Bx8`
+  (`ecd.learned.LearnedRQ`: the codes of the classic `rq:Bx8` fitted above, with its beam), `llsq:Bx8`
+  (`LearnedLSQ`: the codes of `lsq:Bx8`) and `lopq:Bx256` (`LearnedOPQ`: the codes of `opq:Bx256`), each scored by
+  codebooks distilled from the teacher's ranking and a fitted weight of the reconstruction's norm, searched as
+  faiss L2 over scaled codebooks; each one's time includes its classic fit;
 - the two-stage row: the best learned code at 32 B retrieving the top-100, reranked with the float teacher vectors.
 
 "Best at budget B" is the best recall@10 among representations with bytes_per_vector <= B (everything stored per
