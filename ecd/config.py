@@ -51,11 +51,15 @@ def flat_keys(d: Mapping, prefix: str = "") -> list[str]:
     return out
 
 def _suggest(key: str, known: Iterable[str]) -> str:
+    "' Did you mean ...?' from the schema's keys: its leaves and its sections (`sweep.gird` -> `sweep.grid`)."
     known = list(known)
+    sections = {k.rsplit(".", i)[0] for k in known for i in range(1, k.count(".") + 1)}
+    known += sorted(sections - set(known))
     last = key.rsplit(".", 1)[-1]
     lasts = {k.rsplit(".", 1)[-1]: k for k in known}
+    same_depth = [k for k in known if k.count(".") == key.count(".")]
     m = [k for k in known if k.rsplit(".", 1)[-1] == last and k != key]  # right name, wrong section
-    m = m or difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    m = m or difflib.get_close_matches(key, same_depth, n=1, cutoff=0.6) or difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     m = m or [lasts[x] for x in difflib.get_close_matches(last, list(lasts), n=1, cutoff=0.6)]
     return f" Did you mean {m[0]!r}?" if m else ""
 
