@@ -11,7 +11,8 @@ every representation fitted on the run's train split, the whole database added):
   16, LSQ, PRQ/PLSQ, OPQ+RQ, RaBitQ, ITQ and sign binary, PCA+SQ8; PQ/OPQ and the additive quantizers with faiss's
   default L2 ranking, the stronger one on unit-norm embeddings) with bytes_per_vector <= the largest budget, or the
   `--classic` list;
-- the learned codes (`--learned`: families at each budget B, or specs; default lrq,lopq): `lrq:Bx8`
+- the learned codes (`--learned`: families at each budget B, or specs; by default lrq up to 32 B, llsq up to 16 B
+  (LSQ's training grows fast with M) and lopq from 32 B, where OPQ is the strongest classic code): `lrq:Bx8`
   (`ecd.learned.LearnedRQ`: the codes of the classic `rq:Bx8` fitted above, with its beam), `llsq:Bx8`
   (`LearnedLSQ`: the codes of `lsq:Bx8`) and `lopq:Bx256` (`LearnedOPQ`: the codes of `opq:Bx256`), each scored by
   codebooks distilled from the teacher's ranking and a fitted weight of the reconstruction's norm, searched as
@@ -72,9 +73,9 @@ def main(argv=None) -> int:
     p.add_argument("--budgets", default="8,16,32,64", help="bytes per vector (default 8,16,32,64)")
     p.add_argument("--classic", default=None, help="classic specs to compare (default: the default baselines)")
     p.add_argument("--steps", type=int, default=300, help="distillation steps of each learned code (default 300)")
-    p.add_argument("--learned", default="lrq,lopq",
+    p.add_argument("--learned", default=None,
                    help="learned codes: families (lrq, llsq, lopq: one per budget, e.g. lrq:16x8) or specs "
-                        "(lrq:16x8,lopq:64x256); default lrq,lopq")
+                        "(lrq:16x8,lopq:64x256); default: lrq up to 32 B, llsq up to 16 B, lopq from 32 B")
     p.add_argument("--rerank-r", type=int, default=100, help="candidates of the two-stage row (default 100)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--json", default=None, help="also write the table and the rows to this JSON file")
@@ -94,7 +95,9 @@ def main(argv=None) -> int:
         budgets=tuple(budgets), modes=CLASSIC_MODES, rabitq_bits=(1,))
     print(f"classic codecs ({len(specs)}):", flush=True)
     learned_specs = []
-    for f in (t.strip() for t in a.learned.split(",") if t.strip()):
+    default = [f"{f}:{LEARNED[f][1].format(b=b)}" for b in budgets for f, ok in
+               (("lrq", b <= 32), ("llsq", b <= 16), ("lopq", b >= 32 and dim % b == 0)) if ok]
+    for f in (t.strip() for t in a.learned.split(",") if t.strip()) if a.learned else default:
         fam = f.split(":")[0]
         if fam not in LEARNED:
             p.error(f"unknown learned code {f!r}; use the families {', '.join(LEARNED)} or their specs (lrq:16x8)")
