@@ -131,7 +131,7 @@ class LearnedRQ(RQ):
     """Learned residual code, spec `lrq:MxB` (e.g. `lrq:16x8`, 16 B): faiss RQ codes (beam `beam`) scored by a decoder
     fitted to the teacher's top-`top_l` of `n_anchors` rows of a `n_distill`-row training sample (its own, not capped
     by the RQ's `max_train`: neighbours in a small sample are not the database's, and at 32 B on the default data
-    16,384 rows gave recall@10 0.797, all 40,000 training rows 0.824): codebooks distilled for `steps`
+    16,384 rows gave recall@10 0.797, 32,768 rows 0.824): codebooks distilled for `steps`
     steps (listwise KL on cosines, `distill_codebooks`) and the weight of the reconstruction's norm in the ranking
     (`fit_norm_weight`).
     It is searched as faiss L2 over codebooks scaled by 1 / (2 w), which ranks as `<q, x_hat> - w ||x_hat||^2`: a
