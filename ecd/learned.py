@@ -195,12 +195,17 @@ class LearnedRQ(RQ):
     def _fit_encoder(self, x) -> np.ndarray:
         "Fit the classic encoder (or copy the one given to `from_rq`) into `self.encoder`; its codebooks (M, K, d)."
         if self._init is not None:
-            self.index, self.n_train, self.input_dim = faiss.clone_index(self._init.index), self._init.n_train, self._init.input_dim
-            self.index.reset()
+            self._use_encoder(self._init)
         else:
             super()._fit(x)
-        self.encoder = self.index
+            self.encoder = self.index
         return rq_codebooks(self.encoder)
+
+    def _use_encoder(self, codec) -> None:
+        "A copy of the fitted classic `codec`'s index as this code's encoder (its database left behind)."
+        self.encoder = faiss.clone_index(codec.index)
+        self.encoder.reset()
+        self.index, self.n_train, self.input_dim = self.encoder, getattr(codec, "n_train", None), codec.input_dim
 
     def _distill(self, xs, codes, C, anchors, top, support=None) -> np.ndarray:
         "The decoder's codebooks distilled from `C` on the teacher's lists (`distill_codebooks`)."
@@ -326,11 +331,9 @@ class LearnedOPQ(LearnedRQ):
     def _fit_encoder(self, x) -> np.ndarray:
         opq = self._init
         if opq is None:
-            opq = self._opq
-            opq.fit(x)
-        self.encoder, self.n_train, self.input_dim = faiss.clone_index(opq.index), len(x), opq.input_dim
-        self.encoder.reset()
-        self.index = self.encoder
+            opq = self._opq.fit(x)
+        self._use_encoder(opq)
+        self.n_train = len(x)                                            # OPQ trains on every training row
         return opq_codebooks(self.encoder)
 
     def _distill(self, xs, codes, C, anchors, top, support=None) -> np.ndarray:
@@ -390,9 +393,7 @@ class LearnedLSQ(LearnedRQ):
         if lsq is None:
             lsq = LSQ(self.num_codebooks, self.nbits, self.max_train, normalize=False, seed=self.seed, verbose=self.verbose)
             lsq.fit(x)
-        self.encoder, self.n_train, self.input_dim = faiss.clone_index(lsq.index), lsq.n_train, lsq.input_dim
-        self.encoder.reset()
-        self.index = self.encoder
+        self._use_encoder(lsq)
         aq = self.encoder.lsq
         return faiss.vector_to_array(aq.codebooks).reshape(aq.M, 1 << self.nbits, aq.d).copy()
 
