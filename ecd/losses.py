@@ -67,7 +67,7 @@ def _random_items(shape, n_items, rng, avoid=None):
 
 
 def sample_positives(teacher_top_ids, num_positives: int, top: int = 10, rng=None):
-    """Seed 000 `train.rank.multi_positive`: `num_positives` distinct ids per anchor drawn uniformly from
+    """`train.rank.multi_positive`: `num_positives` distinct ids per anchor drawn uniformly from
     its teacher top-`top` (B, >=top) -> (B, num_positives); same type (numpy/torch) as the input."""
     ids, was_torch, dev = _ids_np(teacher_top_ids, "teacher_top_ids")
     if not 1 <= num_positives <= top <= ids.shape[1]:
@@ -87,7 +87,7 @@ class HardNegatives(NamedTuple):
 def sample_hard_negatives(teacher_topL_ids, tail_from: int, tail_to: int, n_per_anchor: int = 1,
                           mix_random_ratio: float = 0.0, n_items: int | None = None, rng=None,
                           anchor_ids=None) -> HardNegatives:
-    """Hard negatives (seed 000 `train.hard_negative.{tail_from,tail_to,mix_random_ratio}`, seed 001
+    """Hard negatives (`train.hard_negative.{tail_from,tail_to,mix_random_ratio}`; the ranking compressor's
     `--hard-neg-l`, `--hard-neg-per-anchor`): for each anchor, `n_per_anchor` ids at teacher ranks drawn
     uniformly from `[tail_from, tail_to)` of its top-L list `teacher_topL_ids` (B, L) (distinct when the
     range is wide enough); then `round(mix_random_ratio * B * n_per_anchor)` slots, chosen uniformly,
@@ -139,7 +139,7 @@ def dedup_mask(ids) -> np.ndarray:
 
 def listwise_candidates(teacher_top_ids, top_l: int, hard_negatives=None, n_random: int = 0,
                         n_items: int | None = None, rng=None, anchor_ids=None):
-    """Candidate list per anchor for `listwise_kl` (seed 001): the teacher top-`top_l`, then the given hard
+    """Candidate list per anchor for `listwise_kl` (the ranking compressor): the teacher top-`top_l`, then the given hard
     negatives (B, H), then `n_random` uniform random items. Returns `(ids (B, C) int64, mask (B, C) bool)`;
     the mask drops repeated ids (first kept), -1 padding, and the anchor itself when `anchor_ids` is given."""
     ids, _, _ = _ids_np(teacher_top_ids, "teacher_top_ids")
@@ -165,14 +165,14 @@ def listwise_candidates(teacher_top_ids, top_l: int, hard_negatives=None, n_rand
 def listwise_kl(student_q: torch.Tensor, student_cands: torch.Tensor, teacher_scores: torch.Tensor,
                 tau_student: float = 0.05, tau_teacher: float = 0.05, mask: torch.Tensor | None = None,
                 reduction: str = "mean") -> torch.Tensor:
-    """Listwise KL distillation, seed 001 (`--tau`, `--lambda-list`); ListNet (Cao et al., ICML 2007) with
+    """Listwise KL distillation, the ranking compressor's loss (`--tau`, `--lambda-list`); ListNet (Cao et al., ICML 2007) with
     temperature-softened targets (Hinton et al., 2015, arXiv 1503.02531).
     `student_q` (B, d); `student_cands` (B, L, d) per-anchor lists or (M, d) shared candidates;
     `teacher_scores` (B, L|M) teacher cosines of the same pairs; `mask` (B, L|M) bool, True = candidate
     counts. Returns `mean_b KL(softmax(t_b/tau_teacher) || softmax(cos(q_b, c)/tau_student))` over anchors
     with at least one candidate (`reduction="none"`: the (B,) values, 0 for empty rows)."""
     if tau_student <= 0 or tau_teacher <= 0:
-        raise ValueError(f"temperatures must be > 0, got tau_student={tau_student}, tau_teacher={tau_teacher}; seed 001 uses 0.05.")
+        raise ValueError(f"temperatures must be > 0, got tau_student={tau_student}, tau_teacher={tau_teacher}; e.g. 0.05.")
     s = cosine_scores(student_q, student_cands)
     _check_tensor(teacher_scores, "teacher_scores", (2,))
     if teacher_scores.shape != s.shape:
@@ -200,7 +200,7 @@ def listwise_kl(student_q: torch.Tensor, student_cands: torch.Tensor, teacher_sc
 def multi_positive_infonce(anchor: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None = None,
                            temperature: float = 0.05, in_batch: bool = True, positive_ids=None, negative_ids=None,
                            reduction: str = "mean") -> torch.Tensor:
-    """Multi-positive InfoNCE (seed 000 `train.rank.multi_positive.{enabled,num_positives}`,
+    """Multi-positive InfoNCE (`train.rank.multi_positive.{enabled,num_positives}`,
     `loss.rank_temperature`); InfoNCE of van den Oord et al. 2018 (arXiv 1807.03748) with several
     positives per anchor as in SupCon (Khosla et al. 2020, arXiv 2004.11362), each positive against the
     negatives only. `anchor` (B, d); `positives` (B, P, d) or (B, d); `negatives` (B, N, d) per-anchor hard
@@ -208,7 +208,7 @@ def multi_positive_infonce(anchor: torch.Tensor, positives: torch.Tensor, negati
     `positive_ids` (B, P) / `negative_ids` (B, N) or (M,) int ids drop false negatives (-1 = missing).
     Returns the mean over anchors with a positive and a negative (`reduction="none"`: (B,), 0 elsewhere)."""
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}; seed 000 uses loss.rank_temperature around 0.05.")
+        raise ValueError(f"temperature must be > 0, got {temperature}; e.g. loss.rank_temperature=0.05.")
     _check_tensor(anchor, "anchor", (2,))
     if positives.dim() == 2:
         positives = positives[:, None]

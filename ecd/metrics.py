@@ -89,7 +89,7 @@ def recall_at_k(pred, truth, k: int, per_query: bool = False):
     return _out(_ratio(hits, (truth[:, :k] >= 0).sum(axis=1)), per_query)
 
 def neighbor_overlap_at_k(pred, truth, k: int, per_query: bool = False):
-    """|pred[:k] ∩ truth[:k]| / k: recall@k under the name of seeds 001/004 (equal to it for
+    """|pred[:k] ∩ truth[:k]| / k: recall@k under the name the ranking compressor and the cascade use (equal to it for
     full truth lists; divides by k even when the truth row is -1 padded)."""
     pred, truth = _check_pair(pred, truth)
     k = _check_k(k, pred.shape[1], "pred"); _check_k(k, truth.shape[1], "truth")

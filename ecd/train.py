@@ -66,7 +66,7 @@ def check_amp(amp: str, device: str):
         return None
     if amp == "bf16":
         if dev == "mps":
-            raise ValueError("train.amp='bf16' is not supported on Apple MPS in ecd (seed 000); "
+            raise ValueError("train.amp='bf16' is not supported on Apple MPS in ecd; "
                              "set train.amp=none (or fp16) on MPS, or train on cpu/cuda.")
         return torch.bfloat16
     if amp == "fp16":
@@ -95,7 +95,7 @@ def check_train_config(cfg: dict) -> dict:
     if t["lr"] <= 0:
         raise ValueError(f"train.lr={t['lr']} must be > 0, e.g. 0.001.")
     if l["tau"] <= 0 or l["teacher_tau"] <= 0 or l["rank_temperature"] <= 0:
-        raise ValueError("loss.tau, loss.teacher_tau and loss.rank_temperature must be > 0 (seed 001 uses 0.05).")
+        raise ValueError("loss.tau, loss.teacher_tau and loss.rank_temperature must be > 0, e.g. 0.05.")
     if l["listwise_top_l"] < 1 or l["listwise_top_l"] > hn["pool_l"]:
         raise ValueError(f"loss.listwise_top_l={l['listwise_top_l']} must be between 1 and "
                          f"train.hard_negative.pool_l={hn['pool_l']} (the teacher list length).")

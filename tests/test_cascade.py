@@ -180,7 +180,7 @@ def test_cli_text_path_end_to_end(tmp_path, cc_parquet, capsys, monkeypatch):
         cascade_main(["train", "--input-file", str(tmp_path / "e.npy"), "--target-dims", "512",
                       "--output-dir", str(tmp_path / "x")])
     assert e.value.code == 2 and "above the input dimension" in capsys.readouterr().err
-    # the corpus path refuses bad dims before it streams or encodes anything (seed 004's 768 on a 384-d model)
+    # the corpus path refuses bad dims before it streams or encodes anything (a 768-d cascade on a 384-d model)
     import ecd.apps.cascade as cas
     monkeypatch.setattr(cas, "embed_corpus", lambda *a, **k: pytest.fail("encoded before checking the dims"))
     for bad, msg in ((["--target-dims", "768,256"], "above the input dimension"),

@@ -30,7 +30,7 @@ def fit_rows(n, d, seed=0):
 # --- byte accounting --------------------------------------------------------------------
 
 @pytest.mark.parametrize("chunks,clusters,nbytes,code_size", [
-    (8, 256, 8, 8),      # seed 002: 128-d, 8 chunks, 256 clusters -> 8 bytes, 64x
+    (8, 256, 8, 8),      # the PQ/SQ sweep's case: 128-d, 8 chunks, 256 clusters -> 8 bytes, 64x
     (4, 128, 4, 4),      # 128 clusters: still one byte per chunk (faiss packs 28 bits in 4)
     (8, 512, 16, 9),     # > 256 clusters: two bytes per chunk (faiss packs 72 bits in 9)
     (16, 256, 16, 16),

@@ -1,4 +1,4 @@
-"""The SQLite run log (ecd.store): concurrent writers lose nothing; seed 002's SQL works in the sqlite3 shell."""
+"""The SQLite run log (ecd.store): concurrent writers lose nothing; the run log's SQL works in the sqlite3 shell."""
 import multiprocessing as mp
 import shutil
 import sqlite3

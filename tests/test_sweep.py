@@ -1,5 +1,5 @@
 """Sweeps (ecd.sweep): executors (process, dask LocalCluster, papermill = inline), kill + resume, concurrent sweeps,
-seed 002's vq sweep + SQL, seed 001's sweep-dim-out. Tiny synthetic data throughout."""
+the vq sweep + SQL, the sweep-dim-out. Tiny synthetic data throughout."""
 import json
 import os
 import signal
@@ -192,13 +192,13 @@ def test_train_kind_and_sweep_dim_out(store):
                              "--output", str(store / "dim.json"), "--train-config", str(ROOT / "configs/train/default.yaml"),
                              "--override", "batch_size=64", "--override", "pool_l=50", "--override", "tail_to=50",
                              "--override", "eval.max_queries=40", "--override", "keep_checkpoint=false"])
-    payload = json.loads((store / "dim.json").read_text())  # one JSON document (seed 001's --output-format json)
+    payload = json.loads((store / "dim.json").read_text())  # one JSON document (--output-format json)
     assert rc == 0 and payload["sweep_id"].startswith("sweep_")
     assert [r["meta"]["dim_out"] for r in payload["runs"]] == [4] and 0 < payload["runs"][0]["metrics"]["recall@10"] <= 1
 
 
 def test_student_among_the_modes_and_train_rows_in_the_store(store):
-    "Seed 000's modes x dims sweep with the learned student as a mode: rep_dim and ckpt_path in the outputs."
+    "The student distillation's modes x dims sweep with the learned student as a mode: rep_dim and ckpt_path in the outputs."
     pytest.importorskip("ecd.student")
     from ecd.store import read_metrics
     knobs = "{ks: [1, 10], steps: 5, batch_size: 64, pool_l: 50, tail_to: 50, eval.max_queries: 40}"

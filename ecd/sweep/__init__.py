@@ -300,8 +300,8 @@ def sweep_main(argv=None) -> int:
     return 1 if r.counts["failed"] else 0
 
 def vq_main(argv=None) -> int:
-    "`ecd vq sweep`: seed 002's PQ / SQ parameter sweep."
-    p = argparse.ArgumentParser(prog="ecd vq", description="Vector quantization sweeps (seed 002).")
+    "`ecd vq sweep`: the PQ / SQ parameter sweep, logged to the SQLite run log."
+    p = argparse.ArgumentParser(prog="ecd vq", description="Vector quantization sweeps: PQ / SQ parameter grids, every combo logged to the SQLite run log.")
     sub = p.add_subparsers(dest="command", required=True)
     q = sub.add_parser("sweep", help="sweep PQ chunks x clusters, or SQ bits", description=
                        "Cartesian product of --pq-chunks x --pq-clusters (pq/opq) or --sq-bits (sq); each combo's "
@@ -335,7 +335,7 @@ def vq_main(argv=None) -> int:
     return 1 if r.counts["failed"] else 0
 
 def dim_out_records(r: SweepResult) -> list[dict]:
-    "Seed 001 records, one per dim_out: `metrics` and `meta` (dim_out, split with indices, seed, k, hyperparameters)."
+    "The dim-out sweep's records, one per dim_out: `metrics` and `meta` (dim_out, split with indices, seed, k, hyperparameters)."
     prep, man = load_run_data(r.run_id)
     split = {"seed": man["split"]["seed"], "sizes": man["split"]["sizes"], "hash": man["split"].get("hash"),
              "indices": {k: np.asarray(v).tolist() for k, v in prep.split.items()}}

@@ -30,7 +30,7 @@ KINDS = ("baseline", "vq", "train", "dim_out")
 HF_DEFAULT = "hf:chaehoyu/wikipedia-22-12-ko-embeddings-100k"
 
 def resolve_dataset(spec: str) -> str:
-    "A data spec for `ecd.data`: `synthetic[:N[xD]]` is generated (once) into `data/synthetic/`, `huggingface` = seed 001's dataset."
+    "A data spec for `ecd.data`: `synthetic[:N[xD]]` is generated (once) into `data/synthetic/`, `huggingface` = the default Hugging Face dataset (`hf:chaehoyu/...`)."
     spec = str(spec).strip()
     if spec == "huggingface":
         return HF_DEFAULT
