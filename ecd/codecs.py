@@ -16,10 +16,12 @@ from typing import Callable
 import faiss
 import numpy as np
 
+from .knn import l2_normalize
+
 # %% auto #0
-__all__ = ['METRICS', 'REP_MODES', 'LEARNED_CODES', 'SPEC_FORMS', 'as_matrix', 'l2n', 'Representation', 'FaissCodec', 'Float32',
-           'SQ', 'FP16', 'decoded_search', 'PQ', 'OPQ', 'Binary', 'AdditiveCodec', 'codebook_tables', 'RQ', 'LSQ',
-           'PRQ', 'PLSQ', 'OPQRQ', 'RaBitQ', 'ITQ', 'Transform', 'Truncate', 'PCA', 'RandomProjection', 'TransformThen',
+__all__ = ['METRICS', 'REP_MODES', 'LEARNED_CODES', 'SPEC_FORMS', 'as_matrix', 'Representation', 'FaissCodec', 'Float32', 'SQ',
+           'FP16', 'decoded_search', 'PQ', 'OPQ', 'Binary', 'AdditiveCodec', 'codebook_tables', 'RQ', 'LSQ', 'PRQ',
+           'PLSQ', 'OPQRQ', 'RaBitQ', 'ITQ', 'Transform', 'Truncate', 'PCA', 'RandomProjection', 'TransformThen',
            'Projected', 'PCASQ8', 'make_representation', 'parse_rep']
 
 # %% ../nbs/05_codecs.ipynb #68ca0057
@@ -45,11 +47,6 @@ def as_matrix(x, name: str = "vectors", dim: int | None = None) -> np.ndarray:
         raise ValueError(f"{name} contain NaN or Inf in {len(bad)} row(s) (first: {bad[:5].tolist()}); "
                          "drop or repair those rows first.")
     return a
-
-def l2n(x: np.ndarray) -> np.ndarray:
-    "L2-normalize the rows of a float32 array in place (zero rows stay zero) and return it."
-    faiss.normalize_L2(x)
-    return x
 
 # %% ../nbs/05_codecs.ipynb #b74fd3d1
 class Representation:
@@ -95,7 +92,7 @@ class Representation:
     # --- life cycle -----------------------------------------------------------------------
     def _prep(self, x, name: str, check_dim: bool = True) -> np.ndarray:
         a = as_matrix(x, name, self.input_dim if check_dim else None)
-        return l2n(a) if self.normalize else a
+        return l2_normalize(a, copy=False) if self.normalize else a
 
     def _need_fit(self, what: str):
         if self.input_dim is None:
@@ -725,7 +722,7 @@ class ITQ(Binary):
         if codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape[1] != self._nbytes:
             raise ValueError(f"{self.name} codes must be uint8 of shape (n, {self._nbytes}), got {codes.dtype} {codes.shape}; pass the output of encode().")
         s = (2 * np.unpackbits(codes, axis=1)[:, :self.dim].astype(np.float32) - 1) / np.sqrt(self.dim)
-        return l2n(np.ascontiguousarray(self._mean + self._res * (s @ self._A), dtype=np.float32))
+        return l2_normalize(np.ascontiguousarray(self._mean + self._res * (s @ self._A), dtype=np.float32), copy=False)
     def _search(self, q, k):
         h, ids = self.index.search(self._encode(q), k)
         return (self.dim - 2 * h).astype(np.float32), ids
@@ -851,7 +848,7 @@ class TransformThen(Representation):
         t = self.transform
         xh = t.reverse(y) if isinstance(t, Transform) else np.asarray(t.inverse_transform(y), dtype=np.float32)
         xh = np.ascontiguousarray(xh, dtype=np.float32)
-        return l2n(xh) if self.renormalize and self.normalize else xh
+        return l2_normalize(xh, copy=False) if self.renormalize and self.normalize else xh
     def _add(self, x): self.quantizer.add(self._apply(x))
     def _space(self, x, query): return self.quantizer.space(self._apply(x), query)
     def _search(self, q, k): return self.quantizer.search(self._apply(q), k)

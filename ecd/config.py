@@ -166,8 +166,16 @@ def schema_defaults(cls) -> dict:
     import dataclasses
     return dataclasses.asdict(cls())
 
-def from_dict(cls, d: Mapping):
-    "The (nested) dataclass `cls` built from a checked config dict `d` (sections become their dataclasses)."
+def _check_choice(name: str, hint, value) -> None:
+    "A `Literal[...]` field takes only its listed values."
+    import typing
+    if typing.get_origin(hint) is typing.Literal and value not in typing.get_args(hint):
+        ok = ", ".join(map(str, typing.get_args(hint)))
+        raise ValueError(f"{name}={value!r} is not one of {ok}; pick one of them.")
+
+def from_dict(cls, d: Mapping, prefix: str = ""):
+    """The (nested) dataclass `cls` built from a checked config dict `d` (sections become their dataclasses;
+    a `Literal[...]` field refuses a value it does not list)."""
     import dataclasses
     import typing
     hints = typing.get_type_hints(cls)
@@ -175,7 +183,11 @@ def from_dict(cls, d: Mapping):
     for f in dataclasses.fields(cls):
         if f.name in d:
             v, t = d[f.name], hints.get(f.name)
-            kw[f.name] = from_dict(t, v) if dataclasses.is_dataclass(t) and isinstance(v, Mapping) else copy.deepcopy(v)
+            if dataclasses.is_dataclass(t) and isinstance(v, Mapping):
+                kw[f.name] = from_dict(t, v, f"{prefix}{f.name}.")
+            else:
+                _check_choice(prefix + f.name, t, v)
+                kw[f.name] = copy.deepcopy(v)
     return cls(**kw)
 
 def load_typed(cls, path=None, overrides: Iterable[str] = ()):

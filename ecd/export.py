@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .codecs import Binary, Representation, TransformThen, Transform, as_matrix, l2n, parse_rep
+from .codecs import Binary, Representation, TransformThen, Transform, as_matrix, parse_rep
+from .knn import l2_normalize
 from .core import atomic_path, get_logger, progress, read_json, results_dir, set_threads, utc_now, versions, write_json
 from .data import ann_truth, load, parse_spec, read_ann_hdf5
 from .knn import exact_topk
@@ -614,7 +615,7 @@ class _StudentIndex:
     def __init__(self, student: NumpyProjector, index):
         self.student, self.index = student, clone_index(index)
     def _s(self, x):
-        return self.student.transform(l2n(as_matrix(x, "vectors", self.student.in_dim)))
+        return self.student.transform(l2_normalize(as_matrix(x, "vectors", self.student.in_dim), copy=False))
     def add(self, x): self.index.add(self._s(x))
     def search(self, q, k): return self.index.search(self._s(q), k)
     def sa_encode(self, x): return self.index.sa_encode(self._s(x))
@@ -648,7 +649,7 @@ class Compressor:
         "Float32 vectors before the quantizer (the student's / projection's output; normalized input for plain codecs)."
         x = self._check(x)
         if self.student is not None:
-            x = self.student.transform(l2n(x))
+            x = self.student.transform(l2_normalize(x, copy=False))
         for t in self._chain:
             x = t.apply(np.ascontiguousarray(x, np.float32))
         return np.ascontiguousarray(x, np.float32)
@@ -659,7 +660,7 @@ class Compressor:
         if self._index is None:
             raise ValueError(f"{self.name} is a float student without a quantizer; use floats(x).")
         if self.student is not None:
-            x = self.student.transform(l2n(x))
+            x = self.student.transform(l2_normalize(x, copy=False))
         return (self.encoder or self._index).sa_encode(np.ascontiguousarray(x, np.float32))
 
     def compress(self, x, what: str = "auto") -> np.ndarray:
@@ -836,7 +837,7 @@ def e2e_small(run_id: str = "e2e-small", dataset: str = "glove-50", max_items: i
     reloaded = index_metrics(comp.index(), ev)
     m, _ = _student_of(run_id, str(row["ckpt_path"]))
     x = ev.database[:500]
-    want = NumpyProjectorOf(m).transform(l2n(as_matrix(x)))
+    want = NumpyProjectorOf(m).transform(l2_normalize(as_matrix(x), copy=False))
     err_floats = float(np.abs(comp.floats(x) - want).max())
     import importlib.util
     spec = importlib.util.spec_from_file_location("ecd_e2e_load_student", out / "load_student.py")

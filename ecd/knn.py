@@ -66,9 +66,10 @@ def _check_metric(metric: str) -> str:
     return metric
 
 # %% ../nbs/03_knn.ipynb #e9f63a72
-def l2_normalize(x) -> np.ndarray:
-    "A float32, C-contiguous, L2-normalized copy of the rows of `x` (zero rows stay zero)."
-    out = np.array(x, dtype=np.float32, order="C", copy=True)
+def l2_normalize(x, copy: bool = True) -> np.ndarray:
+    """A float32, C-contiguous, L2-normalized copy of the rows of `x` (zero rows stay zero). With `copy=False`
+    an `x` that already is a float32 C-contiguous array is normalized in place (for arrays the caller owns)."""
+    out = np.array(x, dtype=np.float32, order="C", copy=True) if copy else np.ascontiguousarray(x, dtype=np.float32)
     if out.ndim != 2:
         raise ValueError(f"l2_normalize needs a 2-D (n, dim) array, got shape {out.shape}; reshape it.")
     faiss.normalize_L2(out)

@@ -7,19 +7,20 @@ Docs: https://ecd-dev.github.io/ecd/train.html.md"""
 # %% ../nbs/08_train.ipynb #e45fc28c
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .config import load_config, merge_config, register_schema
+from .config import from_dict, load_config, merge_config, register_schema, schema_defaults
 from .core import get_logger, pick_device, save_parquet, set_threads, atomic_path, atomic_write_bytes, progress
 from .knn import exact_topk, l2_normalize
 from .losses import (CandidateQueue, MatryoshkaLoss, listwise_kl, multi_positive_infonce, reconstruction_loss,
@@ -31,33 +32,141 @@ from .models import Projector, build_model, export_npz, load_checkpoint_file, lo
 _log = get_logger("ecd.train")
 
 # %% auto #0
-__all__ = ['TRAIN_DEFAULTS', 'check_amp', 'check_train_config', 'load_train_config', 'lr_factor', 'anchor_batch',
-           'step_candidates', 'ste_minmax_uint8', 'PQCodebooks', 'ValData', 'LearnedPQ', 'validate', 'save_figure',
-           'train_figures', 'optimize', 'TrainResult', 'total_steps', 'fit', 'load_trained']
+__all__ = ['TRAIN_DEFAULTS', 'StudentModel', 'HardNegative', 'MultiPositive', 'RankTerms', 'TrainLoop', 'TrainLoss', 'TrainEval',
+           'TrainQuant', 'TrainConfig', 'check_amp', 'check_train_config', 'load_train_config', 'lr_factor',
+           'anchor_batch', 'step_candidates', 'ste_minmax_uint8', 'PQCodebooks', 'ValData', 'LearnedPQ', 'validate',
+           'save_figure', 'train_figures', 'optimize', 'TrainResult', 'total_steps', 'fit', 'load_trained']
 
 # %% ../nbs/08_train.ipynb #4d17ea31
-TRAIN_DEFAULTS: dict = {
-    "model": {"type": "mlp", "out_dim": 64, "hidden": 384, "n_layers": 1, "dropout": 0.0, "activation": "gelu",
-              "bias": False, "normalize": True, "nested_dims": [], "pca_init": True},
-    "train": {
-        "steps": 600, "epochs": 0, "batch_size": 256, "lr": 0.002, "lr_schedule": "cosine", "warmup_steps": 50,
-        "weight_decay": 0.0, "grad_clip": 1.0, "amp": "none", "device": "auto", "seed": 42, "threads": 0,
-        "hard_negative": {"enabled": True, "pool_l": 200, "tail_from": 10, "tail_to": 200, "per_anchor": 8,
-                          "mix_random_ratio": 0.0},
-        "rank": {"multi_positive": {"enabled": False, "num_positives": 4, "weight": 1.0}},
-    },
-    "loss": {"listwise_weight": 1.0, "tau": 0.05, "teacher_tau": 0.05, "listwise_top_l": 10, "listwise_random": 256,
-             "rank_temperature": 0.05, "queue_size": 0, "similarity_weight": 0.0, "similarity_mode": "topk",
-             "similarity_k": 10, "reconstruction_weight": 0.0, "matryoshka_dims": [], "matryoshka_weights": []},
-    "eval": {"every": 200, "k": 10, "max_queries": 1000, "collapse_cos": 0.9, "png": True},
-    "quant": {"mode": "none", "start_step": 0, "pq_num_chunks": 16, "pq_num_clusters": 256, "pq_codebook_lr": 0.0005},
-}
+@dataclass
+class StudentModel:
+    "`model:`, the student (`ecd.models.build_model`)."
+    type: Literal["linear", "mlp"] = "mlp"
+    out_dim: int = 64
+    hidden: int = 384
+    n_layers: int = 1
+    dropout: float = 0.0
+    activation: str = "gelu"
+    bias: bool = False
+    normalize: bool = True
+    nested_dims: list = field(default_factory=list)
+    pca_init: bool = True
+
+@dataclass
+class HardNegative:
+    "`train.hard_negative:`, negatives from ranks `tail_from..tail_to` of the teacher top-`pool_l`."
+    enabled: bool = True
+    pool_l: int = 200
+    tail_from: int = 10
+    tail_to: int = 200
+    per_anchor: int = 8
+    mix_random_ratio: float = 0.0
+
+@dataclass
+class MultiPositive:
+    "`train.rank.multi_positive:`, the multi-positive InfoNCE term."
+    enabled: bool = False
+    num_positives: int = 4
+    weight: float = 1.0
+
+@dataclass
+class RankTerms:
+    "`train.rank:`"
+    multi_positive: MultiPositive = field(default_factory=MultiPositive)
+
+@dataclass
+class TrainLoop:
+    "`train:`, the loop: length, batch, optimiser, AMP, device, seed, threads, sampling."
+    steps: int = 600
+    epochs: int = 0
+    batch_size: int = 256
+    lr: float = 0.002
+    lr_schedule: Literal["constant", "linear", "cosine"] = "cosine"
+    warmup_steps: int = 50
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    amp: Literal["none", "fp16", "bf16"] = "none"
+    device: str = "auto"
+    seed: int = 42
+    threads: int = 0
+    hard_negative: HardNegative = field(default_factory=HardNegative)
+    rank: RankTerms = field(default_factory=RankTerms)
+
+@dataclass
+class TrainLoss:
+    "`loss:`, the weights and temperatures of the objective."
+    listwise_weight: float = 1.0
+    tau: float = 0.05
+    teacher_tau: float = 0.05
+    listwise_top_l: int = 10
+    listwise_random: int = 256
+    rank_temperature: float = 0.05
+    queue_size: int = 0
+    similarity_weight: float = 0.0
+    similarity_mode: Literal["pairwise", "topk"] = "topk"
+    similarity_k: int = 10
+    reconstruction_weight: float = 0.0
+    matryoshka_dims: list = field(default_factory=list)
+    matryoshka_weights: list = field(default_factory=list)
+
+@dataclass
+class TrainEval:
+    "`eval:`, validation during training."
+    every: int = 200
+    k: int = 10
+    max_queries: int = 1000
+    collapse_cos: float = 0.9
+    png: bool = True
+
+@dataclass
+class TrainQuant:
+    "`quant:`, quantization-aware training."
+    mode: Literal["none", "int8", "binary", "pq"] = "none"
+    start_step: int = 0
+    pq_num_chunks: int = 16
+    pq_num_clusters: int = 256
+    pq_codebook_lr: float = 0.0005
+
+@dataclass
+class TrainConfig:
+    "The schema of `configs/train/*.yaml`: its defaults are `TRAIN_DEFAULTS`; `check()` the value rules."
+    model: StudentModel = field(default_factory=StudentModel)
+    train: TrainLoop = field(default_factory=TrainLoop)
+    loss: TrainLoss = field(default_factory=TrainLoss)
+    eval: TrainEval = field(default_factory=TrainEval)
+    quant: TrainQuant = field(default_factory=TrainQuant)
+
+    def check(self) -> "TrainConfig":
+        t, l, hn = self.train, self.loss, self.train.hard_negative
+        for name, v in (("train.steps", t.steps), ("train.epochs", t.epochs), ("train.warmup_steps", t.warmup_steps),
+                        ("loss.queue_size", l.queue_size), ("loss.listwise_random", l.listwise_random)):
+            if v < 0:
+                raise ValueError(f"{name}={v} must be >= 0.")
+        if t.steps == 0 and t.epochs == 0:
+            raise ValueError("train.steps and train.epochs are both 0; set train.steps (e.g. 600) or train.epochs (e.g. 3).")
+        if t.batch_size < 2:
+            raise ValueError(f"train.batch_size={t.batch_size} must be >= 2.")
+        if t.lr <= 0:
+            raise ValueError(f"train.lr={t.lr} must be > 0, e.g. 0.001.")
+        if l.tau <= 0 or l.teacher_tau <= 0 or l.rank_temperature <= 0:
+            raise ValueError("loss.tau, loss.teacher_tau and loss.rank_temperature must be > 0, e.g. 0.05.")
+        if l.listwise_top_l < 1 or l.listwise_top_l > hn.pool_l:
+            raise ValueError(f"loss.listwise_top_l={l.listwise_top_l} must be between 1 and "
+                             f"train.hard_negative.pool_l={hn.pool_l} (the teacher list length).")
+        if hn.enabled and not 0 <= hn.tail_from < hn.tail_to <= hn.pool_l:
+            raise ValueError(f"need 0 <= train.hard_negative.tail_from ({hn.tail_from}) < tail_to ({hn.tail_to}) "
+                             f"<= pool_l ({hn.pool_l}).")
+        mw, md = l.matryoshka_weights, l.matryoshka_dims
+        if mw and len(mw) != len(md):
+            raise ValueError(f"loss.matryoshka_weights has {len(mw)} values for {len(md)} loss.matryoshka_dims; give one per dim or none.")
+        if md and max(md) > self.model.out_dim:
+            raise ValueError(f"loss.matryoshka_dims={md} must be <= model.out_dim={self.model.out_dim}.")
+        if t.device != "auto":          # auto is resolved (and checked again) by fit
+            check_amp(t.amp, t.device)
+        return self
+
+TRAIN_DEFAULTS: dict = schema_defaults(TrainConfig)
 register_schema("train", TRAIN_DEFAULTS)
-
-_CHOICES = {("train", "lr_schedule"): ("constant", "linear", "cosine"), ("train", "amp"): ("none", "fp16", "bf16"),
-            ("quant", "mode"): ("none", "int8", "binary", "pq"), ("model", "type"): ("linear", "mlp"),
-            ("loss", "similarity_mode"): ("pairwise", "topk")}
-
 
 def check_amp(amp: str, device: str):
     "Validate `amp` on the resolved `device`; returns the autocast dtype (None for `none`)."
@@ -78,38 +187,9 @@ def check_amp(amp: str, device: str):
 
 
 def check_train_config(cfg: dict) -> dict:
-    "Complete `cfg` with the defaults (unknown keys rejected with a suggestion) and check the values."
-    cfg = merge_config(TRAIN_DEFAULTS, cfg or {})
-    for (sec, key), ok in _CHOICES.items():
-        if cfg[sec][key] not in ok:
-            raise ValueError(f"{sec}.{key}={cfg[sec][key]!r} is not one of {', '.join(ok)}; pick one of them.")
-    t, l, hn = cfg["train"], cfg["loss"], cfg["train"]["hard_negative"]
-    for name, v in (("train.steps", t["steps"]), ("train.epochs", t["epochs"]), ("train.warmup_steps", t["warmup_steps"]),
-                    ("loss.queue_size", l["queue_size"]), ("loss.listwise_random", l["listwise_random"])):
-        if v < 0:
-            raise ValueError(f"{name}={v} must be >= 0.")
-    if t["steps"] == 0 and t["epochs"] == 0:
-        raise ValueError("train.steps and train.epochs are both 0; set train.steps (e.g. 600) or train.epochs (e.g. 3).")
-    if t["batch_size"] < 2:
-        raise ValueError(f"train.batch_size={t['batch_size']} must be >= 2.")
-    if t["lr"] <= 0:
-        raise ValueError(f"train.lr={t['lr']} must be > 0, e.g. 0.001.")
-    if l["tau"] <= 0 or l["teacher_tau"] <= 0 or l["rank_temperature"] <= 0:
-        raise ValueError("loss.tau, loss.teacher_tau and loss.rank_temperature must be > 0, e.g. 0.05.")
-    if l["listwise_top_l"] < 1 or l["listwise_top_l"] > hn["pool_l"]:
-        raise ValueError(f"loss.listwise_top_l={l['listwise_top_l']} must be between 1 and "
-                         f"train.hard_negative.pool_l={hn['pool_l']} (the teacher list length).")
-    if hn["enabled"] and not 0 <= hn["tail_from"] < hn["tail_to"] <= hn["pool_l"]:
-        raise ValueError(f"need 0 <= train.hard_negative.tail_from ({hn['tail_from']}) < tail_to ({hn['tail_to']}) "
-                         f"<= pool_l ({hn['pool_l']}).")
-    mw, md = l["matryoshka_weights"], l["matryoshka_dims"]
-    if mw and len(mw) != len(md):
-        raise ValueError(f"loss.matryoshka_weights has {len(mw)} values for {len(md)} loss.matryoshka_dims; give one per dim or none.")
-    if md and max(md) > cfg["model"]["out_dim"]:
-        raise ValueError(f"loss.matryoshka_dims={md} must be <= model.out_dim={cfg['model']['out_dim']}.")
-    if t["device"] != "auto":          # auto is resolved (and checked again) by fit
-        check_amp(t["amp"], t["device"])
-    return cfg
+    """Complete `cfg` with the defaults (unknown keys rejected with a suggestion), check the values through
+    `TrainConfig`, and return it as the plain dict the pipeline passes on (and the manifest records)."""
+    return dataclasses.asdict(from_dict(TrainConfig, merge_config(TRAIN_DEFAULTS, cfg or {})).check())
 
 
 def load_train_config(path=None, overrides=()) -> dict:

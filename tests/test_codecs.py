@@ -173,15 +173,16 @@ def test_binary_and_decode_shapes(data):
 
 import faiss  # noqa: E402
 
-from ecd.codecs import ITQ, LSQ, OPQRQ, PLSQ, PRQ, RQ, RaBitQ, SPEC_FORMS, l2n  # noqa: E402
+from ecd.codecs import ITQ, LSQ, OPQRQ, PLSQ, PRQ, RQ, RaBitQ, SPEC_FORMS  # noqa: E402
+from ecd.knn import l2_normalize  # noqa: E402
 
 _IP, _LUT = faiss.METRIC_INNER_PRODUCT, faiss.AdditiveQuantizer.ST_LUT_nonorm
 
 
 def _direct(index, xb, xq, k=10):
-    index.train(l2n(xb.copy()))
-    index.add(l2n(xb.copy()))
-    return index.search(l2n(xq.copy()), k)
+    index.train(l2_normalize(xb))
+    index.add(l2_normalize(xb))
+    return index.search(l2_normalize(xq), k)
 
 
 @pytest.mark.parametrize("spec,nbytes,name", [
@@ -228,7 +229,7 @@ def test_rq_and_lsq_search_is_faiss(data):
     ds, is_ = r.search(xq, 10)
     np.testing.assert_allclose(ds, (1 - d) / 2, atol=1e-5)     # score <q, x_hat> - ||x_hat||^2 / 2 of a unit query
     assert _same_ranking(is_, i, ds)
-    d2, i2 = r.index.search(l2n(xq.copy()), 10)                # the index itself (ST_norm_from_LUT) ranks the same
+    d2, i2 = r.index.search(l2_normalize(xq), 10)                # the index itself (ST_norm_from_LUT) ranks the same
     assert _same_ranking(i2, i, ds)
     r_ip = RQ(6, 4, beam=3, metric="ip").fit(xb).add(xb)
     assert r_ip.name == "rq_m6_b4_beam3_ip" and parse_rep(r_ip.name).metric == "ip"

@@ -8,14 +8,16 @@ Docs: https://ecd-dev.github.io/ecd/sweep.html.md"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from ..config import load_config, merge_config, parse_override, register_schema
+from ..config import from_dict, load_config, merge_config, parse_override, register_schema, schema_defaults
 from ..core import (atomic_path, atomic_write_text, check_run_id, get_logger, new_run_id, run_dir, save_parquet, utc_now,
                       write_json)
 from ..runs import load_run_data
@@ -36,58 +38,72 @@ _all_ = ["expand_grid", "combo_ids", "KINDS", "EVAL_KEYS", "TIMING_KEYS", "HF_DE
          "run_and_record", "notebook_task", "template_path", "papermill_dir", "notebook_params", "die_with_parent"]
 
 # %% auto #0
-__all__ = ['log', 'SWEEP_DEFAULTS', 'SELECTIONS', 'check_sweep_config', 'load_sweep_config', 'select_best', 'SweepResult',
-           'sweep_summary', 'run_sweep', 'sweep_main', 'vq_main', 'dim_out_records', 'sweep_dim_out_main',
-           'expand_grid', 'combo_ids', 'KINDS', 'EVAL_KEYS', 'TIMING_KEYS', 'HF_DEFAULT', 'COMBO_KINDS',
-           'resolve_dataset', 'ensure_run', 'baseline_spec', 'rows_to_metrics', 'train_overrides', 'combo_train_config',
-           'faiss_threads', 'run_combo', 'EXECUTORS', 'register_executor', 'get_executor', 'inline_executor',
-           'process_executor', 'papermill_executor', 'dask_executor', 'execute', 'make_task', 'run_task',
-           'record_start', 'record_result', 'run_and_record', 'notebook_task', 'template_path', 'papermill_dir',
-           'notebook_params', 'die_with_parent']
+__all__ = ['log', 'SELECTIONS', 'SWEEP_DEFAULTS', 'SweepSection', 'SweepConfig', 'check_sweep_config', 'load_sweep_config',
+           'select_best', 'SweepResult', 'sweep_summary', 'run_sweep', 'sweep_main', 'vq_main', 'dim_out_records',
+           'sweep_dim_out_main', 'expand_grid', 'combo_ids', 'KINDS', 'EVAL_KEYS', 'TIMING_KEYS', 'HF_DEFAULT',
+           'COMBO_KINDS', 'resolve_dataset', 'ensure_run', 'baseline_spec', 'rows_to_metrics', 'train_overrides',
+           'combo_train_config', 'faiss_threads', 'run_combo', 'EXECUTORS', 'register_executor', 'get_executor',
+           'inline_executor', 'process_executor', 'papermill_executor', 'dask_executor', 'execute', 'make_task',
+           'run_task', 'record_start', 'record_result', 'run_and_record', 'notebook_task', 'template_path',
+           'papermill_dir', 'notebook_params', 'die_with_parent']
 
 # %% ../../nbs/11_sweep.ipynb #26522cc6
-SWEEP_DEFAULTS: dict = {"sweep": {
-    "name": "sweep",              # folder under results/<run_id>/
-    "kind": "baseline",           # baseline | vq | train | dim_out
-    "run_id": "",                 # results/<run_id> (the --run-id flag wins); "" = the sweep id
-    "dataset": "glove-words-minilm",  # data spec prepared when the run has no manifest yet
-    "max_items": 20000,           # 0 = all items
-    "k": 100,                     # teacher top-k kept as truth
-    "seed": 42,
-    "split": "test",              # evaluation queries
-    "max_queries": 1000,          # 0 = the whole split
-    "target_vs_teacher_recall10": 0.70,
-    "selection": "strict",        # strict: fewest bytes/vector meeting the target | loose: else the closest
-    "executor": "inline",         # inline | process | papermill | dask
-    "workers": 2,
-    "scheduler": "",              # dask scheduler address, e.g. tcp://10.0.0.5:8786 ("" = LocalCluster)
-    "train_config": "configs/train/default.yaml",  # train / dim_out kinds
-    "fixed": {},                  # parameters shared by every combo
-    "grid": {},                   # axis -> list of values
-}}
-register_schema("sweep", SWEEP_DEFAULTS)
-
 SELECTIONS = ("strict", "loose")
 
+@dataclass
+class SweepSection:
+    "`sweep:`, what a sweep runs, on which data, how it picks its best combo and where it executes."
+    name: str = "sweep"              # folder under results/<run_id>/
+    kind: str = "baseline"           # baseline | vq | train | dim_out (ecd.sweep.combos.KINDS)
+    run_id: str = ""                 # results/<run_id> (the --run-id flag wins); "" = the sweep id
+    dataset: str = "glove-words-minilm"  # data spec prepared when the run has no manifest yet
+    max_items: int = 20000           # 0 = all items
+    k: int = 100                     # teacher top-k kept as truth
+    seed: int = 42
+    split: str = "test"              # evaluation queries
+    max_queries: int = 1000          # 0 = the whole split
+    target_vs_teacher_recall10: float = 0.70
+    selection: Literal["strict", "loose"] = "strict"  # strict: fewest bytes/vector meeting the target | loose: else the closest
+    executor: str = "inline"         # inline | process | papermill | dask (the executor registry)
+    workers: int = 2
+    scheduler: str = ""              # dask scheduler address, e.g. tcp://10.0.0.5:8786 ("" = LocalCluster)
+    train_config: str = "configs/train/default.yaml"  # train / dim_out kinds
+    fixed: dict = field(default_factory=dict)   # parameters shared by every combo
+    grid: dict = field(default_factory=dict)    # axis -> list of values
+
+    def check(self) -> "SweepSection":
+        for key, ok in (("kind", KINDS), ("executor", tuple(EXECUTORS))):
+            if getattr(self, key) not in ok:
+                raise ValueError(f"sweep.{key}={getattr(self, key)!r} is not one of {', '.join(ok)}; pick one of them.")
+        if not 0 <= self.target_vs_teacher_recall10 <= 1:
+            raise ValueError(f"sweep.target_vs_teacher_recall10={self.target_vs_teacher_recall10} must be in [0, 1] (e.g. 0.70).")
+        if self.workers < 1:
+            raise ValueError(f"sweep.workers={self.workers} must be >= 1.")
+        for axis, vals in self.grid.items():
+            if not isinstance(vals, (list, tuple)) or not vals:
+                raise ValueError(f"sweep.grid.{axis} must be a non-empty list of values, got {vals!r}; "
+                                 f"write e.g. 'sweep.grid.{axis}=[{vals!r}]'.")
+        clash = set(self.grid) & set(self.fixed)
+        if clash:
+            raise ValueError(f"{sorted(clash)} are both grid axes and fixed parameters; keep each in one of sweep.grid / sweep.fixed.")
+        return self
+
+@dataclass
+class SweepConfig:
+    "The schema of `configs/sweep/*.yaml`: its defaults are `SWEEP_DEFAULTS`."
+    sweep: SweepSection = field(default_factory=SweepSection)
+
+    def check(self) -> "SweepConfig":
+        self.sweep.check()
+        return self
+
+SWEEP_DEFAULTS: dict = schema_defaults(SweepConfig)
+register_schema("sweep", SWEEP_DEFAULTS)
+
 def check_sweep_config(cfg: dict) -> dict:
-    "Complete `cfg` with the sweep defaults and check kind, executor, selection, grid and target."
-    cfg = merge_config(SWEEP_DEFAULTS, cfg or {})
-    s = cfg["sweep"]
-    for key, ok in (("kind", KINDS), ("executor", tuple(EXECUTORS)), ("selection", SELECTIONS)):
-        if s[key] not in ok:
-            raise ValueError(f"sweep.{key}={s[key]!r} is not one of {', '.join(ok)}; pick one of them.")
-    if not 0 <= s["target_vs_teacher_recall10"] <= 1:
-        raise ValueError(f"sweep.target_vs_teacher_recall10={s['target_vs_teacher_recall10']} must be in [0, 1] (e.g. 0.70).")
-    if s["workers"] < 1:
-        raise ValueError(f"sweep.workers={s['workers']} must be >= 1.")
-    for axis, vals in s["grid"].items():
-        if not isinstance(vals, (list, tuple)) or not vals:
-            raise ValueError(f"sweep.grid.{axis} must be a non-empty list of values, got {vals!r}; "
-                             f"write e.g. 'sweep.grid.{axis}=[{vals!r}]'.")
-    clash = set(s["grid"]) & set(s["fixed"])
-    if clash:
-        raise ValueError(f"{sorted(clash)} are both grid axes and fixed parameters; keep each in one of sweep.grid / sweep.fixed.")
-    return cfg
+    """Complete `cfg` with the sweep defaults, check kind, executor, selection, grid and target through
+    `SweepConfig`, and return the plain dict the sweep records."""
+    return dataclasses.asdict(from_dict(SweepConfig, merge_config(SWEEP_DEFAULTS, cfg or {})).check())
 
 def load_sweep_config(path=None, overrides=()) -> dict:
     "`configs/sweep/*.yaml` + `key=value` overrides over `SWEEP_DEFAULTS`, checked."
