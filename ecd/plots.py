@@ -10,14 +10,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
-import io
 import json
-import logging
 import os
-import shutil
 import sqlite3
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -25,22 +21,20 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
-from plotly.subplots import make_subplots
 
-from .core import atomic_write_text, get_logger, results_dir
+from .core import get_logger, results_dir
+from .figures import _want_png, train_figures, write_figures, write_pngs
 
 log = get_logger("ecd.plots")
 
 # %% auto #0
 __all__ = ['log', 'HOVER_COLS', 'PALETTE', 'FAMILIES', 'FAMILY_COLORS', 'FAMILY_SYMBOLS', 'MINIMIZE', 'RUNS_DB_COLS',
-           'SWEEP_KINDS', 'BROWSER_NAMES', 'PNG_HOWTO', 'TEACHER_FIGURES', 'DocsHtmlRenderer', 'use_docs_renderer',
-           'pareto_mask', 'pareto_front', 'hover_text', 'color_map', 'family_of', 'mode_styles', 'better',
-           'pareto_chart', 'pareto_vs_teacher', 'metric_vs_dim', 'recall_vs_teacher_dim', 'overlap_vs_teacher_dim',
-           'ndcg_vs_teacher_dim', 'index_fidelity_vs_student', 'norm_stats', 'cosine_stats', 'learning_curve',
-           'runs_db_path', 'sweep_ids', 'load_runs', 'compression_vs', 'sweep_tradeoffs', 'sweep_pareto',
-           'quick_hyper_pareto', 'find_browser', 'png_available', 'write_plotlyjs', 'plotlyjs_home', 'to_offline_html',
-           'write_pngs', 'write_figures', 'write_figure', 'results_root', 'read_run_metrics', 'run_figures',
-           'make_plots', 'plot_sweeps', 'plot_main']
+           'SWEEP_KINDS', 'TEACHER_FIGURES', 'DocsHtmlRenderer', 'use_docs_renderer', 'pareto_mask', 'pareto_front',
+           'hover_text', 'color_map', 'family_of', 'mode_styles', 'better', 'pareto_chart', 'pareto_vs_teacher',
+           'metric_vs_dim', 'recall_vs_teacher_dim', 'overlap_vs_teacher_dim', 'ndcg_vs_teacher_dim',
+           'index_fidelity_vs_student', 'runs_db_path', 'sweep_ids', 'load_runs', 'compression_vs', 'sweep_tradeoffs',
+           'sweep_pareto', 'quick_hyper_pareto', 'results_root', 'read_run_metrics', 'run_figures', 'make_plots',
+           'plot_sweeps', 'plot_main']
 
 # %% ../nbs/12_plots.ipynb #d078f996
 from plotly.io._base_renderers import MimetypeRenderer
@@ -347,78 +341,6 @@ def index_fidelity_vs_student(df: pd.DataFrame, metric: str = "recall@10", x: st
     return metric_vs_dim(d, metric, x=x, scope="vs_student", by="mode_backend", stage=None,
                          title=f"Index fidelity: {metric} of the ANN backend vs brute force (vs_student){_queries_note(d)}")
 
-# %% ../nbs/12_plots.ipynb #abbf7b7f
-def _band(fig, x, mean, std, name, color, row=None, col=None, secondary_y=None):
-    kw = {} if row is None else dict(row=row, col=col)
-    if secondary_y is not None: kw["secondary_y"] = secondary_y
-    fig.add_trace(go.Scatter(x=np.r_[x, x[::-1]], y=np.r_[mean + std, (mean - std)[::-1]], fill="toself",
-                             fillcolor=color, opacity=0.2, line=dict(width=0), hoverinfo="skip",
-                             name=f"{name} ± std", showlegend=True), **kw)
-    fig.add_trace(go.Scatter(x=x, y=mean, mode="lines" if len(x) > 30 else "lines+markers", name=name,
-                             line=dict(color=color)), **kw)
-
-def _mark_collapse(fig, logs: pd.DataFrame, ycol: str):
-    if "collapse_suspect" in logs.columns:
-        bad = logs[logs["collapse_suspect"].fillna(False).astype(bool)]
-        if len(bad):
-            fig.add_trace(go.Scatter(x=bad["step"], y=bad[ycol], mode="markers", name="collapse suspect",
-                                     marker=dict(color="red", symbol="x", size=10)))
-
-def _logs(logs: pd.DataFrame, need: Sequence[str]) -> pd.DataFrame:
-    _check_cols(logs, ["step", *need], "training log")
-    return logs.sort_values("step")
-
-def norm_stats(logs: pd.DataFrame) -> go.Figure:
-    "Student output L2 norm (mean ± std over a batch) per training step."
-    d = _logs(logs, ["out_norm_mean", "out_norm_std"]).dropna(subset=["out_norm_mean"])
-    fig = go.Figure()
-    _band(fig, d["step"].to_numpy(), d["out_norm_mean"].to_numpy(float), d["out_norm_std"].fillna(0).to_numpy(float),
-          "output norm", "#1f77b4")
-    _mark_collapse(fig, d, "out_norm_mean")
-    fig.update_layout(title="Output norm during training", xaxis_title="step", yaxis_title="L2 norm",
-                      template="plotly_white")
-    return _step_axis(fig, d["step"])
-
-def cosine_stats(logs: pd.DataFrame) -> go.Figure:
-    "Pairwise cosine similarity of student outputs (mean ± std) per step; near 1 with tiny std = collapse."
-    d = _logs(logs, ["pair_cos_mean", "pair_cos_std"]).dropna(subset=["pair_cos_mean"])
-    fig = go.Figure()
-    _band(fig, d["step"].to_numpy(), d["pair_cos_mean"].to_numpy(float), d["pair_cos_std"].fillna(0).to_numpy(float),
-          "pairwise cosine", "#ff7f0e")
-    _mark_collapse(fig, d, "pair_cos_mean")
-    fig.update_layout(title="Pairwise cosine similarity during training", xaxis_title="step",
-                      yaxis_title="cosine", template="plotly_white")
-    return _step_axis(fig, d["step"])
-
-def _step_axis(fig: go.Figure, steps: pd.Series) -> go.Figure:
-    "A step axis that starts at 0 and shows the whole run, also when the log has one or two rows."
-    s = pd.to_numeric(steps, errors="coerce").dropna()
-    if len(s):
-        hi = float(s.max())
-        fig.update_xaxes(range=[0, hi * 1.03 if hi > 0 else 1])
-    return fig
-
-def learning_curve(logs: pd.DataFrame) -> go.Figure:
-    """Training loss (left axis) and validation recall/nDCG/overlap@10 (right axis) per step; the learning rate in the
-    hover. Lines get markers when the log is short, and the step axis always starts at 0."""
-    d = _logs(logs, ["loss"])
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    hov = [f"lr: {v:.3g}" for v in d["lr"]] if "lr" in d.columns else None
-    dl = d.dropna(subset=["loss"])
-    fig.add_trace(go.Scatter(x=dl["step"], y=dl["loss"], mode="lines" if len(dl) > 30 else "lines+markers", name="loss",
-                             text=hov if hov is None else [h for h, ok in zip(hov, d["loss"].notna()) if ok],
-                             line=dict(color="#7f7f7f")), secondary_y=False)
-    for c, color in (("val_recall@10", "#2ca02c"), ("val_ndcg@10", "#9467bd"), ("val_overlap@10", "#17becf")):
-        if c in d.columns and d[c].notna().any():
-            v = d.dropna(subset=[c])
-            fig.add_trace(go.Scatter(x=v["step"], y=v[c], mode="lines+markers", name=c, line=dict(color=color),
-                                     marker=dict(size=8)), secondary_y=True)
-    fig.update_layout(title=f"Learning curve ({int(d['step'].max()) if len(d) else 0} steps, {len(d)} logged)",
-                      template="plotly_white", xaxis_title="step", hovermode="x unified")
-    fig.update_yaxes(title_text="loss", secondary_y=False)
-    fig.update_yaxes(title_text="validation metric", secondary_y=True)
-    return _step_axis(fig, d["step"])
-
 # %% ../nbs/12_plots.ipynb #fbdab6ce
 RUNS_DB_COLS = ("run_id", "sweep_id", "combo_id", "status", "config_json", "metrics_json", "started", "finished", "error")
 
@@ -532,153 +454,6 @@ def quick_hyper_pareto(summary: pd.DataFrame, y: str = "recall@10", x: str | Non
     "Quick-hyper sweep: `x` (ms/query if measured, else bytes/vector) vs `y`, Pareto front marked, `target` drawn."
     return sweep_pareto(summary, "quick_hyper", y=y, x=x, target=target)
 
-# %% ../nbs/12_plots.ipynb #166b8550
-BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
-
-def find_browser() -> str | None:
-    "Path of a Chrome/Chromium for kaleido: `$BROWSER_PATH`, else the first of chromium/google-chrome on PATH."
-    env = os.environ.get("BROWSER_PATH")
-    if env and Path(env).exists():
-        return env
-    for n in BROWSER_NAMES:
-        p = shutil.which(n)
-        if p:
-            return p
-    return None
-
-PNG_HOWTO = ("PNG export needs kaleido (pip install kaleido) and a Chrome/Chromium: on Debian/Ubuntu "
-             "`apt-get update && apt-get install -y chromium`, or set BROWSER_PATH to a Chrome binary.")
-
-def png_available() -> bool:
-    "True when kaleido is installed and a Chrome/Chromium browser was found."
-    try:
-        import kaleido  # noqa: F401
-    except ImportError:
-        return False
-    return find_browser() is not None
-
-def _want_png(png: bool | None) -> bool:
-    if png is False:
-        return False
-    ok = png_available()
-    if png and not ok:
-        raise ValueError(f"PNG requested but unavailable. {PNG_HOWTO} Or pass png=False / --no-png.")
-    if not ok:
-        log.info(f"PNG skipped (HTML written). {PNG_HOWTO}")
-    return ok
-
-def write_plotlyjs(folder) -> Path:
-    "Write `plotly.min.js` (the installed plotly's bundle) into `folder` unless an identical one is there."
-    from plotly.offline import get_plotlyjs
-    p = Path(folder) / "plotly.min.js"
-    js = get_plotlyjs()
-    if not p.exists() or p.stat().st_size != len(js.encode()):
-        atomic_write_text(p, js)
-    return p
-
-def plotlyjs_home(folder) -> Path:
-    """The `plotly.min.js` that figures written into `folder` load: the results tree's one
-    (`$ECD_RESULTS_DIR/plotly.min.js`) when `folder` is inside the results tree, else `folder/plotly.min.js`."""
-    f, root = Path(folder).resolve(), results_dir().resolve()
-    return (root if f == root or root in f.parents else f) / "plotly.min.js"
-
-def _js_src(plotlyjs, folder: Path) -> tuple[str | bool, Path | None]:
-    "(`include_plotlyjs` for plotly, the bundle file to write or None) for a `plotlyjs` choice."
-    if plotlyjs == "embed":
-        return True, None
-    if plotlyjs == "directory":
-        js = folder / "plotly.min.js"
-    elif plotlyjs == "tree":
-        js = plotlyjs_home(folder)
-    elif str(plotlyjs).endswith(".js"):
-        js = Path(plotlyjs)
-    else:
-        raise ValueError(f"plotlyjs must be 'tree', 'directory', 'embed' or the path of a shared plotly.min.js, "
-                         f"got {plotlyjs!r}.")
-    return os.path.relpath(js.resolve(), folder.resolve()).replace(os.sep, "/"), js
-
-def to_offline_html(fig: go.Figure, plotlyjs: str = "directory", folder=None) -> str:
-    """Full HTML page for `fig`, never a CDN: `plotlyjs='directory'` loads ./plotly.min.js, `'embed'` inlines it,
-    `'tree'` or a path loads that shared copy by a path relative to `folder`."""
-    src, _ = _js_src(plotlyjs, Path(folder or "."))
-    return pio.to_html(fig, include_plotlyjs=src, include_mathjax=False, full_html=True)
-
-@contextlib.contextmanager
-def _quiet_browser():
-    """Run kaleido/choreographer without their log records and the browser's stderr reaching the terminal
-    (a failed export is reported by one warning line instead of a traceback)."""
-    names = ("choreographer", "kaleido", "logistro", "asyncio")
-    levels = {n: logging.getLogger(n).level for n in names}
-    for n in names:
-        logging.getLogger(n).setLevel(logging.CRITICAL + 1)
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            with contextlib.redirect_stderr(io.StringIO()):
-                yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2); os.close(saved)
-            for n, lv in levels.items():
-                logging.getLogger(n).setLevel(lv)
-
-def _first_line(e: BaseException) -> str:
-    msg = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
-    lines = [l.strip() for l in msg.splitlines() if l.strip()]
-    return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
-
-def write_pngs(figs: dict, folder, strict: bool = False) -> list[Path]:
-    "PNGs of `{stem: figure}` in `folder`, all in one browser session; a failure is one warning line (raised if `strict`)."
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    pngs = [folder / f"{stem}.png" for stem in figs]
-    tmps = [q.with_name(f".{q.stem}.tmp.png") for q in pngs]
-    err = None
-    for _ in range(2):  # on a loaded machine the headless browser can return without writing a file: try once more
-        try:
-            with _quiet_browser():
-                pio.write_images(list(figs.values()), tmps, format="png", width=1000, height=650)
-            missing = [t.name for t in tmps if not t.exists()]
-            if missing:
-                raise FileNotFoundError(f"the browser wrote no {missing[0]}")
-            for t, q in zip(tmps, pngs):
-                os.replace(t, q)
-            return pngs
-        except Exception as e:
-            err = e
-            for t in tmps:
-                t.unlink(missing_ok=True)
-    if strict:
-        raise ValueError(f"PNG export failed ({_first_line(err)}). {PNG_HOWTO} Or pass --no-png.") from None
-    log.warning(f"PNG export failed ({_first_line(err)}); HTML written. {PNG_HOWTO}")
-    return []
-
-def write_figures(figs: dict, folder, png: bool | None = None, plotlyjs: str = "tree") -> list[Path]:
-    """Write each `{stem: figure}` as `folder/<stem>.html` (+ `.png` where possible); returns the paths written.
-    The HTML loads one shared plotly.js (`plotlyjs='tree'`: the results tree's copy, see `plotlyjs_home`)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    src, js = _js_src(plotlyjs, folder)
-    out = []
-    for stem, fig in figs.items():
-        p = folder / f"{stem}.html"
-        atomic_write_text(p, pio.to_html(fig, include_plotlyjs=src, include_mathjax=False, full_html=True))
-        out.append(p)
-    if figs and js is not None:
-        js.parent.mkdir(parents=True, exist_ok=True)
-        write_plotlyjs(js.parent)
-    if figs and _want_png(png):
-        out += write_pngs(figs, folder, strict=bool(png))
-    return out
-
-def write_figure(fig: go.Figure, path, png: bool | None = None, plotlyjs: str = "tree") -> list[Path]:
-    "Write one figure to `path` (`.html` added if missing) and its PNG where possible."
-    path = Path(path)
-    stem = path.name[:-5] if path.name.endswith(".html") else path.name
-    return write_figures({stem: fig}, path.parent, png=png, plotlyjs=plotlyjs)
-
 # %% ../nbs/12_plots.ipynb #38aed66b
 TEACHER_FIGURES = {"pareto_vs_teacher": pareto_vs_teacher, "recall_vs_teacher_dim": recall_vs_teacher_dim,
                    "overlap_vs_teacher_dim": overlap_vs_teacher_dim, "ndcg_vs_teacher_dim": ndcg_vs_teacher_dim}
@@ -747,12 +522,6 @@ def run_figures(df: pd.DataFrame) -> dict[str, dict[str, go.Figure]]:
         out["vs_student"] = {"index_fidelity_vs_student": index_fidelity_vs_student(df)}
     return out
 
-def _train_figures(logs: pd.DataFrame) -> dict[str, go.Figure]:
-    figs = {"learning_curve": learning_curve(logs)}
-    if {"out_norm_mean", "out_norm_std"} <= set(logs.columns): figs["norm_stats"] = norm_stats(logs)
-    if {"pair_cos_mean", "pair_cos_std"} <= set(logs.columns): figs["cosine_stats"] = cosine_stats(logs)
-    return figs
-
 def make_plots(run, png: bool | None = None, plotlyjs: str | None = None) -> dict[str, list[Path]]:
     """Write every figure a run folder supports (metrics, each student's training log, each sweep's summary) under
     `<run>/figures/`, `<run>/train/**/figures/`, `<run>/<sweep>/figures/`; returns {part: paths}. All the HTML files
@@ -768,7 +537,7 @@ def make_plots(run, png: bool | None = None, plotlyjs: str | None = None) -> dic
     for sub, figs in run_figures(df).items() if len(df) else ():
         figs_by_folder[root / "figures" / sub] = figs
     for logs_p in sorted((root / "train").glob("**/train_logs.parquet")):
-        figs_by_folder[logs_p.parent / "figures"] = _train_figures(pd.read_parquet(logs_p))
+        figs_by_folder[logs_p.parent / "figures"] = train_figures(pd.read_parquet(logs_p))
     for summ in sorted(root.glob("*/summary.parquet")):
         best = json.loads((summ.parent / "best.json").read_text()) if (summ.parent / "best.json").exists() else {}
         kind = best.get("kind") or ("quick_hyper" if summ.parent.name == "quick_hyper" else None)

@@ -20,8 +20,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .figures import train_figures, write_figures
 from .config import from_dict, load_config, merge_config, register_schema, schema_defaults
-from .core import get_logger, pick_device, save_parquet, set_threads, atomic_path, atomic_write_bytes, progress
+from .core import get_logger, pick_device, save_parquet, set_threads, atomic_write_bytes, progress
 from .knn import exact_topk, l2_normalize
 from .losses import (CandidateQueue, MatryoshkaLoss, listwise_kl, multi_positive_infonce, reconstruction_loss,
                         sample_hard_negatives, sample_positives, similarity_preservation, ste_binary)
@@ -35,7 +36,7 @@ _log = get_logger("ecd.train")
 __all__ = ['TRAIN_DEFAULTS', 'StudentModel', 'HardNegative', 'MultiPositive', 'RankTerms', 'TrainLoop', 'TrainLoss', 'TrainEval',
            'TrainQuant', 'TrainConfig', 'check_amp', 'check_train_config', 'load_train_config', 'lr_factor',
            'anchor_batch', 'step_candidates', 'ste_minmax_uint8', 'PQCodebooks', 'ValData', 'LearnedPQ', 'validate',
-           'save_figure', 'train_figures', 'optimize', 'TrainResult', 'total_steps', 'fit', 'load_trained']
+           'optimize', 'TrainResult', 'total_steps', 'fit', 'load_trained']
 
 # %% ../nbs/08_train.ipynb #4d17ea31
 @dataclass
@@ -449,53 +450,6 @@ class _Objective:
                              "train.rank.multi_positive, or set loss.similarity_weight / reconstruction_weight.")
         return total, {k: float(v.detach()) for k, v in parts.items()}
 
-# %% ../nbs/08_train.ipynb #ab608bf6
-def save_figure(fig, path_stem, png: bool = True) -> list[Path]:
-    "Write `fig` to `<stem>.html` (offline, plotly.js in the folder) and, with `png`, `<stem>.png` when kaleido can render."
-    stem = Path(path_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    out = [stem.with_suffix(".html")]
-    with atomic_path(out[0]) as tmp:
-        fig.write_html(str(tmp), include_plotlyjs="directory")
-    if not png:
-        return out
-    try:
-        with atomic_path(stem.with_suffix(".png")) as tmp:
-            fig.write_image(str(tmp), format="png")
-        out.append(stem.with_suffix(".png"))
-    except Exception as e:  # kaleido missing or no Chrome/Chromium for it: HTML only
-        _log.debug(f"no PNG for {stem.name}: {e}")
-    return out
-
-
-def train_figures(logs: pd.DataFrame, fig_dir, png: bool = True) -> list[Path]:
-    "`norm_stats`, `cosine_stats` and `learning_curve` figures of a training log (HTML, plus PNG with `png`)."
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-    fig_dir = Path(fig_dir)
-    out = []
-    for name, col, title in (("norm_stats", "out_norm", "student output norm (before normalisation)"),
-                             ("cosine_stats", "pair_cos", "cosine of random student pairs")):
-        f = go.Figure()
-        f.add_scatter(x=logs["step"], y=logs[f"{col}_mean"], name="mean", mode="lines+markers",
-                      error_y=dict(type="data", array=logs[f"{col}_std"], visible=True))
-        if "collapse_suspect" in logs and logs["collapse_suspect"].any():
-            bad = logs[logs["collapse_suspect"]]
-            f.add_scatter(x=bad["step"], y=bad[f"{col}_mean"], mode="markers", name="collapse_suspect",
-                          marker=dict(color="red", size=12, symbol="x"))
-        f.update_layout(title=title, xaxis_title="step", yaxis_title=f"{col} (mean ± std)")
-        out += save_figure(f, fig_dir / name, png)
-    f = make_subplots(specs=[[{"secondary_y": True}]])
-    for c in [c for c in logs if c.startswith("loss")]:
-        f.add_scatter(x=logs["step"], y=logs[c], name=c, mode="lines+markers")
-    for c in [c for c in logs if c.startswith(("val_recall", "val_q_recall", "val_ndcg"))]:
-        f.add_scatter(x=logs["step"], y=logs[c], name=c, mode="lines+markers", secondary_y=True)
-    f.update_layout(title="learning curve", xaxis_title="step")
-    f.update_yaxes(title_text="training loss", secondary_y=False)
-    f.update_yaxes(title_text="validation metric", secondary_y=True)
-    out += save_figure(f, fig_dir / "learning_curve", png)
-    return out
-
 # %% ../nbs/08_train.ipynb #90ad6aef
 def optimize(opt: torch.optim.Optimizer, loss_fn, steps: int, *, start: int = 0, schedule: str = "constant",
              warmup: int = 0, grad_clip: float = 0.0, amp_dtype=None, device: str = "cpu", scaler=None,
@@ -700,8 +654,9 @@ def fit(cfg: dict, x_train, topk_ids, val: ValData | None = None, out_dir=None, 
         paths["best"] = out_dir / "best.pt"
         paths["last"] = out_dir / "last.pt"
         paths["logs"] = save_parquet(out_dir / "train_logs.parquet", logs_df)
-        if "out_norm_mean" in logs_df:
-            paths["figures"] = train_figures(logs_df, out_dir / "figures", cfg["eval"]["png"])
+        if "out_norm_mean" in logs_df:   # the learning curve and collapse diagnostics, PNG where possible
+            paths["figures"] = write_figures(train_figures(logs_df), out_dir / "figures",
+                                             png=None if cfg["eval"]["png"] else False)
         paths["npz"] = export_npz(model, out_dir / "compressor_model.npz",
                                   meta={"config": cfg, "metrics": final, "best": best, "split": split or {},
                                         **({"pq_codebooks": codebooks.centroids.detach().cpu().numpy()} if codebooks is not None else {})})

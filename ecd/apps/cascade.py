@@ -672,7 +672,7 @@ def wide_table(rows: pd.DataFrame, mode: str, k: int = 10) -> pd.DataFrame:
 
 def save_result(res: CascadeResult, out_dir, png: bool | None = None) -> dict:
     "Write the files listed above into `out_dir` (`png`: None = where possible); returns `{name: path}`."
-    from ecd.plots import write_figure
+    from ecd.figures import write_figure
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"best_model": res.best.save(out / "best_model.pt"), "final_model": res.final.save(out / "final_model.pt"),

@@ -176,7 +176,8 @@ def _pareto_figure(r: SweepResult) -> None:
     if "recall@10" not in r.summary or r.summary["recall@10"].notna().sum() == 0:
         return
     try:  # plots sits below sweep in the module table: imported lazily, only when a sweep has finished
-        from ecd.plots import sweep_pareto, write_figures
+        from ecd.figures import write_figures
+        from ecd.plots import sweep_pareto
         fig = sweep_pareto(r.summary, r.best.get("kind"), target=r.best["target_vs_teacher_recall10"],
                            cost=r.best.get("cost"))
         write_figures({"pareto_vs_teacher": fig}, r.out_dir / "figures")
