@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Store fresh outputs in the notebooks for the docs site (every module page shows real outputs).
 # Runs each notebook's cells (nbdev-test --save: outputs written back only when every cell passes), without progress
-# bars or INFO log lines, drops empty execute_result outputs, then nbdev-clean. Usage: docs/save_outputs.sh [NB ...]
+# bars or INFO log lines, drops empty execute_result outputs, then tools/nbclean.py. Usage: docs/save_outputs.sh [NB ...]
 # (default: every nbs/[0-9]*.ipynb and nbs/index.ipynb). The docs hook also hides machine paths and warnings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ with open(p, "w") as f:
     json.dump(nb, f, indent=1, ensure_ascii=False)
     f.write("\n")
 PY
-    .venv/bin/nbdev-clean --fname "$nb"
+    .venv/bin/python tools/nbclean.py "$nb"
   else
     failed+=("$nb")
   fi

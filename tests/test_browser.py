@@ -161,3 +161,21 @@ def test_explorer_runs_in_jupyterlab(lab, driver, workdir):
     _wait(lambda: _output_text(d)[_output_text(d).index("teacher top-10"):] != first, 60, "the view of query 5")
     assert "query 6 of the 30" in _output_text(d)
     d.save_screenshot(str(workdir / "explorer_clicked.png"))
+
+
+def test_notebook_opens_unmodified(lab, driver, workdir):
+    "The explorer notebook as committed: opening it (its kernel started, nothing run) leaves it unmodified."
+    shutil.copy(Path(__file__).resolve().parents[1] / "nbs" / "13_explore.ipynb", workdir / "13_explore.ipynb")
+    d = driver
+    d.get(f"{lab}/lab/tree/13_explore.ipynb?reset")
+    _wait(lambda: d.execute_script("""const w = window.jupyterapp.shell.currentWidget;
+        return w && w.context && w.context.path.endsWith('13_explore.ipynb') && document.querySelector('.jp-Notebook .jp-Cell')"""),
+          120, "the notebook")
+    _wait(lambda: d.execute_script("""const w = window.jupyterapp.shell.currentWidget;
+        const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+        return k && k.status === 'idle'"""), 120, "an idle kernel")
+    time.sleep(3)   # the kernel info reply (language_info) arrives after the kernel is idle
+    state = d.execute_script("""const m = window.jupyterapp.shell.currentWidget.context.model;
+        return [m.dirty, JSON.stringify(m.metadata)]""")
+    assert state[0] is False, f"JupyterLab marked the notebook modified on open; its metadata now: {state[1]} " \
+                              "(run `.venv/bin/python tools/nbclean.py` and commit)"
