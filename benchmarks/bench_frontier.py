@@ -21,7 +21,7 @@ every representation fitted on the run's train split, the whole database added):
 
 "Best at budget B" is the best recall@10 among representations with bytes_per_vector <= B (everything stored per
 vector counted: faiss `sa_code_size()`). It prints one table (best classic name and recall, best learned name and
-recall, the difference, training seconds) and the bars of the frontier issue; the exit status is 1 when one is
+recall, the difference, training seconds) and the target bars; the exit status is 1 when one is
 missed: learned >= classic + 0.03 at 16 and 32 B, learned >= classic at 8 and 64 B, two-stage at 32 B >= 0.99,
 training <= 600 s per learned code.
 """

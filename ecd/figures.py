@@ -9,10 +9,12 @@ Docs: https://ecd-dev.github.io/ecd/figures.html.md"""
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,9 +31,9 @@ from .core import atomic_write_text, get_logger, results_dir
 log = get_logger("ecd.figures")
 
 # %% auto #0
-__all__ = ['log', 'BROWSER_NAMES', 'PNG_HOWTO', 'find_browser', 'png_available', 'write_plotlyjs', 'plotlyjs_home',
-           'to_offline_html', 'write_pngs', 'write_figures', 'write_figure', 'norm_stats', 'cosine_stats',
-           'learning_curve', 'train_figures']
+__all__ = ['log', 'BROWSER_NAMES', 'PNG_HOWTO', 'find_browser', 'browser_fails', 'png_available', 'write_plotlyjs',
+           'plotlyjs_home', 'to_offline_html', 'write_pngs', 'write_figures', 'write_figure', 'norm_stats',
+           'cosine_stats', 'learning_curve', 'train_figures']
 
 # %% ../nbs/00a_figures.ipynb #166b8550
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -49,6 +51,16 @@ def find_browser() -> str | None:
 
 PNG_HOWTO = ("PNG export needs kaleido (pip install kaleido) and a Chrome/Chromium: on Debian/Ubuntu "
              "`apt-get update && apt-get install -y chromium`, or set BROWSER_PATH to a Chrome binary.")
+
+@functools.lru_cache(maxsize=None)
+def browser_fails(path: str) -> str | None:
+    """None when the browser at `path` answers `--version` (within 30 s), else why not in one line: a browser
+    that dies at start is found in a second instead of after kaleido's launch timeouts."""
+    try:
+        r = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"the browser {path} does not start ({type(e).__name__})"
+    return None if r.returncode == 0 else f"the browser {path} exits with code {r.returncode} at start"
 
 def png_available() -> bool:
     "True when kaleido is installed and a Chrome/Chromium browser was found."
@@ -136,8 +148,10 @@ def write_pngs(figs: dict, folder, strict: bool = False) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     pngs = [folder / f"{stem}.png" for stem in figs]
     tmps = [q.with_name(f".{q.stem}.tmp.png") for q in pngs]
-    err = None
-    for _ in range(2):  # on a loaded machine the headless browser can return without writing a file: try once more
+    browser = find_browser()
+    why = browser_fails(browser) if browser else None
+    err = RuntimeError(why) if why else None
+    for _ in range(0 if why else 2):  # on a loaded machine the headless browser can return without writing a file: try once more
         try:
             with _quiet_browser():
                 pio.write_images(list(figs.values()), tmps, format="png", width=1000, height=650)
