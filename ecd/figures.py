@@ -217,27 +217,24 @@ def _logs(logs: pd.DataFrame, need: Sequence[str]) -> pd.DataFrame:
         raise ValueError(f"training log has no column(s) {missing}; it has {list(logs.columns)}.")
     return logs.sort_values("step")
 
+def _stat_figure(logs: pd.DataFrame, col: str, name: str, color: str, title: str, ytitle: str) -> go.Figure:
+    "`<col>_mean` ± `<col>_std` per step as a band, collapse-suspect steps marked."
+    d = _logs(logs, [f"{col}_mean", f"{col}_std"]).dropna(subset=[f"{col}_mean"])
+    fig = go.Figure()
+    _band(fig, d["step"].to_numpy(), d[f"{col}_mean"].to_numpy(float), d[f"{col}_std"].fillna(0).to_numpy(float),
+          name, color)
+    _mark_collapse(fig, d, f"{col}_mean")
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title=ytitle, template="plotly_white")
+    return _step_axis(fig, d["step"])
+
 def norm_stats(logs: pd.DataFrame) -> go.Figure:
     "Student output L2 norm (mean ± std over a batch) per training step."
-    d = _logs(logs, ["out_norm_mean", "out_norm_std"]).dropna(subset=["out_norm_mean"])
-    fig = go.Figure()
-    _band(fig, d["step"].to_numpy(), d["out_norm_mean"].to_numpy(float), d["out_norm_std"].fillna(0).to_numpy(float),
-          "output norm", "#1f77b4")
-    _mark_collapse(fig, d, "out_norm_mean")
-    fig.update_layout(title="Output norm during training", xaxis_title="step", yaxis_title="L2 norm",
-                      template="plotly_white")
-    return _step_axis(fig, d["step"])
+    return _stat_figure(logs, "out_norm", "output norm", "#1f77b4", "Output norm during training", "L2 norm")
 
 def cosine_stats(logs: pd.DataFrame) -> go.Figure:
     "Pairwise cosine similarity of student outputs (mean ± std) per step; near 1 with tiny std = collapse."
-    d = _logs(logs, ["pair_cos_mean", "pair_cos_std"]).dropna(subset=["pair_cos_mean"])
-    fig = go.Figure()
-    _band(fig, d["step"].to_numpy(), d["pair_cos_mean"].to_numpy(float), d["pair_cos_std"].fillna(0).to_numpy(float),
-          "pairwise cosine", "#ff7f0e")
-    _mark_collapse(fig, d, "pair_cos_mean")
-    fig.update_layout(title="Pairwise cosine similarity during training", xaxis_title="step",
-                      yaxis_title="cosine", template="plotly_white")
-    return _step_axis(fig, d["step"])
+    return _stat_figure(logs, "pair_cos", "pairwise cosine", "#ff7f0e", "Pairwise cosine similarity during training",
+                        "cosine")
 
 def _step_axis(fig: go.Figure, steps: pd.Series) -> go.Figure:
     "A step axis that starts at 0 and shows the whole run, also when the log has one or two rows."

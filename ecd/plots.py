@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from .core import get_logger, results_dir
+from .store import runs_db_path
 from .figures import _want_png, train_figures, write_figures, write_pngs
 
 log = get_logger("ecd.plots")
@@ -32,9 +33,9 @@ __all__ = ['log', 'HOVER_COLS', 'PALETTE', 'FAMILIES', 'FAMILY_COLORS', 'FAMILY_
            'SWEEP_KINDS', 'TEACHER_FIGURES', 'DocsHtmlRenderer', 'use_docs_renderer', 'pareto_mask', 'pareto_front',
            'hover_text', 'color_map', 'family_of', 'mode_styles', 'better', 'pareto_chart', 'pareto_vs_teacher',
            'metric_vs_dim', 'recall_vs_teacher_dim', 'overlap_vs_teacher_dim', 'ndcg_vs_teacher_dim',
-           'index_fidelity_vs_student', 'runs_db_path', 'sweep_ids', 'load_runs', 'compression_vs', 'sweep_tradeoffs',
-           'sweep_pareto', 'quick_hyper_pareto', 'results_root', 'read_run_metrics', 'run_figures', 'make_plots',
-           'plot_sweeps', 'plot_main']
+           'index_fidelity_vs_student', 'sweep_ids', 'load_runs', 'compression_vs', 'sweep_tradeoffs', 'sweep_pareto',
+           'quick_hyper_pareto', 'results_root', 'read_run_metrics', 'run_figures', 'make_plots', 'plot_sweeps',
+           'plot_main']
 
 # %% ../nbs/12_plots.ipynb #d078f996
 from plotly.io._base_renderers import MimetypeRenderer
@@ -343,10 +344,6 @@ def index_fidelity_vs_student(df: pd.DataFrame, metric: str = "recall@10", x: st
 
 # %% ../nbs/12_plots.ipynb #fbdab6ce
 RUNS_DB_COLS = ("run_id", "sweep_id", "combo_id", "status", "config_json", "metrics_json", "started", "finished", "error")
-
-def runs_db_path() -> Path:
-    "`results/runs.db` (under `$ECD_RESULTS_DIR`)."
-    return results_dir() / "runs.db"
 
 def _db(db) -> Path:
     p = Path(db) if db is not None else runs_db_path()
