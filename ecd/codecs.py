@@ -19,10 +19,11 @@ import numpy as np
 from .knn import l2_normalize
 
 # %% auto #0
-__all__ = ['METRICS', 'REP_MODES', 'LEARNED_CODES', 'SPEC_FORMS', 'as_matrix', 'Representation', 'FaissCodec', 'Float32', 'SQ',
-           'FP16', 'decoded_search', 'PQ', 'OPQ', 'Binary', 'AdditiveCodec', 'codebook_tables', 'RQ', 'LSQ', 'PRQ',
-           'PLSQ', 'OPQRQ', 'RaBitQ', 'ITQ', 'Transform', 'Truncate', 'PCA', 'RandomProjection', 'TransformThen',
-           'Projected', 'PCASQ8', 'make_representation', 'parse_rep']
+__all__ = ['SEARCH_LAYOUTS', 'METRICS', 'NORMS', 'REP_MODES', 'LEARNED_CODES', 'SPEC_FORMS', 'as_matrix', 'Representation',
+           'FaissCodec', 'Float32', 'SQ', 'FP16', 'decoded_search', 'PQ', 'OPQ', 'Binary', 'AdditiveCodec',
+           'codebook_tables', 'RQ', 'LSQ', 'PRQ', 'PLSQ', 'OPQRQ', 'RaBitQ', 'PQFastScan', 'OPQFastScan', 'RQFastScan',
+           'LSQFastScan', 'RaBitQFastScan', 'Refine', 'ITQ', 'Transform', 'Truncate', 'PCA', 'RandomProjection',
+           'TransformThen', 'Projected', 'PCASQ8', 'make_representation', 'parse_rep']
 
 # %% ../nbs/05_codecs.ipynb #68ca0057
 def as_matrix(x, name: str = "vectors", dim: int | None = None) -> np.ndarray:
@@ -49,9 +50,23 @@ def as_matrix(x, name: str = "vectors", dim: int | None = None) -> np.ndarray:
     return a
 
 # %% ../nbs/05_codecs.ipynb #b74fd3d1
+SEARCH_LAYOUTS = {
+    "flat": "float vectors, one inner product per row (faiss IndexFlat)",
+    "scalar": "scalar codes decoded on the fly, SIMD (faiss IndexScalarQuantizer)",
+    "lut": "8-bit look-up tables of <query, codeword>, one add per codebook (faiss IndexPQ; additive codes with a "
+           "stored norm; ecd's learned codes as a PQ over a lifted query)",
+    "fast-scan": "4-bit codes scored from quantized look-up tables held in SIMD registers (faiss *FastScan)",
+    "rabitq": "1 to 8 bits per dimension and per-vector factors (faiss IndexRaBitQ)",
+    "hamming": "packed sign bits, Hamming distance (faiss IndexBinaryFlat)",
+    "decompress": "every code decoded to a float vector per query (faiss additive quantizers ranking by L2 "
+                  "without a stored norm): the slowest",
+    "refine": "a first stage retrieves k * k_factor candidates, reranked by a second, larger code or the floats",
+}
+
 class Representation:
     "Base class: fit on training vectors, add a database, search with raw teacher-space queries."
     mode: str = "base"
+    search_layout: str = "flat"  # how its faiss index scores a query (one of SEARCH_LAYOUTS)
     decodable: bool = True
     randomized: bool = False  # whether `seed` changes what `fit` learns
 
@@ -67,6 +82,7 @@ class Representation:
     def _decode(self, codes: np.ndarray) -> np.ndarray: raise NotImplementedError
     def _add(self, x: np.ndarray): raise NotImplementedError
     def _search(self, q: np.ndarray, k: int): raise NotImplementedError
+    def _rank(self, q: np.ndarray, k: int): return self._search(q, k)
     def _rep_dim(self) -> int: return self.input_dim
     def _bytes(self) -> int: raise NotImplementedError
     def _code_size(self) -> int: return self._bytes()
@@ -131,14 +147,26 @@ class Representation:
         "Number of database vectors stored."
         return self._ntotal
 
-    def search(self, q, k: int) -> tuple[np.ndarray, np.ndarray]:
-        "Top-`k` of raw queries `q` (nq, D): (scores float32 (nq, k), ids int64 (nq, k)), best first."
-        self._need_fit("search")
+    def _check_k(self, what: str, k) -> int:
+        self._need_fit(what)
         if self._ntotal == 0:
-            raise ValueError(f"{self.name}: the database is empty; call add(x_db) before search.")
+            raise ValueError(f"{self.name}: the database is empty; call add(x_db) before {what}.")
         if int(k) != k or not 1 <= k <= self._ntotal:
             raise ValueError(f"k={k} but the database holds {self._ntotal} vectors; use 1 <= k <= {self._ntotal} or add more vectors.")
-        scores, ids = self._search(self._prep(q, "queries"), int(k))
+        return int(k)
+
+    def search(self, q, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` of raw queries `q` (nq, D) through the faiss index that export writes (its `search_layout`):
+        (scores float32 (nq, k), ids int64 (nq, k)), best first. This is the search that is timed."""
+        k = self._check_k("search", k)
+        scores, ids = self._search(self._prep(q, "queries"), k)
+        return np.ascontiguousarray(scores, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64)
+
+    def rank(self, q, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ranking of `search`, for evaluating a batch of queries: the same ids, computed faster where a mode
+        can (the additive quantizers without a stored norm decode the database once, `decoded_search`)."""
+        k = self._check_k("rank", k)
+        scores, ids = self._rank(self._prep(q, "queries"), k)
         return np.ascontiguousarray(scores, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64)
 
     def distortion(self, x) -> float:
@@ -183,9 +211,9 @@ class Representation:
         return 4.0 * self.input_dim / b
 
     def describe(self) -> dict:
-        "mode, name, params, input_dim, rep_dim, bytes_per_vector, code_size, compression_ratio, decodable (None before fit)."
+        "mode, name, params, search_layout, input_dim, rep_dim, bytes_per_vector, code_size, compression_ratio, decodable (None before fit)."
         fitted = self.input_dim is not None
-        return dict(mode=self.mode, name=self.name, params=self.params, input_dim=self.input_dim,
+        return dict(mode=self.mode, name=self.name, params=self.params, search_layout=self.search_layout, input_dim=self.input_dim,
                     rep_dim=self.rep_dim if fitted else None,
                     bytes_per_vector=self.bytes_per_vector if fitted else None,
                     code_size=self.code_size if fitted else None,
@@ -215,6 +243,7 @@ class FaissCodec(Representation):
 class Float32(FaissCodec):
     "The teacher vectors themselves (normalized float32), exact inner-product search."
     mode = "float32"
+    search_layout = "flat"
     def _make_index(self, d): return faiss.IndexFlatIP(d)
     def _encode(self, x): return x
     def _decode(self, codes):
@@ -230,6 +259,7 @@ _SQ_TYPES = {4: "QT_4bit", 6: "QT_6bit", 8: "QT_8bit", 16: "QT_fp16"}
 class SQ(FaissCodec):
     "Scalar quantization with `bits` in 4, 6, 8 (faiss QT_<bits>bit) or 16 (fp16); bytes = ceil(D*bits/8)."
     mode = "sq"
+    search_layout = "scalar"
     def __init__(self, bits: int = 8, normalize: bool = True, seed: int = 0):
         super().__init__(normalize, seed)
         if bits not in _SQ_TYPES:
@@ -317,6 +347,7 @@ class _Metric:
 class PQ(_Metric, FaissCodec):
     "Product quantization (faiss IndexPQ; `metric` 'l2', faiss's default, or 'ip'): `num_chunks` x `num_clusters`."
     mode = "pq"
+    search_layout = "lut"
     randomized = True
     def __init__(self, num_chunks: int = 8, num_clusters: int = 256, normalize: bool = True, seed: int = 0,
                  metric: str = "l2"):
@@ -389,6 +420,7 @@ class OPQ(PQ):
 class Binary(Representation):
     "Sign bits packed with np.packbits, Hamming search (faiss IndexBinaryFlat); ceil(D/8) bytes."
     mode = "binary"
+    search_layout = "hamming"
     def _fit(self, x):
         self._nbytes = (x.shape[1] + 7) // 8
         self.index = faiss.IndexBinaryFlat(8 * self._nbytes)
@@ -429,9 +461,11 @@ class AdditiveCodec(_Metric, FaissCodec):
     randomized = True
     max_bits = 8
     def __init__(self, num_codebooks: int = 16, nbits: int = 8, max_train: int | str | None = "auto",
-                 normalize: bool = True, seed: int = 0, verbose: bool = False, metric: str = "l2"):
+                 normalize: bool = True, seed: int = 0, verbose: bool = False, metric: str = "l2",
+                 norm: str | None = None):
         super().__init__(normalize, seed)
         self.metric = _metric_in(metric, self.mode)
+        self.norm = _norm_in(norm, self.mode, self.metric)
         eg = f" (e.g. {self.mode}:16x8)"
         self.num_codebooks = _int_in(num_codebooks, f"{self.mode} codebooks M", 1, 256, eg)
         self.nbits = _int_in(nbits, f"{self.mode} bits per codebook B", 1, self.max_bits,
@@ -448,12 +482,20 @@ class AdditiveCodec(_Metric, FaissCodec):
     @property
     def _total_codebooks(self): return self.num_codebooks
     @property
-    def name(self): return f"{self.mode}_m{self.num_codebooks}_b{self.nbits}" + self._metric_suffix()
+    def name(self): return f"{self.mode}_m{self.num_codebooks}_b{self.nbits}" + self._norm_suffix() + self._metric_suffix()
+    def _norm_suffix(self): return f"_n{self.norm}" if self.norm else ""
     @property
-    def _search_type(self):  # L2: faiss decompresses (it stores no cross products of LSQ codebooks in a file)
-        return faiss.AdditiveQuantizer.ST_decompress if self.metric == "l2" else faiss.AdditiveQuantizer.ST_LUT_nonorm
+    def search_layout(self): return "lut" if self.norm or self.metric == "ip" else "decompress"
+    def _l2_search_type(self):  # L2 and no stored norm: faiss decompresses (LSQ keeps no codebook cross products in a file)
+        return faiss.AdditiveQuantizer.ST_decompress
+    @property
+    def _search_type(self):
+        if self.metric == "ip":
+            return faiss.AdditiveQuantizer.ST_LUT_nonorm
+        return getattr(faiss.AdditiveQuantizer, f"ST_norm_{self.norm}") if self.norm else self._l2_search_type()
     def _params(self):
         p = {"num_codebooks": self.num_codebooks, "nbits": self.nbits, "max_train": self.max_train, "metric": self.metric}
+        if self.norm: p["norm"] = self.norm
         return p if self.n_train is None else {**p, "n_train": self.n_train}
 
     def _sample(self, x):
@@ -502,11 +544,30 @@ class AdditiveCodec(_Metric, FaissCodec):
         return faiss.vector_to_array(inner.codes).reshape(inner.ntotal, inner.code_size)
 
     def _search(self, q, k):
+        D, I = self.index.search(q, k)
         if self.metric == "ip":
-            return self.index.search(q, k)
-        return decoded_search(self.index, self.stored_codes(), q, k, self.norm_weight)
+            return D, I
+        return (np.einsum("ij,ij->i", q, q)[:, None] - D) / 2, I   # <q, x_hat> - ||x_hat||^2 / 2
+
+    def _rank(self, q, k):
+        if self.search_layout == "decompress":                  # the same ranking, the database decoded once
+            return decoded_search(self.index, self.stored_codes(), q, k, self.norm_weight)
+        return self._search(q, k)
 
 _IP = faiss.METRIC_INNER_PRODUCT
+NORMS = ("qint8", "qint4", "cqint8", "cqint4", "float")
+
+def _norm_in(norm, mode: str, metric: str) -> str | None:
+    "`norm` as one of NORMS or None, else a ValueError naming them."
+    if norm in (None, "", "none"):
+        return None
+    n = str(norm).lower()
+    if n not in NORMS:
+        raise ValueError(f"{mode} norm={norm!r} is not supported; use one of {', '.join(NORMS)} (faiss's stored norm of the "
+                         "reconstruction: qint8 = 1 byte, qint4 = half a byte, c* = non-uniform, float = 4 bytes), or none.")
+    if metric != "l2":
+        raise ValueError(f"{mode} norm={norm!r} only matters for metric='l2' (the inner product ignores the norm); drop one.")
+    return n
 
 def codebook_tables(index) -> None:
     """Compute the codebook look-up tables of a trained faiss additive-quantizer index (in an IndexPreTransform or
@@ -525,18 +586,17 @@ class RQ(AdditiveCodec):
     mode = "rq"
     default_beam = 16
     def __init__(self, num_codebooks: int = 16, nbits: int = 8, beam: int = 16, max_train: int | str | None = "auto",
-                 normalize: bool = True, seed: int = 0, verbose: bool = False, metric: str = "l2"):
-        super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose, metric)
+                 normalize: bool = True, seed: int = 0, verbose: bool = False, metric: str = "l2", norm: str | None = None):
+        super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose, metric, norm)
         self.beam = _int_in(beam, f"{self.mode} beam", 1, 1024,
                             " (faiss max_beam_size: 1 is greedy; wider is better and slower, e.g. beam=16)")
     @property
     def name(self):
         return (f"{self.mode}_m{self.num_codebooks}_b{self.nbits}" + ("" if self.beam == self.default_beam else f"_beam{self.beam}")
-                + self._metric_suffix())
+                + self._norm_suffix() + self._metric_suffix())
     def _params(self): return {**super()._params(), "beam": self.beam}
-    @property
-    def _search_type(self):  # L2: the norm from the codebooks' cross products, which faiss recomputes on reading an RQ
-        return faiss.AdditiveQuantizer.ST_norm_from_LUT if self.metric == "l2" else faiss.AdditiveQuantizer.ST_LUT_nonorm
+    def _l2_search_type(self):  # the norm from the codebooks' cross products, which faiss recomputes on reading an RQ
+        return faiss.AdditiveQuantizer.ST_norm_from_LUT
     def _set_rq(self, rq):
         rq.max_beam_size = self.beam
         rq.cp.seed = self.seed
@@ -554,8 +614,8 @@ class LSQ(AdditiveCodec):
     trained jointly; bytes_per_vector = sa_code_size() = ceil(M*B/8)."""
     mode = "lsq"
     def __init__(self, num_codebooks: int = 16, nbits: int = 8, max_train: int | str | None = "auto",
-                 normalize: bool = True, seed: int = 0, verbose: bool = False, metric: str = "l2"):
-        super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose, metric)
+                 normalize: bool = True, seed: int = 0, verbose: bool = False, metric: str = "l2", norm: str | None = None):
+        super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose, metric, norm)
     def _set_lsq(self, lsq):
         lsq.random_seed = self.seed
         lsq.verbose = self.verbose
@@ -575,11 +635,10 @@ class _Product:
     def name(self):
         base = f"{self.mode}_s{self.num_splits}_m{self.num_codebooks}_b{self.nbits}"
         return (base + ("" if getattr(self, "beam", None) in (None, getattr(self, "default_beam", None)) else f"_beam{self.beam}")
-                + self._metric_suffix())
+                + self._norm_suffix() + self._metric_suffix())
     def _params(self): return {"num_splits": self.num_splits, **super()._params()}
-    @property
-    def _search_type(self):  # faiss computes no norm from the tables of a product quantizer: L2 decompresses
-        return faiss.AdditiveQuantizer.ST_decompress if self.metric == "l2" else faiss.AdditiveQuantizer.ST_LUT_nonorm
+    def _l2_search_type(self):  # faiss computes no norm from the tables of a product quantizer: L2 decompresses
+        return faiss.AdditiveQuantizer.ST_decompress
     def _check_splits(self, d):
         if d % self.num_splits:
             raise ValueError(f"{self.name}: dimension {d} is not divisible by num_splits={self.num_splits}; "
@@ -594,8 +653,8 @@ class PRQ(_Product, RQ):
     mode = "prq"
     def __init__(self, num_splits: int = 2, num_codebooks: int = 8, nbits: int = 8, beam: int = 16,
                  max_train: int | str | None = "auto", normalize: bool = True, seed: int = 0, verbose: bool = False,
-                 metric: str = "l2"):
-        super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose, metric)
+                 metric: str = "l2", norm: str | None = None):
+        super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose, metric, norm)
         self._init_splits(num_splits)
     def _make_index(self, d):
         self._check_splits(d)
@@ -611,8 +670,8 @@ class PLSQ(_Product, LSQ):
     splits, an LSQ of `num_codebooks` (M) x `nbits` (B) on each; bytes_per_vector = sa_code_size() = ceil(S*M*B/8)."""
     mode = "plsq"
     def __init__(self, num_splits: int = 2, num_codebooks: int = 8, nbits: int = 8, max_train: int | str | None = "auto",
-                 normalize: bool = True, seed: int = 0, verbose: bool = False, metric: str = "l2"):
-        super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose, metric)
+                 normalize: bool = True, seed: int = 0, verbose: bool = False, metric: str = "l2", norm: str | None = None):
+        super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose, metric, norm)
         self._init_splits(num_splits)
     def _make_index(self, d):
         self._check_splits(d)
@@ -629,8 +688,8 @@ class OPQRQ(RQ):
     mode = "opq_rq"
     def __init__(self, num_codebooks: int = 16, nbits: int = 8, beam: int = 16, max_train: int | str | None = "auto",
                  opq_chunks: int | None = None, niter: int = 25, normalize: bool = True, seed: int = 0,
-                 verbose: bool = False, metric: str = "l2"):
-        super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose, metric)
+                 verbose: bool = False, metric: str = "l2", norm: str | None = None):
+        super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose, metric, norm)
         self.opq_chunks = None if opq_chunks in (None, 0) else _int_in(opq_chunks, "opq_chunks", 1, hint=" dividing the dimension")
         self.niter = _int_in(niter, "niter", 1, hint=" (OPQ iterations, e.g. 25)")
     def _params(self): return {**super()._params(), "opq_chunks": self.opq_chunks, "niter": self.niter}
@@ -660,6 +719,7 @@ class RaBitQ(FaissCodec):
     queries quantized to `qb` bits (0 = float). bytes_per_vector = sa_code_size(): the bits and the per-vector
     float factors (1 bit: ceil(D/8) + 8; B bits: ceil(D/8) + 12 + ceil(D*(B-1)/8) + 8)."""
     mode = "rabitq"
+    search_layout = "rabitq"
     randomized = True
     default_qb = 4
     def __init__(self, nbits: int = 1, qb: int = 4, rotate: bool = False, normalize: bool = True, seed: int = 0):
@@ -682,6 +742,143 @@ class RaBitQ(FaissCodec):
         self._parts = (rr, rbq)  # keep the SWIG objects alive
         return faiss.IndexPreTransform(rr, rbq)
     def _bytes(self): return self.index.sa_code_size()
+
+# %% ../nbs/05_codecs.ipynb #7d364ae7
+class PQFastScan(PQ):
+    """PQ of `num_chunks` x 16 centroids (4-bit codes) searched by faiss's fast-scan (`IndexPQFastScan`), spec
+    `pqfs:M`: look-up tables quantized to 8 bits, 32 codes scored at a time; bytes_per_vector = ceil(M / 2)."""
+    mode = "pqfs"
+    search_layout = "fast-scan"
+    def __init__(self, num_chunks: int = 32, normalize: bool = True, seed: int = 0, metric: str = "l2"):
+        super().__init__(num_chunks, 16, normalize, seed, metric)
+    @property
+    def name(self): return f"{self.mode}_m{self.num_chunks}" + self._metric_suffix()
+    def _params(self): return {"num_chunks": self.num_chunks, "metric": self.metric}
+    def _make_index(self, d):
+        ix = faiss.IndexPQFastScan(d, self.num_chunks, 4, self._faiss_metric)
+        self._seed_cp(ix.pq.cp)
+        return ix
+    def _bytes(self): return (self.num_chunks + 1) // 2
+
+
+class OPQFastScan(PQFastScan):
+    "The OPQ rotation, then PQ fast-scan (faiss `OPQMatrix` + `IndexPQFastScan`), spec `opqfs:M`; bytes = ceil(M / 2)."
+    mode = "opqfs"
+    def __init__(self, num_chunks: int = 32, niter: int = 50, normalize: bool = True, seed: int = 0, metric: str = "l2"):
+        super().__init__(num_chunks, normalize, seed, metric)
+        self.niter = _int_in(niter, "niter", 1, hint=" (OPQ iterations, faiss default 50)")
+    def _params(self): return {**super()._params(), "niter": self.niter}
+    def _make_index(self, d):
+        opq = faiss.OPQMatrix(d, self.num_chunks)
+        opq.niter = self.niter
+        self._opq_pq = faiss.ProductQuantizer(d, self.num_chunks, 4)   # the rotation's PQ trainer
+        self._seed_cp(self._opq_pq.cp)
+        opq.pq = self._opq_pq
+        pq = super()._make_index(d)
+        self._parts = (opq, pq)                                        # keep the SWIG objects alive
+        return faiss.IndexPreTransform(opq, pq)
+
+# %% ../nbs/05_codecs.ipynb #61d97a7c
+class _FastScanAQ:
+    "Mixin of the additive fast-scan codes: M 4-bit codebooks + the norm in two 4-bit codes, L2 ranking."
+    search_layout = "fast-scan"
+    @property
+    def name(self):
+        return (f"{self.mode}_m{self.num_codebooks}"
+                + ("" if getattr(self, "beam", None) in (None, getattr(self, "default_beam", None)) else f"_beam{self.beam}"))
+    def _params(self):
+        p = super()._params()
+        return {k: v for k, v in p.items() if k not in ("nbits", "metric", "norm")}
+    def _search(self, q, k):
+        D, I = self.index.search(q, k)                 # faiss's additive fast-scan leaves ||q||^2 out of the L2 distance
+        return -D / 2, I
+
+
+class RQFastScan(_FastScanAQ, RQ):
+    """Residual quantizer of `num_codebooks` 4-bit codebooks searched by fast-scan (faiss
+    `IndexResidualQuantizerFastScan`, norm `rq2x4`), spec `rqfs:M`; bytes_per_vector = (M + 2) / 2 (`rqfs:30` = 16 B)."""
+    mode = "rqfs"
+    def __init__(self, num_codebooks: int = 30, beam: int = 16, max_train: int | str | None = "auto",
+                 normalize: bool = True, seed: int = 0, verbose: bool = False):
+        super().__init__(num_codebooks, 4, beam, max_train, normalize, seed, verbose)
+    def _make_index(self, d):
+        ix = faiss.IndexResidualQuantizerFastScan(d, self.num_codebooks, 4, faiss.METRIC_L2,
+                                                  faiss.AdditiveQuantizer.ST_norm_rq2x4)
+        self._set_rq(ix.rq)
+        return ix
+
+
+class LSQFastScan(_FastScanAQ, LSQ):
+    """Local search quantizer of `num_codebooks` 4-bit codebooks searched by fast-scan (faiss
+    `IndexLocalSearchQuantizerFastScan`, norm `lsq2x4`), spec `lsqfs:M`; bytes_per_vector = (M + 2) / 2."""
+    mode = "lsqfs"
+    def __init__(self, num_codebooks: int = 30, max_train: int | str | None = "auto", normalize: bool = True,
+                 seed: int = 0, verbose: bool = False):
+        super().__init__(num_codebooks, 4, max_train, normalize, seed, verbose)
+    def _make_index(self, d):
+        ix = faiss.IndexLocalSearchQuantizerFastScan(d, self.num_codebooks, 4, faiss.METRIC_L2,
+                                                     faiss.AdditiveQuantizer.ST_norm_lsq2x4)
+        self._set_lsq(ix.lsq)
+        return ix
+
+
+class RaBitQFastScan(RaBitQ):
+    "1-bit RaBitQ searched by fast-scan (faiss `IndexRaBitQFastScan`, inner product), spec `rabitqfs`; bytes = sa_code_size()."
+    mode = "rabitqfs"
+    search_layout = "fast-scan"
+    def __init__(self, qb: int = 4, rotate: bool = False, normalize: bool = True, seed: int = 0):
+        super().__init__(1, qb, rotate, normalize, seed)
+    @property
+    def name(self): return "rabitqfs" + ("" if self.qb == self.default_qb else f"_qb{self.qb}") + ("_rot" if self.rotate else "")
+    def _params(self): return {"qb": self.qb, "rotate": self.rotate}
+    def _make_index(self, d):
+        rbq = faiss.IndexRaBitQFastScan(d, _IP)
+        rbq.qb = self.qb
+        if not self.rotate:
+            return rbq
+        rr = faiss.RandomRotationMatrix(d, d)
+        rr.init(self.seed)
+        self._parts = (rr, rbq)
+        return faiss.IndexPreTransform(rr, rbq)
+
+# %% ../nbs/05_codecs.ipynb #3e0c6ddc
+_REFINES = {"flat": lambda d: faiss.IndexFlatL2(d),
+            "sq8": lambda d: faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2),
+            "fp16": lambda d: faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_L2)}
+
+class Refine(Representation):
+    """Two stages in one faiss index (`IndexRefine`): the fitted `base` retrieves k * `k_factor` candidates, `refine`
+    ('flat': the float vectors, 'sq8', 'fp16') reranks them by L2 (the inner product, on unit vectors).
+    Spec: any spec + `,refine=flat` (+ `,k_factor=8`). bytes_per_vector = the base's code + the refine code."""
+    search_layout = "refine"
+    def __init__(self, base: Representation, refine: str = "flat", k_factor: int = 8, normalize: bool = True, seed: int = 0):
+        super().__init__(normalize, seed)
+        if refine not in _REFINES:
+            raise ValueError(f"refine={refine!r} is not supported; use one of {sorted(_REFINES)} (the second stage's code).")
+        if not isinstance(base, FaissCodec) or hasattr(base, "encoder"):
+            raise ValueError(f"refine needs a classic first stage held in one faiss index (pq, pqfs, rq, ...), not {base.name}.")
+        self.base, self.refine = base, refine
+        self.k_factor = _int_in(k_factor, "k_factor", 1, 1000, " (candidates per result the first stage retrieves)")
+        self.mode, self.randomized = base.mode + "+refine", base.randomized
+    @property
+    def name(self): return f"{self.base.name}_refine_{self.refine}_kf{self.k_factor}"
+    def _params(self): return {"base": self.base.name, "refine": self.refine, "k_factor": self.k_factor}
+    def _fit(self, x):
+        self.base.fit(x)
+        ref = _REFINES[self.refine](x.shape[1])
+        ref.train(x)
+        self.index = faiss.IndexRefine(self.base.index, ref)
+        self.index.k_factor = float(self.k_factor)
+        self._parts = (self.base.index, ref)                       # keep the SWIG objects alive
+    def _encode(self, x): return self.index.sa_encode(x)
+    def _decode(self, codes): return self.index.sa_decode(np.ascontiguousarray(codes, dtype=np.uint8))
+    def _add(self, x): self.index.add(x)
+    def _search(self, q, k):
+        D, I = self.index.search(q, k)
+        return (np.einsum("ij,ij->i", q, q)[:, None] - D) / 2, I
+    def _space(self, x, query):
+        return (_with_one(x) if query else _with_norm(self._decode(self._encode(x)), 0.5)), "ip"
+    def _bytes(self): return int(self.index.sa_code_size())
 
 # %% ../nbs/05_codecs.ipynb #199a926a
 class ITQ(Binary):
@@ -822,6 +1019,8 @@ class TransformThen(Representation):
 
     @property
     def name(self): return f"{self._tname}+{self.quantizer.name}"
+    @property
+    def search_layout(self): return self.quantizer.search_layout
     def _params(self):
         tp = {"dim": self.transform.dim} if isinstance(self.transform, Transform) else {"transform": self._tname}
         return {**tp, "quantizer": self.quantizer.name, "renormalize": self.renormalize}
@@ -852,6 +1051,7 @@ class TransformThen(Representation):
     def _add(self, x): self.quantizer.add(self._apply(x))
     def _space(self, x, query): return self.quantizer.space(self._apply(x), query)
     def _search(self, q, k): return self.quantizer.search(self._apply(q), k)
+    def _rank(self, q, k): return self.quantizer.rank(self._apply(q), k)
     def _rep_dim(self): return self.quantizer.rep_dim
     def _bytes(self): return self.quantizer.bytes_per_vector
     def _code_size(self): return self.quantizer.code_size
@@ -884,6 +1084,7 @@ REP_MODES: dict[str, Callable[..., Representation]] = {
     "trunc": lambda **p: Projected("trunc", **p), "pca": lambda **p: Projected("pca", **p),
     "rp": lambda **p: Projected("rp", **p), "pca_sq8": PCASQ8,
     "rq": RQ, "lsq": LSQ, "prq": PRQ, "plsq": PLSQ, "opq_rq": OPQRQ, "rabitq": RaBitQ, "itq": ITQ,
+    "pqfs": PQFastScan, "opqfs": OPQFastScan, "rqfs": RQFastScan, "lsqfs": LSQFastScan, "rabitqfs": RaBitQFastScan,
     "lrq": lambda **p: _learned("lrq")(**p), "lopq": lambda **p: _learned("lopq")(**p),
     "llsq": lambda **p: _learned("llsq")(**p),
 }
@@ -928,12 +1129,19 @@ _SPECS = [
     (re.compile(rf"^(prq|plsq)(?::|_s)(\d+)(?:x|_m)(\d+){_B}$"),
      lambda m: (m[1], {"num_splits": int(m[2]), "num_codebooks": int(m[3]), "nbits": int(m[4] or 8)})),
     (re.compile(r"^rabitq(?::|_b)(\d+)$"), lambda m: ("rabitq", {"nbits": int(m[1])})),
+    (re.compile(r"^(pqfs|opqfs)(?::|_m)(\d+)$"), lambda m: (m[1], {"num_chunks": int(m[2])})),
+    (re.compile(r"^(rqfs|lsqfs)(?::|_m)(\d+)$"), lambda m: (m[1], {"num_codebooks": int(m[2])})),
+    (re.compile(r"^rabitqfs(?::1|_b1)?$"), lambda m: ("rabitqfs", {})),
 ]
 SPEC_FORMS = ("float32", "fp16", "binary", "trunc:D", "pca:D", "rp:D", "pca_sq8:D", "pq:MxK", "opq:MxK", "sq:B (4/6/8/16)", "sq8",
               "rq:MxB", "lsq:MxB", "opq_rq:MxB", "lrq:MxB (learned)", "lopq:MxK (learned)", "llsq:MxB (learned)", "prq:SxMxB", "plsq:SxMxB", "rabitq:B (1..8)", "itq:D",
-              "+ knobs ,name=value (e.g. rq:16x8,beam=32, pq:16x256,metric=ip or rabitq:1,qb=8)")
+              "pqfs:M (fast-scan)", "opqfs:M (fast-scan)", "rqfs:M (fast-scan)", "lsqfs:M (fast-scan)", "rabitqfs (fast-scan)",
+              "+ knobs ,name=value (e.g. rq:16x8,beam=32, rq:15x8,norm=qint8, pq:16x256,metric=ip, rabitq:1,qb=8 or "
+              "pqfs:32,refine=flat,k_factor=8 for two stages)")
 
 _NAME_KNOBS = re.compile(r"^(.*?)_(beam|qb)(\d+)$")
+_NORM_NAME = re.compile(r"^(.*?)_n(qint8|qint4|cqint8|cqint4|float)$")
+_REFINE_NAME = re.compile(r"^(.*?)_refine_(\w+?)_kf(\d+)$")
 
 def _knob_value(text: str):
     t = text.strip()
@@ -959,8 +1167,12 @@ def _split_spec(t: str) -> tuple[str, dict]:
                              "e.g. 'rq:16x8,beam=32'.")
         k, v = kv.split("=", 1)
         knobs[k.strip()] = _knob_value(v)
+    if (m := _REFINE_NAME.match(head)):
+        head, knobs = m[1], {"refine": m[2], "k_factor": int(m[3]), **knobs}
     if head.endswith("_ip"):
         head, knobs = head[:-len("_ip")], {"metric": "ip", **knobs}
+    if (m := _NORM_NAME.match(head)):
+        head, knobs = m[1], {"norm": m[2], **knobs}
     if head.endswith("_rot"):
         head, knobs = head[:-len("_rot")], {"rotate": True, **knobs}
     while (m := _NAME_KNOBS.match(head)):
@@ -973,6 +1185,10 @@ def parse_rep(text: str, **params) -> Representation:
     if not isinstance(text, str):
         raise ValueError(f"representation spec must be a string, got {type(text).__name__}; e.g. 'pq:16x256'.")
     head, knobs = _split_spec(text.strip().lower())
+    if "refine" in knobs:                                          # two stages: the first stage, then its rerank
+        refine, kf = knobs.pop("refine"), knobs.pop("k_factor", 8)
+        return Refine(parse_rep(",".join([head, *(f"{k}={v}" for k, v in knobs.items())]), **params), refine, kf,
+                      seed=params.get("seed", 0))
     for rx, parse in _SPECS:
         m = rx.match(head)
         if m:
