@@ -32,9 +32,9 @@ __all__ = ['COUNT_ARGS', 'data_dir', 'results_dir', 'run_dir', 'check_run_id', '
            'DiskFullError', 'StorageError', 'LockedError', 'CorruptFileError', 'fmt_bytes', 'free_bytes',
            'storage_error', 'is_write_failure', 'UnreadableError', 'read_error', 'read_text', 'check_count',
            'check_counts', 'clean_stale_temps', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'to_json',
-           'write_json', 'read_json', 'save_npy', 'save_parquet', 'read_faiss_index', 'write_faiss_index', 'array_hash',
-           'config_hash', 'seed_everything', 'set_threads', 'pick_device', 'versions', 'git_sha', 'get_logger',
-           'show_progress', 'progress']
+           'write_json', 'read_json', 'save_npy', 'save_parquet', 'read_faiss_index', 'faiss_error',
+           'write_faiss_index', 'array_hash', 'config_hash', 'seed_everything', 'set_threads', 'pick_device',
+           'versions', 'git_sha', 'get_logger', 'show_progress', 'progress']
 
 # %% ../nbs/00_core.ipynb #78131c9e
 def data_dir() -> Path:
@@ -352,8 +352,11 @@ def save_parquet(path, df) -> Path:
 
 # %% ../nbs/00_core.ipynb #8c1be414
 def _faiss_words(e: BaseException) -> str:
-    "faiss's message without its C++ location: `Error: 'ret == (1)' failed: read error in ...` on one line."
+    "faiss's message without its C++ location, on one line: `it read 2034 of the 4096 bytes it expected`."
     s = _one_line(e, 10_000)
+    m = re.search(r"read error in .+?: (\d+) != (\d+)", s)
+    if m:
+        return f"it read {m.group(1)} of the {m.group(2)} bytes it expected"
     return _one_line(s[s.find("Error:"):] if "Error:" in s else s, 160)
 
 def read_faiss_index(path, fix: str | None = None):
@@ -370,6 +373,22 @@ def read_faiss_index(path, fix: str | None = None):
     except RuntimeError as e:
         raise CorruptFileError(f"{path} is truncated or damaged: faiss cannot read it ({_faiss_words(e)}). "
                                f"{fix or 'Write it again with the command that made it.'}") from e
+
+_FAISS_IO = re.compile(r"(read|write) error in (.+?): \d+ != \d+ \((.*?)\)")
+_ERRNO_OF = {"No space left on device": errno.ENOSPC, "Disk quota exceeded": errno.ENOSPC,
+             "Read-only file system": errno.EROFS, "Permission denied": errno.EACCES}
+
+def faiss_error(e: BaseException) -> EcdError | None:
+    "The `EcdError` for a faiss `read error in PATH` / `write error in PATH` `RuntimeError` met anywhere; None for others."
+    m = _FAISS_IO.search(str(e)) if isinstance(e, RuntimeError) else None
+    if m is None:
+        return None
+    kind, path, why = m.groups()
+    if kind == "write":
+        code = _ERRNO_OF.get(why)
+        return storage_error(OSError(code, why, path) if code else OSError(errno.EIO, why or "write failed", path), path)
+    return CorruptFileError(f"{path} is truncated or damaged: faiss cannot read it ({_faiss_words(e)}). "
+                            "Write it again with the command that made it.")
 
 def write_faiss_index(index, path) -> Path:
     "Write the faiss `index` to `path` atomically (serialized in memory first: a full disk says how much it needed)."
