@@ -110,7 +110,7 @@ def _env_hint(path) -> str:
     for var, root in (("ECD_RESULTS_DIR", results_dir()), ("ECD_DATA_DIR", data_dir())):
         if p.is_relative_to(root.absolute()):
             return f"point {var} at a larger or writable disk"
-    return "point ECD_RESULTS_DIR / ECD_DATA_DIR at a larger or writable disk"
+    return "write it to a larger or writable disk"
 
 _FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
@@ -395,7 +395,8 @@ def write_faiss_index(index, path) -> Path:
     import faiss
     data = faiss.serialize_index(index)
     with atomic_path(path, needed=int(data.nbytes)) as tmp:
-        data.tofile(tmp)
+        with open(tmp, "wb") as f:   # not ndarray.tofile: its fclose error on a full disk is lost
+            f.write(memoryview(data))
     return Path(path)
 
 # %% ../nbs/00_core.ipynb #ee61626c

@@ -844,7 +844,7 @@ def compress_file(model, input_spec: str, output, what: str = "auto", batch_size
                          f"(teacher: {comp.card.get('teacher', {}).get('dataset', '?')}); pass embeddings of the same teacher model.")
     first = comp.compress(np.asarray(a[:1]), what)
     t0 = time.perf_counter()
-    with atomic_path(output) as tmp:
+    with atomic_path(output, needed=n * first.shape[1] * first.dtype.itemsize + 128) as tmp:
         mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=first.dtype, shape=(n, first.shape[1]))
         _reserve(tmp)   # a full disk fails here, with the bytes needed, not as SIGBUS in a memory-mapped write
         for s in progress(range(0, n, batch_size), desc="compress", unit="batch", total=-(-n // batch_size)):

@@ -95,7 +95,7 @@ def train_lock(out, tag: str | None = None):
     try:
         try:
             holder.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": utc_now(),
-                                          "command": " ".join(sys.argv)[:300]}))
+                                          "command": " ".join(["ecd", *sys.argv[1:]])[:300]}))
         except OSError:
             pass  # who holds it is a courtesy; the lock is what counts
         yield
