@@ -29,6 +29,8 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 16,32,64, got {text!r}")
     if not out:
         raise argparse.ArgumentTypeError("expected at least one integer")
+    if min(out) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers like 16,32,64, got {text!r}")
     return out
 
 def str_list(text: str) -> list[str]:
@@ -270,11 +272,13 @@ def user_error(e: BaseException) -> Exception | None:
     permission, missing file), a SQLite error or torch's failed write turned into one naming the path and the
     fix; None for anything else (a bug in ecd, which keeps its traceback)."""
     import sqlite3
-    from ecd.core import is_write_failure, storage_error
+    from ecd.core import faiss_error, is_write_failure, read_error, storage_error
     if isinstance(e, ValueError):
         return e
     if isinstance(e, OSError):
-        return storage_error(e)
+        return read_error(e) if _is_read_failure(e) else storage_error(e)
+    if faiss_error(e) is not None:
+        return faiss_error(e)
     if isinstance(e, sqlite3.Error):
         from ecd.store import runs_db_error, runs_db_path
         return runs_db_error(e, runs_db_path())
@@ -282,6 +286,14 @@ def user_error(e: BaseException) -> Exception | None:
         import errno
         return storage_error(OSError(errno.ENOSPC, f"a write failed ({str(e).strip()[:120]}); the disk is probably full"))
     return None
+
+def _is_read_failure(e: OSError) -> bool:
+    "A missing file, a folder where a file was expected, or an existing file this process may not read: a failed read."
+    import errno
+    f = getattr(e, "filename", None)
+    if e.errno in (errno.ENOENT, errno.EISDIR):
+        return True
+    return bool(f) and e.errno in (errno.EACCES, errno.EPERM) and os.path.isfile(f) and not os.access(f, os.R_OK)
 
 def _run_command(name: str, fn, debug: bool) -> int:
     "Run `fn()`; a user error prints `ecd NAME: error: ...` (with the traceback under --debug / ECD_DEBUG=1) and returns 2."
@@ -294,7 +306,7 @@ def _run_command(name: str, fn, debug: bool) -> int:
         if debug:
             import traceback
             traceback.print_exc()
-        print(f"ecd {name}: error: {err}", file=sys.stderr)
+        print(f"ecd {name}: error: {' '.join(str(err).split())}", file=sys.stderr)  # always one line
         return 2
 
 def main(argv: list[str] | None = None) -> int:
@@ -316,4 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(a, "func", None):
         parser.print_help()
         return 0 if not argv else 2
-    return _run_command(a.command, lambda: a.func(a), debug)
+    def run():
+        from ecd.core import check_counts
+        check_counts(a)  # --max-queries -5, --k 0: refused before any work
+        return a.func(a)
+    return _run_command(a.command, run, debug)

@@ -15,19 +15,31 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 # %% auto #0
-__all__ = ['SCHEMAS', 'load_yaml', 'dump_yaml', 'flat_keys', 'merge_config', 'parse_override', 'override_to_dict',
+__all__ = ['SCHEMAS', 'yaml_words', 'load_yaml', 'dump_yaml', 'flat_keys', 'merge_config', 'parse_override', 'override_to_dict',
            'apply_overrides', 'register_schema', 'load_config', 'schema_defaults', 'from_dict', 'load_typed']
 
 # %% ../nbs/01_config.ipynb #0a918782
+def yaml_words(e: Exception) -> str:
+    "A YAML parser error on one line: `line 3 column 5: mapping values are not allowed here`."
+    mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None) or str(e)
+    where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
+    ctx, cmark = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if ctx:
+        problem += f" ({ctx}" + (f" that starts at line {cmark.line + 1})" if cmark is not None else ")")
+    return " ".join(f"{where}{problem}".split())
+
 def load_yaml(path) -> dict:
-    "Read a YAML mapping from `path` (an empty file is an empty dict)."
+    "Read a YAML mapping from `path` (an empty file is an empty dict); every error one line naming the file and the fix."
+    from ecd.core import read_text
     path = Path(path)
     if not path.exists():
         raise ValueError(f"Config file {str(path)!r} does not exist; check the path (configs live under configs/).")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path, fix="Pass a readable YAML config file."))
     except yaml.YAMLError as e:
-        raise ValueError(f"Config file {str(path)!r} is not valid YAML: {e}") from e
+        raise ValueError(f"Config file {str(path)!r} is not valid YAML ({yaml_words(e)}); fix that line: YAML wants "
+                         "'key: value', the same indentation for the keys of one section, closed [ ] and { }, and "
+                         "quotes around text holding ': ' or ' #'.") from e
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -118,7 +130,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as e:
-        raise ValueError(f"Override {text!r}: the value is not valid YAML ({e}); quote strings and lists, "
+        raise ValueError(f"Override {text!r}: the value is not valid YAML ({yaml_words(e)}); quote strings and lists, "
                          f"e.g. 'sweep.grid.lr_schedule=[\"cosine\"]'.") from e
     return key, value
 

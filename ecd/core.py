@@ -28,11 +28,13 @@ from typing import Any, Iterable
 import numpy as np
 
 # %% auto #0
-__all__ = ['data_dir', 'results_dir', 'run_dir', 'check_run_id', 'new_run_id', 'utc_now', 'EcdError', 'DiskFullError',
-           'StorageError', 'LockedError', 'CorruptFileError', 'fmt_bytes', 'free_bytes', 'storage_error',
-           'is_write_failure', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'to_json', 'write_json',
-           'read_json', 'save_npy', 'save_parquet', 'array_hash', 'config_hash', 'seed_everything', 'set_threads',
-           'pick_device', 'versions', 'git_sha', 'get_logger', 'show_progress', 'progress']
+__all__ = ['COUNT_ARGS', 'data_dir', 'results_dir', 'run_dir', 'check_run_id', 'new_run_id', 'utc_now', 'EcdError',
+           'DiskFullError', 'StorageError', 'LockedError', 'CorruptFileError', 'fmt_bytes', 'free_bytes',
+           'storage_error', 'is_write_failure', 'UnreadableError', 'read_error', 'read_text', 'check_count',
+           'check_counts', 'clean_stale_temps', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'to_json',
+           'write_json', 'read_json', 'save_npy', 'save_parquet', 'read_faiss_index', 'faiss_error',
+           'write_faiss_index', 'array_hash', 'config_hash', 'seed_everything', 'set_threads', 'pick_device',
+           'versions', 'git_sha', 'get_logger', 'show_progress', 'progress']
 
 # %% ../nbs/00_core.ipynb #78131c9e
 def data_dir() -> Path:
@@ -108,7 +110,7 @@ def _env_hint(path) -> str:
     for var, root in (("ECD_RESULTS_DIR", results_dir()), ("ECD_DATA_DIR", data_dir())):
         if p.is_relative_to(root.absolute()):
             return f"point {var} at a larger or writable disk"
-    return "point ECD_RESULTS_DIR / ECD_DATA_DIR at a larger or writable disk"
+    return "write it to a larger or writable disk"
 
 _FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
@@ -154,18 +156,132 @@ def is_write_failure(e: BaseException) -> bool:
     msg = str(e)
     return isinstance(e, RuntimeError) and ("inline_container" in msg or "file write failed" in msg)
 
+# %% ../nbs/00_core.ipynb #2858f89f
+class UnreadableError(EcdError):
+    "A file ecd must read cannot be read: no read permission, missing, a folder in its place."
+
+def read_error(e: OSError, path=None, fix: str | None = None) -> EcdError:
+    "The `EcdError` for the `OSError` `e` met *reading* `path`: missing, no read permission, a folder, another OS error."
+    path = Path(path or getattr(e, "filename", None) or "?")
+    code = getattr(e, "errno", None)
+    if code == errno.ENOENT:
+        return UnreadableError(f"{path} does not exist. " + (fix or "Check the path, then run the command again."))
+    if code in (errno.EACCES, errno.EPERM):
+        return UnreadableError(f"No permission to read {path}. Make it readable (chmod u+r {path}, or ask its owner), "
+                               "then run the command again.")
+    if code == errno.EISDIR:
+        return UnreadableError(f"{path} is a folder where ecd expects a file. " + (fix or "Pass the file's path."))
+    return UnreadableError(f"{path} cannot be read: {getattr(e, 'strerror', None) or e}. Check the file and its disk, "
+                           "then run the command again.")
+
+_DAMAGED_FIX = "Restore it from a copy, or delete it and run the command that wrote it again."
+
+def read_text(path, fix: str | None = None) -> str:
+    "The UTF-8 text of `path`; a missing, unreadable or non-UTF-8 file raises an `EcdError` naming it and `fix`."
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise CorruptFileError(f"{path} is damaged: not UTF-8 text (byte {e.start}). {fix or _DAMAGED_FIX}") from e
+    except OSError as e:
+        raise read_error(e, path, fix) from e
+
+def _one_line(text, n: int = 200) -> str:
+    "`text` on one line (whitespace runs collapsed), cut to `n` characters."
+    s = " ".join(str(text).split())
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+def check_count(value, flag: str, zero: str | None = None):
+    "`value` if it is a count a person meant: >= 1, or 0 when `zero` says what 0 means; else an `EcdError` naming `flag`."
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        return value
+    if value < (0 if zero else 1):
+        raise EcdError(f"{flag} {value} is not a count: pass a positive integer" + (f" (or 0: {zero})" if zero else "") +
+                       f", e.g. {flag} 100.")
+    return value
+
+COUNT_ARGS = {"max_queries": "all queries", "max_train": "all training rows", "student_dim": "no student",
+              "rerank_r": "no reranking", "max_items": None, "k": None, "shards": None, "workers": None,
+              "batch_size": None, "queries": None, "student_steps": None, "steps": None, "dim": None}
+
+def check_counts(ns) -> None:
+    "`check_count` on every count option of the parsed arguments `ns` (an `argparse.Namespace`), by its name."
+    for name, zero in COUNT_ARGS.items():
+        check_count(getattr(ns, name, None), "--" + name.replace("_", "-"), zero)
+
 # %% ../nbs/00_core.ipynb #65bf2a50
+def _temp_prefix(path: Path) -> str:
+    "Temp files and folders beside `path` are `.<name>.<pid>.<random>.tmp`: whose they are is in the name."
+    return f".{path.name}.{os.getpid()}."
+
+def _claim(fd: int) -> None:
+    "Hold an `flock` on the open temp `fd` while writing (the kernel drops it when the process dies)."
+    with contextlib.suppress(ImportError, OSError):
+        import fcntl
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+def _claimed(p: str) -> bool:
+    "Whether a live process holds the `flock` of the temp file or folder `p`."
+    try:
+        import fcntl
+        fd = os.open(p, os.O_RDONLY)
+    except (ImportError, OSError):
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+def clean_stale_temps(path) -> list[Path]:
+    """Delete the temp files and folders beside `path` that an ecd process killed while writing it left behind
+    (their process is gone and holds no lock); returns what was deleted."""
+    path = Path(path)
+    pat = re.compile(re.escape(f".{path.name}.") + r"(\d+)\.[A-Za-z0-9_]+\.tmp")
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for ent in entries:
+        m = pat.fullmatch(ent.name)
+        if not m or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))) or _claimed(ent.path):
+            continue
+        try:
+            if ent.is_dir(follow_symlinks=False):
+                shutil.rmtree(ent.path)
+            else:
+                os.unlink(ent.path)
+            removed.append(Path(ent.path))
+        except OSError:
+            continue
+    if removed:
+        logging.getLogger("ecd.core").info(f"deleted {len(removed)} temp file(s) a killed ecd process left beside {path}")
+    return removed
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, needed: int | None = None):
     """Yield a temporary path next to `path`; on success rename it onto `path`, on error delete it.
     A write that fails for lack of space, a read-only folder or a permission raises `storage_error`'s
     `EcdError` naming `path` and the bytes `needed` (else those written when it failed); `path` is untouched."""
     path = Path(path)
-    tmp = None
+    tmp = fd = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
+        clean_stale_temps(path)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
+        _claim(fd)
         tmp = Path(tmp)
         umask = os.umask(0); os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
@@ -182,6 +298,9 @@ def atomic_path(path: str | os.PathLike, needed: int | None = None):
             raise storage_error(e if isinstance(e, OSError) else OSError(errno.ENOSPC, str(e)), path,
                                 needed=needed, written=written) from e
         raise
+    finally:
+        if fd is not None:
+            os.close(fd)  # drops the claim
 
 def atomic_write_bytes(path, data: bytes) -> Path:
     "Write `data` to `path` atomically."
@@ -208,9 +327,14 @@ def write_json(path, obj) -> Path:
     "Write `obj` as JSON to `path` atomically."
     return atomic_write_text(path, to_json(obj) + "\n")
 
-def read_json(path) -> Any:
-    "Read a JSON file."
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def read_json(path, fix: str | None = None) -> Any:
+    "Read a JSON file; damaged (the parser's line and column) or unreadable, an `EcdError` naming it and `fix`."
+    text = read_text(path, fix)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CorruptFileError(f"{path} is damaged: not valid JSON ({e.msg} at line {e.lineno} column {e.colno}). "
+                               f"{fix or _DAMAGED_FIX}") from e
 
 def save_npy(path, arr: np.ndarray) -> Path:
     "Save an array to `.npy` atomically."
@@ -225,6 +349,55 @@ def save_parquet(path, df) -> Path:
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     return atomic_write_bytes(path, buf.getvalue())
+
+# %% ../nbs/00_core.ipynb #8c1be414
+def _faiss_words(e: BaseException) -> str:
+    "faiss's message without its C++ location, on one line: `it read 2034 of the 4096 bytes it expected`."
+    s = _one_line(e, 10_000)
+    m = re.search(r"read error in .+?: (\d+) != (\d+)", s)
+    if m:
+        return f"it read {m.group(1)} of the {m.group(2)} bytes it expected"
+    return _one_line(s[s.find("Error:"):] if "Error:" in s else s, 160)
+
+def read_faiss_index(path, fix: str | None = None):
+    "`faiss.read_index(path)`; missing, unreadable, truncated or damaged: an `EcdError` naming `path` and `fix`."
+    import faiss
+    path = Path(path)
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise read_error(e, path, fix) from e
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as e:
+        raise CorruptFileError(f"{path} is truncated or damaged: faiss cannot read it ({_faiss_words(e)}). "
+                               f"{fix or 'Write it again with the command that made it.'}") from e
+
+_FAISS_IO = re.compile(r"(read|write) error in (.+?): \d+ != \d+ \((.*?)\)")
+_ERRNO_OF = {"No space left on device": errno.ENOSPC, "Disk quota exceeded": errno.ENOSPC,
+             "Read-only file system": errno.EROFS, "Permission denied": errno.EACCES}
+
+def faiss_error(e: BaseException) -> EcdError | None:
+    "The `EcdError` for a faiss `read error in PATH` / `write error in PATH` `RuntimeError` met anywhere; None for others."
+    m = _FAISS_IO.search(str(e)) if isinstance(e, RuntimeError) else None
+    if m is None:
+        return None
+    kind, path, why = m.groups()
+    if kind == "write":
+        code = _ERRNO_OF.get(why)
+        return storage_error(OSError(code, why, path) if code else OSError(errno.EIO, why or "write failed", path), path)
+    return CorruptFileError(f"{path} is truncated or damaged: faiss cannot read it ({_faiss_words(e)}). "
+                            "Write it again with the command that made it.")
+
+def write_faiss_index(index, path) -> Path:
+    "Write the faiss `index` to `path` atomically (serialized in memory first: a full disk says how much it needed)."
+    import faiss
+    data = faiss.serialize_index(index)
+    with atomic_path(path, needed=int(data.nbytes)) as tmp:
+        with open(tmp, "wb") as f:   # not ndarray.tofile: its fclose error on a full disk is lost
+            f.write(memoryview(data))
+    return Path(path)
 
 # %% ../nbs/00_core.ipynb #ee61626c
 def array_hash(*arrays: np.ndarray, extra: Any = None, n: int = 16) -> str:

@@ -246,6 +246,12 @@ def _existing_file(s: Spec) -> Path:
         raise ValueError(f"{s}: {p.resolve()} is a folder, not a file; name the file (for a folder in the hub layout use hf:{p}).")
     if p.stat().st_size == 0:
         raise ValueError(f"{s}: file {p.resolve()} is empty (0 bytes); write the data again or pick another file.")
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as e:  # no read permission: not a format problem
+        from ecd.core import read_error
+        raise read_error(e, p.resolve()) from e
     return p
 
 # %% ../nbs/02_data.ipynb #2f4ed9b2

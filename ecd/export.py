@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import resource
@@ -26,6 +27,8 @@ import torch
 from .codecs import Binary, Representation, TransformThen, Transform, as_matrix, parse_rep
 from .knn import l2_normalize
 from .core import atomic_path, get_logger, progress, read_json, results_dir, set_threads, utc_now, versions, write_json
+from .core import (EcdError, check_count, check_counts, clean_stale_temps, is_write_failure, read_faiss_index,
+                   storage_error, write_faiss_index, _claim, _temp_prefix)
 from .data import ann_truth, load, parse_spec, read_ann_hdf5
 from .knn import exact_topk
 from .metrics import neighbor_metrics
@@ -38,8 +41,8 @@ _log = get_logger("ecd.export")
 # %% auto #0
 __all__ = ['LOAD_STUDENT_PY', 'EXPORT_FORMAT', 'NotExportable', 'find_row', 'rebuild_rep', 'clone_index', 'affine_of',
            'student_affine', 'float_stage', 'quantizer_parts', 'to_faiss_index', 'search_excluding_self',
-           'index_metrics', 'write_student', 'StudentModule', 'teacher_model_ref', 'write_st_folder', 'export_rep',
-           'NumpyProjectorOf', 'encoder_index', 'add_codes', 'CodesFrom', 'Compressor', 'load_compressor',
+           'index_metrics', 'write_student', 'StudentModule', 'teacher_model_ref', 'write_st_folder', 'check_out',
+           'export_rep', 'NumpyProjectorOf', 'encoder_index', 'add_codes', 'CodesFrom', 'Compressor', 'load_compressor',
            'compress_file', 'benchmark', 'format_benchmark', 'e2e_small', 'export_main', 'compress_main',
            'benchmark_main', 'e2e_small_main']
 
@@ -416,23 +419,94 @@ def write_st_folder(model_ref, out: Path, fs: dict, student=None) -> Path:
 EXPORT_FORMAT = "ecd.export/1"
 
 
-@contextlib.contextmanager
-def _atomic_dir(out: Path):
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+def _export_files(p: Path) -> set[str] | None:
+    "The names ecd wrote in the folder `p` when it is an ecd export (its card.json says so), else None."
     try:
+        card = json.loads((p / "card.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(card, dict) or card.get("format") != EXPORT_FORMAT or not isinstance(card.get("files"), dict):
+        return None
+    return set(card["files"]) | {"card.json", "README.md"}
+
+
+def check_out(out, force: bool = False) -> None:
+    """Refuse an `--out` that exists and is neither an ecd export folder nor an empty folder (a file, a link, a folder
+    of other files), unless `force`: an `EcdError` naming it and `--force`."""
+    out = Path(out)
+    if force or not os.path.lexists(out):
+        return
+    if out.is_symlink():
+        what = f"a link to {os.readlink(out)}"
+    elif not out.is_dir():
+        what = "a file"
+    else:
+        names = sorted(os.listdir(out))
+        if not names or _export_files(out) is not None:
+            return
+        what = ("a folder whose card.json cannot be read" if "card.json" in names else
+                f"a folder holding {', '.join(names[:3])}" + (f" and {len(names) - 3} more" if len(names) > 3 else ""))
+    raise EcdError(f"--out {out} exists and is not an ecd export folder ({what}); nothing was written. Choose a new "
+                   "folder, or pass --force to write the export there (nothing ecd did not write is deleted: other "
+                   "files stay in the folder, a file or link is kept beside it as <name>.replaced-<time>).")
+
+
+def _replace(out: Path, tmp: Path) -> Path | None:
+    """Put the finished folder `tmp` at `out`. An earlier export's own files are deleted; everything else that was at
+    `out` stays: entries the new export does not have move into it, the rest is kept as `<out>.replaced-<time>`
+    (returned; None when nothing had to be kept)."""
+    if not os.path.lexists(out):
+        os.replace(tmp, out)
+        return None
+    ours = _export_files(out) if out.is_dir() and not out.is_symlink() else None
+    aside = out.with_name(f"{out.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}")
+    os.replace(out, aside)          # a visible name: a crash from here on loses nothing
+    os.replace(tmp, out)
+    if aside.is_symlink() or not aside.is_dir():
+        return aside
+    for name in os.listdir(aside):
+        p = aside / name
+        if ours is not None and name in ours:
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        elif not os.path.lexists(out / name):
+            os.replace(p, out / name)
+    if not os.listdir(aside):
+        aside.rmdir()
+        return None
+    return aside
+
+
+@contextlib.contextmanager
+def _atomic_dir(out: Path, force: bool = False):
+    """Yield a temp folder beside `out`; when the block ends, `check_out` again and `_replace` `out` with it. A write that
+    fails (full disk, no permission) raises the `EcdError` naming `out`; `out` is as it was."""
+    out = Path(out)
+    tmp = fd = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(out)      # temp folders of exports killed mid-write
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(out), suffix=".tmp", dir=out.parent))
+        fd = os.open(tmp, os.O_RDONLY)
+        _claim(fd)
         yield tmp
         os.chmod(tmp, 0o755)
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.old"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        check_out(out, force)
+        kept = _replace(out, tmp)
+        if kept is not None:
+            _log.warning(f"kept what was at {out} and is not part of the export in {kept}")
+    except EcdError as e:
+        if tmp is None or str(tmp) not in str(e):
+            raise
+        raise type(e)(str(e).replace(str(tmp), str(out))) from e   # name the export, not its temp folder
+    except Exception as e:
+        if is_write_failure(e):
+            raise storage_error(e if isinstance(e, OSError) else OSError(errno.ENOSPC, str(e)), out) from e
+        raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if fd is not None:
+            os.close(fd)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _readme(card: dict) -> str:
@@ -490,8 +564,10 @@ def _how_to_load(card: dict) -> str:
 
 
 def export_rep(run_id: Run | str, rep: str, out, ckpt: str | None = None, split: str | None = None,
-               check: bool = True, tol: float = 0.005, st_folder: bool = True) -> dict:
-    "Export the row `rep` of `run_id` (a `Run` or an id) to the folder `out` (see the top of this page); returns its card."
+               check: bool = True, tol: float = 0.005, st_folder: bool = True, force: bool = False) -> dict:
+    """Export the row `rep` of `run_id` (a `Run` or an id) to the folder `out` (see the top of this page); returns its card.
+    An `out` that exists and is not an earlier export is refused unless `force` (`check_out`)."""
+    check_out(out, force)
     set_threads()
     run = as_run(run_id)
     run_id = run.run_id
@@ -503,15 +579,15 @@ def export_rep(run_id: Run | str, rep: str, out, ckpt: str | None = None, split:
     out = Path(out)
     files: dict[str, str] = {}
     model_ref, model_id = teacher_model_ref(man)
-    with _atomic_dir(out) as tmp:
+    with _atomic_dir(out, force) as tmp:
         try:
             index = to_faiss_index(r)
-            faiss.write_index(index, str(tmp / "index.faiss"))
+            write_faiss_index(index, tmp / "index.faiss")
             files["index.faiss"] = "the whole compressor as one faiss index (faiss.read_index; no ecd needed)"
             measured_index = index
             if getattr(r, "encoder", None) is not None:                  # a learned code: one index encodes, one scores
                 enc = encoder_index(r)
-                faiss.write_index(enc, str(tmp / "encoder.faiss"))
+                write_faiss_index(enc, tmp / "encoder.faiss")
                 files["index.faiss"] = "the search index: the learned decoder (faiss.read_index; add_sa_codes, search)"
                 files["encoder.faiss"] = "the encoder: codes = encoder.sa_encode(vectors), then index.add_sa_codes(codes)"
                 measured_index = CodesFrom(enc, index)
@@ -521,7 +597,7 @@ def export_rep(run_id: Run | str, rep: str, out, ckpt: str | None = None, split:
             _log.info(f"{r.name}: {e}")
             keep: list = []
             qix = _assemble(*quantizer_parts(r.quantizer, keep), keep)
-            faiss.write_index(qix, str(tmp / "quantizer.faiss"))
+            write_faiss_index(qix, tmp / "quantizer.faiss")
             files["quantizer.faiss"] = "the quantizer over the student's vectors (faiss.read_index)"
             measured_index = _StudentIndex(NumpyProjectorOf(student), qix)
         if student is not None:
@@ -539,7 +615,7 @@ def export_rep(run_id: Run | str, rep: str, out, ckpt: str | None = None, split:
                              f"(more than {tol} apart): the run's data or code changed since it was evaluated; re-evaluate "
                              f"the row (`ecd baselines` / `ecd eval --run-id {run_id}`) and export again.")
         keep = []
-        _, leaf = _flatten(faiss.read_index(str(tmp / next(f for f in files if f.endswith(".faiss")))), keep)
+        _, leaf = _flatten(read_faiss_index(tmp / next(f for f in files if f.endswith(".faiss"))), keep)
         output = "floats" if isinstance(leaf, faiss.IndexFlat) else "codes"
         card = {
             "format": EXPORT_FORMAT, "name": r.name, "mode": r.mode, "spec": row.get("spec"),
@@ -695,23 +771,27 @@ def load_compressor(path) -> Compressor:
     if not p.is_dir() or not (p / "card.json").exists():
         raise ValueError(f"{p} is not an ecd export (a folder with card.json from `ecd export`) nor a student .npz; "
                          "write one with `ecd export --run-id RUN --rep NAME --out DIR`.")
-    card = read_json(p / "card.json")
-    if card.get("format") != EXPORT_FORMAT:
-        raise ValueError(f"{p}/card.json has format {card.get('format')!r}, not {EXPORT_FORMAT!r}; export it again.")
+    fix = f"Export it again: `ecd export --run-id RUN --rep NAME --out {p} --force`."
+    card = read_json(p / "card.json", fix=fix)
+    if not isinstance(card, dict) or card.get("format") != EXPORT_FORMAT:
+        raise ValueError(f"{p}/card.json has format {getattr(card, 'get', lambda k: None)('format')!r}, not "
+                         f"{EXPORT_FORMAT!r}; {fix[0].lower() + fix[1:]}")
     if (p / "index.faiss").exists():
-        enc = faiss.read_index(str(p / "encoder.faiss")) if (p / "encoder.faiss").exists() else None
-        return Compressor(card, faiss.read_index(str(p / "index.faiss")), None, p, enc)
-    return Compressor(card, faiss.read_index(str(p / "quantizer.faiss")), load_npz(p / "student.npz"), p)
+        enc = read_faiss_index(p / "encoder.faiss", fix) if (p / "encoder.faiss").exists() else None
+        return Compressor(card, read_faiss_index(p / "index.faiss", fix), None, p, enc)
+    return Compressor(card, read_faiss_index(p / "quantizer.faiss", fix), load_npz(p / "student.npz"), p)
 
 # %% ../nbs/10c_export.ipynb #d862b9a2
 def _input_matrix(spec: str, max_items: int | None, model_ref=None):
     "(array-like (n, D), n) of a data spec; `npy:` stays a memory map."
     s = parse_spec(spec)
     if s.kind == "npy" and not s.column:
-        p = Path(s.target).expanduser()
-        if not p.exists():
-            raise ValueError(f"{spec}: file not found: {p.resolve()}; check the path.")
-        a = np.load(p, mmap_mode="r", allow_pickle=False)
+        from ecd.data import _existing_file
+        p = _existing_file(s)  # missing, empty, unreadable: named
+        try:
+            a = np.load(p, mmap_mode="r", allow_pickle=False)
+        except ValueError as e:
+            raise ValueError(f"{spec}: {p} is not a readable .npy array ({e}); write it with numpy.save(path, array).") from e
         if a.ndim != 2:
             raise ValueError(f"{spec}: holds an array of shape {a.shape}; pass an (N, D) matrix.")
         if max_items:
@@ -720,6 +800,31 @@ def _input_matrix(spec: str, max_items: int | None, model_ref=None):
     kw = {"model": model_ref} if s.kind == "text" and model_ref else {}
     e = load(spec, max_items=max_items, allow_zero_rows=True, **kw)
     return e.vectors, e.n
+
+
+def _not_the_input(input_spec: str, output: Path) -> None:
+    "Refuse an `output` that is the input file of `input_spec` (same file, also through links)."
+    target = getattr(parse_spec(input_spec), "target", None)
+    src = Path(str(target)).expanduser() if target else None
+    if src is None or not src.exists() or not os.path.lexists(output):
+        return
+    same = os.path.exists(output) and os.path.samefile(src, output)
+    if same or Path(os.path.abspath(output)) == Path(os.path.abspath(src)):
+        raise EcdError(f"--output {output} is the input file {src.resolve()}: writing there would replace the embeddings "
+                       f"with their compressed form. Write to another file, e.g. --output "
+                       f"{Path(output).with_name(Path(output).stem + '.compressed.npy')}.")
+
+
+def _reserve(path) -> None:
+    "Allocate the whole (sparse) file `path` on its disk now: `OSError(ENOSPC)` if it does not fit."
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as f:
+            try:
+                os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+            except OSError as e:
+                if e.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system without fallocate: write as before
+                    return
+                raise
 
 
 def compress_file(model, input_spec: str, output, what: str = "auto", batch_size: int = 65536,
@@ -731,14 +836,17 @@ def compress_file(model, input_spec: str, output, what: str = "auto", batch_size
         raise ValueError(f"--output {output} must end in .npy (a numpy array file).")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size={batch_size} must be a positive integer.")
+    check_count(max_items, "--max-items")
+    _not_the_input(input_spec, output)
     a, n = _input_matrix(input_spec, max_items, comp.card.get("teacher", {}).get("model_ref"))
     if a.shape[1] != comp.in_dim:
         raise ValueError(f"{input_spec} has {a.shape[1]}-dim vectors but {comp.name} compresses {comp.in_dim}-dim vectors "
                          f"(teacher: {comp.card.get('teacher', {}).get('dataset', '?')}); pass embeddings of the same teacher model.")
     first = comp.compress(np.asarray(a[:1]), what)
     t0 = time.perf_counter()
-    with atomic_path(output) as tmp:
+    with atomic_path(output, needed=n * first.shape[1] * first.dtype.itemsize + 128) as tmp:
         mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=first.dtype, shape=(n, first.shape[1]))
+        _reserve(tmp)   # a full disk fails here, with the bytes needed, not as SIGBUS in a memory-mapped write
         for s in progress(range(0, n, batch_size), desc="compress", unit="batch", total=-(-n // batch_size)):
             mm[s:s + batch_size] = comp.compress(np.asarray(a[s:s + batch_size]), what)
         mm.flush()
@@ -757,6 +865,8 @@ def benchmark(model, data: str = "glove-words-minilm", max_items: int | None = 2
               k: int = 10, seed: int = 0, batch_size: int = 65536) -> dict:
     "Throughput, search latency, peak memory and quality vs teacher of `model` on `data`; one dict."
     set_threads()
+    for v, flag in ((max_items, "--max-items"), (n_queries, "--queries"), (k, "--k"), (batch_size, "--batch-size")):
+        check_count(v, flag)
     comp = model if isinstance(model, Compressor) else load_compressor(model)
     rss0 = _peak_rss_mb()
     s = parse_spec(data)
@@ -863,13 +973,17 @@ def export_main(argv=None) -> int:
                                 "metrics tables: index.faiss (+ student.npz, + sentence-transformers/), card.json, README.md.")
     p.add_argument("--run-id", required=True, help="a run with metrics rows (ecd baselines / ecd eval)")
     p.add_argument("--rep", required=True, help="the row's name or spec, e.g. pq_m16_k256, student_d64+sq_b8, pq:16x256")
-    p.add_argument("--out", required=True, help="folder to write (replaced atomically if it exists)")
+    p.add_argument("--out", required=True, help="folder to write; an earlier export there is replaced atomically, "
+                   "anything else is refused without --force")
+    p.add_argument("--force", action="store_true", help="write to an --out that exists and is not an ecd export (its "
+                   "other files are kept)")
     p.add_argument("--ckpt", default=None, help="the student checkpoint when several were evaluated under that name")
     p.add_argument("--split", default=None, help="the row's split (default: test when there is one)")
     p.add_argument("--no-check", action="store_true", help="write even if the exported recall@10 is off the row's by > 0.005")
     p.add_argument("--no-st", action="store_true", help="skip the sentence-transformers folder")
     a = p.parse_args(argv)
-    card = export_rep(a.run_id, a.rep, a.out, ckpt=a.ckpt, split=a.split, check=not a.no_check, st_folder=not a.no_st)
+    card = export_rep(a.run_id, a.rep, a.out, ckpt=a.ckpt, split=a.split, check=not a.no_check, st_folder=not a.no_st,
+                      force=a.force)
     print(f"exported {card['name']} ({card['bytes_per_vector']} bytes/vector) to {a.out}: "
           f"{', '.join(f for f in card['files'] if f not in ('card.json', 'README.md'))}")
     print(f"recall@10 vs teacher: {card['row']['recall@10']:.4f} (run {a.run_id}, {card['row']['split']} split, "
@@ -888,6 +1002,7 @@ def compress_main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=65536)
     p.add_argument("--max-items", type=int, default=None)
     a = p.parse_args(argv)
+    check_counts(a)
     r = compress_file(a.model, a.input, a.output, what=a.what, batch_size=a.batch_size, max_items=a.max_items)
     print(f"wrote {r['output']}: {r['n']} x {r['width']} {r['dtype']} {r['what']} ({r['vectors_per_s']:.0f} vectors/s)")
     return 0
@@ -905,6 +1020,7 @@ def benchmark_main(argv=None) -> int:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--json", default=None, help="where to write the JSON (default results/benchmark/<model>.json)")
     a = p.parse_args(argv)
+    check_counts(a)
     res = benchmark(a.model, a.data, max_items=a.max_items, n_queries=a.queries, k=a.k)
     print(format_benchmark(res))
     path = Path(a.json) if a.json else results_dir() / "benchmark" / f"{Path(a.model).resolve().name}.json"
@@ -925,6 +1041,7 @@ def e2e_small_main(argv=None) -> int:
     p.add_argument("--quantizer", default="sq8")
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
+    check_counts(a)
     r = e2e_small(a.run_id, a.dataset, a.max_items, a.dim, a.steps, a.quantizer, a.out)
     print(json.dumps(r, indent=2))
     return 0

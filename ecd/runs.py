@@ -164,6 +164,8 @@ class Run:
 
     def eval_data(self, split: str = "test", max_queries: int | None = None, k: int | None = None) -> EvalData:
         "`EvalData` of the `split` queries (the first `max_queries`), built once per (split, max_queries, k)."
+        from ecd.core import check_count
+        check_count(max_queries, "--max-queries", "all queries"); check_count(k, "--k")
         key = (split, max_queries or None, k or self.k)
         if key not in self._evals:
             self._evals[key] = _eval_data(self, *key)

@@ -42,7 +42,8 @@ def read_manifest(run_id: str, required: bool = True) -> dict:
         if required:
             raise ValueError(f"Run {run_id!r} has no manifest at {p}; run `ecd prepare --run-id {run_id} --dataset ...` first.")
         return {}
-    return read_json(p)
+    return read_json(p, fix=f"Restore it from a copy, or delete it and run `ecd prepare --run-id {run_id} --dataset ...` "
+                            "again to write a new one (the metrics tables stay).")
 
 def update_manifest(run_id: str, **sections) -> dict:
     """Merge `sections` into the manifest of `run_id` (created if missing); stamps versions, git sha, time.

@@ -8,6 +8,7 @@ Docs: https://ecd-dev.github.io/ecd/student.html.md"""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 import sys
 from pathlib import Path
@@ -27,8 +28,8 @@ from .train import LearnedPQ, ValData, check_train_config, fit, load_train_confi
 _log = get_logger("ecd.student")
 
 # %% auto #0
-__all__ = ['TRAIN_TARGET_ROWS', 'DEFAULT_QUANTIZERS', 'train_sample', 'train_targets', 'train_dir', 'train_run', 'student_rep',
-           'eval_student', 'train_main', 'eval_main']
+__all__ = ['TRAIN_TARGET_ROWS', 'DEFAULT_QUANTIZERS', 'train_sample', 'train_targets', 'train_dir', 'train_lock', 'train_run',
+           'student_rep', 'eval_student', 'train_main', 'eval_main']
 
 # %% ../nbs/10b_student.ipynb #22237dd1
 TRAIN_TARGET_ROWS = 100_000  # the student trains on at most this many training rows (a seeded sample)
@@ -60,6 +61,50 @@ def train_dir(run_id: str, tag: str | None = None) -> Path:
     return d / tag if tag else d
 
 
+def _holder(out: Path) -> str:
+    "Who holds the training lock of `out`, from `.train.holder.json`, as words."
+    import json
+    try:
+        h = json.loads((out / ".train.holder.json").read_text())
+        return f"process {h['pid']} on {h['host']}, started {h['started']}: {h['command']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
+@contextlib.contextmanager
+def train_lock(out, tag: str | None = None):
+    """Hold `<out>/train.lock` (a `filelock`, dropped by the kernel if the process dies) while training into `out`:
+    a second training of the same run and tag gets a `LockedError` naming the holder, at once."""
+    import json
+    import os
+    import socket
+    from filelock import FileLock, Timeout
+    from ecd.core import LockedError, storage_error, utc_now
+    out = Path(out)
+    lock = FileLock(str(out / "train.lock"), timeout=0)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        other = f"--tag {tag}-2" if tag else "--tag NAME"
+        raise LockedError(f"{out} is being trained into by {_holder(out)}. Wait for it to finish (its checkpoints would "
+                          f"mix with this run's), or train this student into its own folder with {other}.") from None
+    except OSError as e:
+        raise storage_error(e, out / "train.lock") from e
+    holder = out / ".train.holder.json"
+    try:
+        try:
+            holder.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": utc_now(),
+                                          "command": " ".join(["ecd", *sys.argv[1:]])[:300]}))
+        except OSError:
+            pass  # who holds it is a courtesy; the lock is what counts
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            holder.unlink()
+        lock.release()
+
+
 def train_run(run_id: Run | str, cfg: dict | None = None, resume: bool = False, tag: str | None = None,
               verbose: bool = True, stop_at: int | None = None):
     """Train the student of `run_id` (a `Run` or an id) with `cfg` (a full or partial train config, checked once
@@ -74,15 +119,16 @@ def train_run(run_id: Run | str, cfg: dict | None = None, resume: bool = False, 
     ev = run.eval_data("val", cfg["eval"]["max_queries"] or None)
     val = ValData(ev.database, ev.query_idx, ev.truth_ids[:, :cfg["eval"]["k"]])
     out = train_dir(run.run_id, tag)
-    t0 = time.perf_counter()
-    res = fit(cfg, prep.emb.vectors[tk.rows], tk.ids, val, out_dir=out, split=prep.split,
-              resume=resume, verbose=verbose, stop_at=stop_at, checked=True)
-    train_s = time.perf_counter() - t0
-    if res.paths.get("final"):
-        key = "train" if tag is None else f"train_{tag}"
-        run.update(**{key: {"config": cfg, "config_hash": config_hash(cfg), "dir": str(out),
-                                         "best": res.best, "final": res.final, "train_s": round(train_s, 1),
-                                         "targets_s": round(targets_s, 1), "train_rows": int(len(tk.rows))}})
+    with train_lock(out, tag):   # one training per folder: two at once would mix best.pt of one with final.pt of the other
+        t0 = time.perf_counter()
+        res = fit(cfg, prep.emb.vectors[tk.rows], tk.ids, val, out_dir=out, split=prep.split,
+                  resume=resume, verbose=verbose, stop_at=stop_at, checked=True)
+        train_s = time.perf_counter() - t0
+        if res.paths.get("final"):
+            key = "train" if tag is None else f"train_{tag}"
+            run.update(**{key: {"config": cfg, "config_hash": config_hash(cfg), "dir": str(out),
+                                             "best": res.best, "final": res.final, "train_s": round(train_s, 1),
+                                             "targets_s": round(targets_s, 1), "train_rows": int(len(tk.rows))}})
     res.train_s, res.targets_s = train_s, targets_s
     return res
 

@@ -367,3 +367,254 @@ def test_sigkill_of_sweep_driver_leaves_no_worker(store, executor):
     r = run_sweep(tiny_cfg(store, grid), run_id="tiny", sweep_id=f"killed_{executor}", executor="inline", figures=False)
     assert r.counts["failed"] == 0 and set(read_runs(f"killed_{executor}")["status"]) == {"done"}
     assert time.time() - t0 < 120
+
+
+# ---------------------------------------------------------------- the deploy side (issue 22): export, compress, train
+
+@pytest.fixture
+def exported(store, capfd):
+    "The tiny run with pca/pq rows and an export of pq_m4_k256 at exports/pq; returns the tmp folder."
+    r = ecd_here(capfd, "baselines", "--run-id", "tiny", "--modes", "pca,pq", "--dims", "4", "--pq-chunks", "4",
+                 "--pq-clusters", "16", "--max-queries", "30")
+    assert r.returncode == 0, r.stderr
+    r = ecd_here(capfd, "export", "--run-id", "tiny", "--rep", "pq_m4_k16", "--out", store / "exports" / "pq")
+    assert r.returncode == 0, r.stderr
+    return store
+
+
+def one_line_error(r, *words):
+    "Exit 2, one line on stderr (warnings aside) naming every word, no traceback."
+    lines = [x for x in r.stderr.splitlines() if "error:" in x]
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    for w in words:
+        assert str(w) in lines[0], (w, lines[0])
+    return lines[0]
+
+
+def test_export_refuses_an_out_that_is_not_an_export(exported, capfd):
+    "A folder of other files, a file, a link, an export folder with a damaged card: exit 2 naming --out and --force."
+    ex = exported / "exports"
+    (ex / "mydir").mkdir()
+    (ex / "mydir" / "important.txt").write_text("precious\n")
+    (ex / "victim.txt").write_text("victim\n")
+    os.symlink(ex / "mydir", ex / "link")
+    (ex / "broken").mkdir()
+    (ex / "broken" / "card.json").write_text('{"format": "ecd.export/1", ')
+    before = checksums(ex)
+    for out in ("mydir", "victim.txt", "link", "broken"):
+        r = ecd_here(capfd, "export", "--run-id", "tiny", "--rep", "pca_d4", "--out", ex / out)
+        one_line_error(r, f"--out {ex / out} exists and is not an ecd export folder", "--force")
+    assert checksums(ex) == before and not temp_files(exported)
+    assert sorted(os.listdir(ex)) == ["broken", "link", "mydir", "pq", "victim.txt"]
+
+
+def test_export_force_and_reexport_keep_what_ecd_did_not_write(exported, capfd):
+    ex = exported / "exports"
+    (ex / "mydir").mkdir()
+    (ex / "mydir" / "important.txt").write_text("precious\n")
+    (ex / "victim.txt").write_text("victim\n")
+    (ex / "pq" / "notes.txt").write_text("my notes\n")   # a person's file inside an earlier export
+    old_index = (ex / "pq" / "index.faiss").read_bytes()
+    for out in ("mydir", "victim.txt"):
+        r = ecd_here(capfd, "export", "--run-id", "tiny", "--rep", "pca_d4", "--out", ex / out, "--force")
+        assert r.returncode == 0, r.stderr
+    assert (ex / "mydir" / "important.txt").read_text() == "precious\n" and (ex / "mydir" / "card.json").exists()
+    kept = [p for p in ex.iterdir() if p.name.startswith("victim.txt.replaced-")]
+    assert len(kept) == 1 and kept[0].read_text() == "victim\n" and (ex / "victim.txt" / "index.faiss").exists()
+    r = ecd_here(capfd, "export", "--run-id", "tiny", "--rep", "pca_d4", "--out", ex / "pq")  # over an earlier export
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(ex / "pq")) == ["README.md", "card.json", "index.faiss", "notes.txt"]
+    assert (ex / "pq" / "notes.txt").read_text() == "my notes\n" and (ex / "pq" / "index.faiss").read_bytes() != old_index
+    assert '"name": "pca_d4"' in (ex / "pq" / "card.json").read_text()
+    assert not temp_files(exported) and not [p for p in ex.iterdir() if p.name.startswith(("pq.replaced", "mydir.replaced"))]
+
+
+def test_compress_refuses_an_output_that_is_its_input(exported, capfd):
+    d = exported
+    os.symlink(d / "x.npy", d / "link.npy")
+    os.link(d / "x.npy", d / "hard.npy")
+    before = checksums(d / "x.npy")
+    for inp, out in (("x.npy", "x.npy"), ("link.npy", "x.npy"), ("x.npy", "link.npy"), ("hard.npy", "x.npy")):
+        r = ecd_here(capfd, "compress", "--model", d / "exports" / "pq", "--input", f"npy:{d / inp}", "--output", d / out)
+        one_line_error(r, f"--output {d / out} is the input file", "Write to another file")
+    assert checksums(d / "x.npy") == before and not temp_files(d)
+
+
+def test_sigkill_of_compress_leaves_a_temp_the_rerun_deletes(exported, capfd):
+    "A compress killed mid-write left a full-size hidden temp file beside the output; the next run deletes it."
+    d = exported
+    model, out = d / "exports" / "pq", d / "codes.npy"
+    r = ecd_here(capfd, "compress", "--model", model, "--input", f"npy:{d}/x.npy", "--output", out)
+    assert r.returncode == 0, r.stderr
+    before, full = checksums(out), out.stat().st_size
+    slow = (f"import time, ecd.export as ex\nreal = ex.Compressor.compress\n"
+            f"def slow(self, x, what='auto'):\n    time.sleep(0.05)\n    return real(self, x, what)\n"
+            f"ex.Compressor.compress = slow\nex.compress_file({str(model)!r}, 'npy:{d}/x.npy', {str(out)!r}, batch_size=10)\n")
+    for _ in range(2):  # repeated kills pile nothing up
+        p = subprocess.Popen([sys.executable, "-c", slow], cwd=ROOT, env=dict(os.environ))
+        t0 = time.time()
+        while not any(f".codes.npy.{p.pid}." in f for f in temp_files(d)) and time.time() - t0 < 60:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(10)
+        left = temp_files(d)
+        assert len(left) == 1 and f".{p.pid}." in left[0] and Path(left[0]).stat().st_size == full, left  # full size
+        assert checksums(out) == before
+    r = ecd_here(capfd, "compress", "--model", model, "--input", f"npy:{d}/x.npy", "--output", out, "--max-items", "100")
+    assert r.returncode == 0, r.stderr
+    assert not temp_files(d) and len(np.load(out)) == 100
+
+
+def test_two_trainings_of_one_run_and_tag_at_once(store):
+    "Issue 22: two `ecd train` on one run and tag both exited 0, best.pt of one beside final.pt of the other."
+    import torch
+    env = dict(os.environ)
+    args = ["train", "--run-id", "tiny", "--tag", "t", "--override", "train.steps=300", "--override", "model.out_dim=4",
+            "--override", "eval.png=false"]
+    first = subprocess.Popen([sys.executable, "-c", "import sys; from ecd.cli import main; sys.exit(main())", *args,
+                              "--override", "train.seed=1"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    out = store / "results" / "tiny" / "train" / "t"
+    t0 = time.time()
+    while not (out / ".train.holder.json").exists() and time.time() - t0 < 120 and first.poll() is None:
+        time.sleep(0.05)
+    assert first.poll() is None, first.communicate()[1]
+    second = ecd(*args, "--override", "train.seed=2", env=env)
+    line = one_line_error(second, f"{out} is being trained into by process {first.pid}", "train.seed=1", "--tag t-2")
+    assert "Wait for it to finish" in line
+    assert first.wait(240) == 0, first.communicate()[1]
+    seeds = {name: torch.load(out / name, weights_only=False)["config"]["train"]["seed"]
+             for name in ("best.pt", "final.pt", "last.pt")}
+    assert seeds == {"best.pt": 1, "final.pt": 1, "last.pt": 1}
+    before = checksums(out)  # a later training of the same folder runs as before
+    assert not (out / ".train.holder.json").exists()
+    r = ecd(*args, "--override", "train.seed=2", "--override", "train.steps=20", env=env)
+    assert r.returncode == 0, r.stderr
+    assert checksums(out) != before
+
+
+def test_truncated_faiss_and_damaged_json_name_the_file_and_the_fix(exported, capfd):
+    d = exported
+    t = d / "exports" / "trunc"
+    shutil_copy = __import__("shutil").copytree
+    shutil_copy(d / "exports" / "pq", t)
+    (t / "index.faiss").write_bytes((t / "index.faiss").read_bytes()[:100])
+    before = checksums(d)
+    r = ecd_here(capfd, "compress", "--model", t, "--input", f"npy:{d}/x.npy", "--output", d / "c.npy")
+    one_line_error(r, f"{t / 'index.faiss'} is truncated or damaged", "--force", "ecd export")
+    r = ecd_here(capfd, "benchmark", "--model", t, "--data", f"npy:{d}/x.npy", "--max-items", "300", "--queries", "20")
+    one_line_error(r, f"{t / 'index.faiss'} is truncated or damaged")
+    r = ecd_here(capfd, "compress", "--debug", "--model", t, "--input", f"npy:{d}/x.npy", "--output", d / "c.npy")
+    assert r.returncode == 2 and "Traceback" in r.stderr
+    c = d / "exports" / "card"
+    shutil_copy(d / "exports" / "pq", c)
+    (c / "card.json").write_text((c / "card.json").read_text().replace('"format"', "format", 1))
+    before = checksums(d)
+    r = ecd_here(capfd, "compress", "--model", c, "--input", f"npy:{d}/x.npy", "--output", d / "c.npy")
+    one_line_error(r, f"{c / 'card.json'} is damaged: not valid JSON", "line 2 column 3", "--force")
+    man = d / "results" / "tiny" / "manifest.json"
+    man.write_text(man.read_text().replace('"dataset"', "dataset", 1))
+    before = checksums(d)
+    for args in (["baselines", "--run-id", "tiny", "--modes", "pca", "--dims", "4"],
+                 ["export", "--run-id", "tiny", "--rep", "pca_d4", "--out", d / "exports" / "new"]):
+        r = ecd_here(capfd, *args)
+        one_line_error(r, f"{man} is damaged: not valid JSON", "ecd prepare --run-id tiny")
+    assert checksums(d) == before and not temp_files(d)
+
+
+def test_yaml_syntax_error_is_one_line(store, capfd):
+    bad = store / "bad.yaml"
+    bad.write_text("train:\n  lr: 0.001\n  steps: [100, 200\nloss:\n  x: 1\n")
+    r = ecd_here(capfd, "train", "--run-id", "tiny", "--config", bad)
+    one_line_error(r, f"Config file '{bad}' is not valid YAML", "line 4 column 5", "fix that line")
+
+
+def test_negative_and_zero_counts_are_refused(exported, capfd):
+    d = exported
+    before = checksums(d)
+    for args, flag in ((["baselines", "--run-id", "tiny", "--modes", "pca", "--max-queries", "-5"], "--max-queries -5"),
+                       (["sanity", "--run-id", "tiny", "--max-queries", "-1"], "--max-queries -1"),
+                       (["prepare", "--run-id", "tiny", "--dataset", f"npy:{d}/x.npy", "--k", "0"], "--k 0"),
+                       (["compress", "--model", d / "exports" / "pq", "--input", f"npy:{d}/x.npy", "--output", d / "c.npy",
+                         "--batch-size", "0"], "--batch-size 0"),
+                       (["compress", "--model", d / "exports" / "pq", "--input", f"npy:{d}/x.npy", "--output", d / "c.npy",
+                         "--max-items", "-3"], "--max-items -3"),
+                       (["benchmark", "--model", d / "exports" / "pq", "--data", f"npy:{d}/x.npy", "--queries", "-3"],
+                        "--queries -3")):
+        one_line_error(ecd_here(capfd, *args), f"{flag} is not a count", "pass a positive integer")
+    assert checksums(d) == before
+    from ecd.runs import Run
+    with pytest.raises(ValueError, match="--max-queries -5 is not a count"):
+        Run.open("tiny").eval_data("test", -5)
+
+
+def _unprivileged() -> list:
+    "A command prefix that runs without the power to read or write any file (root drops CAP_DAC_*); [] for a plain user."
+    if os.geteuid() != 0:
+        return []
+    import shutil
+    if not shutil.which("setpriv"):
+        pytest.skip("root without setpriv: cannot drop the permission override")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", "--bounding-set", caps, "--inh-caps", caps]
+
+
+def test_read_and_write_permission_problems_are_told_apart(exported):
+    d = exported
+    pre = _unprivileged()
+    run = lambda *a: subprocess.run([*pre, sys.executable, "-c", "import sys; from ecd.cli import main; sys.exit(main())",
+                                     *map(str, a)], capture_output=True, text=True, cwd=ROOT, env=dict(os.environ), timeout=180)
+    man = d / "results" / "tiny" / "manifest.json"
+    before = checksums(d)
+    man.chmod(0)
+    try:
+        r = run("baselines", "--run-id", "tiny", "--modes", "pca", "--dims", "4")
+        line = one_line_error(r, f"No permission to read {man}", "chmod u+r")
+        assert "permission to write" not in line
+    finally:
+        man.chmod(0o644)
+    (d / "x.npy").chmod(0)
+    try:
+        r = run("compress", "--model", d / "exports" / "pq", "--input", f"npy:{d}/x.npy", "--output", d / "c.npy")
+        line = one_line_error(r, f"No permission to read {d / 'x.npy'}")
+        assert "numpy.save" not in line
+    finally:
+        (d / "x.npy").chmod(0o644)
+    folders = [p for p in (d / "results").rglob("*") if p.is_dir()] + [d / "results"]
+    for p in folders:
+        p.chmod(0o555)
+    try:
+        r = run("baselines", "--run-id", "tiny", "--modes", "pca", "--dims", "4", "--max-queries", "30")
+        one_line_error(r, "No permission to write", "chmod u+w")
+    finally:
+        for p in folders:
+            p.chmod(0o755)
+    assert checksums(d) == before and not temp_files(d)
+
+
+def test_export_and_compress_on_a_full_tmpfs(exported, tiny_disk, capfd):
+    "A full disk under `ecd export` (faiss wrote half an index and raised) and `ecd compress`: exit 2, nothing half-written."
+    d = exported
+    out = tiny_disk / "export"
+    r = ecd_here(capfd, "export", "--run-id", "tiny", "--rep", "pq_m4_k16", "--out", out)
+    assert r.returncode == 0, r.stderr
+    filler = tiny_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    for block in (65536, 512, 1):
+        try:
+            while os.write(fd, b"\0" * block):
+                pass
+        except OSError:
+            pass
+    os.close(fd)
+    before = checksums(tiny_disk)
+    r = ecd_here(capfd, "export", "--run-id", "tiny", "--rep", "pca_d4", "--out", out)
+    one_line_error(r, "No space left on the disk holding", str(out), "needed")
+    r = ecd_here(capfd, "compress", "--model", out, "--input", f"npy:{d}/x.npy", "--output", tiny_disk / "c.npy",
+                 "--what", "floats")
+    one_line_error(r, f"No space left on the disk holding {tiny_disk / 'c.npy'}", "needed")
+    assert checksums(tiny_disk) == before and not temp_files(tiny_disk)
+    assert sorted(os.listdir(tiny_disk)) == ["export", "filler"]
+    r = ecd_here(capfd, "compress", "--model", out, "--input", f"npy:{d}/x.npy", "--output", d / "ok.npy")
+    assert r.returncode == 0, r.stderr  # the old export is intact and usable
