@@ -20,8 +20,8 @@ _log = get_logger("ecd.learned")
 
 # %% auto #0
 __all__ = ['SCORES', 'NORM_WEIGHTS', 'pack_codes', 'unpack_codes', 'rq_codebooks', 'set_rq_codebooks', 'decode_codes',
-           'inner_product_kl', 'distill_codebooks', 'fit_norm_weight', 'LearnedRQ', 'opq_codebooks', 'additive_index',
-           'LearnedOPQ', 'LearnedLSQ']
+           'inner_product_kl', 'distill_codebooks', 'fit_norm_weight', 'additive_bias', 'lut_index', 'add_lut_codes',
+           'LearnedRQ', 'opq_codebooks', 'additive_index', 'LearnedOPQ', 'LearnedLSQ']
 
 # %% ../nbs/08a_learned.ipynb #367466a0
 def pack_codes(codes, nbits: int) -> np.ndarray:
@@ -69,15 +69,17 @@ def inner_product_kl(scores: torch.Tensor, teacher: torch.Tensor, mask: torch.Te
     return (lt.exp() * (lt - lp)).masked_fill(~mask, 0).sum(1).mean()
 
 # %% ../nbs/08a_learned.ipynb #adbe7ab4
-SCORES = ("cos", "ip")
+SCORES = ("lut", "cos", "ip")
 
 def distill_codebooks(x, codes, codebooks, anchors, top_ids, steps: int = 300, lr: float = 2e-4,
                       batch_size: int = 256, n_random: int = 512, tau: float = 0.05, rec_weight: float = 1.0,
-                      score: str = "cos", support=None, seed: int = 0, device: str = "cpu",
-                      desc: str = "codebooks") -> torch.Tensor:
+                      score: str = "cos", support=None, bias=None, bias_lr: float | None = None, seed: int = 0,
+                      device: str = "cpu", desc: str = "codebooks"):
     """Decoder codebooks (M, K, d) trained for `steps` on the teacher's ranking of `x` (n, d) with its fixed `codes`
     (n, M): `anchors` are rows of `x` used as queries, `top_ids` (len(anchors), L) their teacher top-L rows of `x`.
-    `score` is how the student scores a decoded row: 'cos' (the cosine, its norm left to `fit_norm_weight`) or 'ip'.
+    `score` is how the student scores a decoded row: 'cos' (the cosine, its norm left to `fit_norm_weight`), 'ip', or
+    'lut': the inner product plus a learned bias per codebook entry, `bias` (M, K) its start (zeros if None) trained at
+    `bias_lr` (default `lr`); then the result is `(codebooks, bias)`.
     `support` (M, 1 or K, d) of 0/1, if given, keeps each codebook to its coordinates (a PQ chunk stays its chunk)."""
     if score not in SCORES:
         raise ValueError(f"score={score!r} is not supported; use one of {SCORES}.")
@@ -87,7 +89,11 @@ def distill_codebooks(x, codes, codebooks, anchors, top_ids, steps: int = 300, l
     C = torch.nn.Parameter(torch.as_tensor(np.asarray(codebooks), dtype=torch.float32, device=device).clone())
     S = None if support is None else torch.as_tensor(np.asarray(support), dtype=torch.float32, device=device)
     book = (lambda: C) if S is None else (lambda: C * S)
-    opt = torch.optim.Adam([C], lr=lr)
+    M, K = C.shape[:2]
+    B = torch.nn.Parameter(torch.zeros(M, K, device=device) if bias is None else
+                           torch.as_tensor(np.asarray(bias), dtype=torch.float32, device=device).clone())
+    offsets = torch.arange(M, device=device) * K
+    opt = torch.optim.Adam([{"params": [C], "lr": lr}] + ([{"params": [B], "lr": bias_lr or lr}] if score == "lut" else []))
     n = len(x)
 
     def loss_fn(step, rng):
@@ -99,12 +105,15 @@ def distill_codebooks(x, codes, codebooks, anchors, top_ids, steps: int = 300, l
         xh = decode_codes(codes[ci], book())
         mask = torch.as_tensor(cand[None, :] != rows[:, None], device=device)
         xs = xh / xh.norm(dim=1, keepdim=True).clamp_min(1e-12) if score == "cos" else xh
-        kl = inner_product_kl(q @ xs.T, q @ xc.T, mask, tau)
+        s = q @ xs.T
+        if score == "lut":
+            s = s + B.reshape(-1)[codes[ci] + offsets].sum(1)[None, :]
+        kl = inner_product_kl(s, q @ xc.T, mask, tau)
         rec = ((xc - xh) ** 2).sum(1).mean()
         return kl + rec_weight * rec, {"listwise": float(kl.detach()), "reconstruction": float(rec.detach())}
 
     optimize(opt, loss_fn, steps, schedule="cosine", warmup=min(20, steps // 10), seed=seed, device=device, desc=desc)
-    return book().detach().cpu()
+    return (book().detach().cpu(), B.detach().cpu()) if score == "lut" else book().detach().cpu()
 
 # %% ../nbs/08a_learned.ipynb #c41d7e2a
 NORM_WEIGHTS = tuple(round(0.05 * i, 2) for i in range(13))     # 0, 0.05, ..., 0.6 (0.5: plain L2 ranking)
@@ -126,6 +135,54 @@ def fit_norm_weight(xh, x, anchors, truth, k: int = 10, grid=NORM_WEIGHTS) -> tu
     best = max(found, key=lambda w: (found[w], -abs(w - 0.5)))
     return best, found
 
+# %% ../nbs/08a_learned.ipynb #6fc691fc
+def additive_bias(codes, target, num_clusters: int, sweeps: int = 10) -> np.ndarray:
+    """The (M, K) table `b` whose sum `sum_m b[m, codes[:, m]]` best fits `target` (n,) in least squares, by
+    backfitting one codebook at a time (`sweeps` passes)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    t = np.asarray(target, dtype=np.float64)
+    M = codes.shape[1]
+    b, pred = np.zeros((M, num_clusters)), np.zeros(len(t))
+    for _ in range(sweeps):
+        for m in range(M):
+            pred -= b[m][codes[:, m]]
+            s = np.bincount(codes[:, m], weights=t - pred, minlength=num_clusters)
+            c = np.bincount(codes[:, m], minlength=num_clusters)
+            b[m] = np.where(c > 0, s / np.maximum(c, 1), 0.0)
+            pred += b[m][codes[:, m]]
+    return b.astype(np.float32)
+
+# %% ../nbs/08a_learned.ipynb #69af4388
+def lut_index(codebooks, bias) -> faiss.Index:
+    """A trained, empty faiss index scoring M-byte codes as `<q, sum_m C[m, c_m]> + sum_m bias[m, c_m]`: an inner-product
+    `IndexPQ` over the query lifted to M copies of `[q, 1]` (a `LinearTransform` d -> d+1, then a
+    `RemapDimensionsTransform` that copies), chunk m's centroids `[C[m], bias[m]]`. `codebooks` (M, K, d) with
+    K <= 256, `bias` (M, K). Fill it with `add_sa_codes` through `add_lut_codes` (the encoder's codes as they are)."""
+    C = np.asarray(codebooks, dtype=np.float32)
+    M, K, d = C.shape
+    nbits = int(K).bit_length() - 1
+    if 1 << nbits != K or nbits > 8:
+        raise ValueError(f"codebooks of {K} entries: the look-up-table layout takes 2, 4, ..., 256 entries per codebook.")
+    lt = faiss.LinearTransform(d, d + 1, True)
+    faiss.copy_array_to_vector(np.eye(d + 1, d, dtype=np.float32).ravel(), lt.A)
+    faiss.copy_array_to_vector(np.eye(1, d + 1, d, dtype=np.float32).ravel(), lt.b)          # appends the 1
+    lt.is_trained = True
+    copies = np.tile(np.arange(d + 1, dtype=np.int32), M)               # kept alive while faiss copies it
+    remap = faiss.RemapDimensionsTransform(d + 1, M * (d + 1), faiss.swig_ptr(copies))
+    pq = faiss.IndexPQ(M * (d + 1), M, nbits, faiss.METRIC_INNER_PRODUCT)
+    cent = np.concatenate([C, np.asarray(bias, dtype=np.float32).reshape(M, K, 1)], axis=2)
+    faiss.copy_array_to_vector(np.ascontiguousarray(cent).ravel(), pq.pq.centroids)
+    pq.is_trained = True
+    ix = faiss.IndexPreTransform(remap, pq)
+    ix.prepend_transform(lt)
+    return faiss.deserialize_index(faiss.serialize_index(ix))          # one object that owns every part
+
+def add_lut_codes(index, codes) -> None:
+    "faiss `add_sa_codes` into the `IndexPQ` of a `lut_index` (an `IndexPreTransform` does not implement it itself)."
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else index
+    inner.add_sa_codes(np.ascontiguousarray(codes, dtype=np.uint8))
+    index.ntotal = inner.ntotal
+
 # %% ../nbs/08a_learned.ipynb #f613188f
 class LearnedRQ(RQ):
     """Learned residual code, spec `lrq:MxB` (e.g. `lrq:16x8`, 16 B): faiss RQ codes (beam `beam`) scored by a decoder
@@ -139,25 +196,27 @@ class LearnedRQ(RQ):
     mode = "lrq"
     def __init__(self, num_codebooks: int = 16, nbits: int = 8, beam: int = 16, steps: int = 300, lr: float = 2e-4,
                  tau: float = 0.05, rec_weight: float = 1.0, top_l: int = 50, n_anchors: int = 5000,
-                 n_distill: int = 65536, score: str = "cos", norm_weight: float | None = None,
+                 n_distill: int = 65536, score: str = "lut", norm_weight: float | None = None,
                  max_train: int | str | None = "auto",
-                 normalize: bool = True, seed: int = 0, verbose: bool = False):
+                 normalize: bool = True, seed: int = 0, verbose: bool = False, bias_lr: float = 2e-3):
         super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose, metric="l2")
         self.steps = _int_in(steps, f"{self.mode} steps", 0, 1_000_000, " (0: the classic codebooks, no distillation)")
         self.top_l = _int_in(top_l, f"{self.mode} top_l", 10, 10_000)
         self.n_anchors = _int_in(n_anchors, f"{self.mode} n_anchors", 1)
         self.n_distill = _int_in(n_distill, f"{self.mode} n_distill", 100, hint=" (training rows the decoder is fitted on)")
-        for k, v in (("lr", lr), ("tau", tau)):
+        for k, v in (("lr", lr), ("tau", tau), ("bias_lr", bias_lr)):
             if not (isinstance(v, (int, float)) and v > 0):
                 raise ValueError(f"{self.mode} {k}={v!r} must be a number > 0 (defaults: lr=0.0002, tau=0.05).")
         if not (isinstance(rec_weight, (int, float)) and rec_weight >= 0):
             raise ValueError(f"{self.mode} rec_weight={rec_weight!r} must be a number >= 0 (default 1.0).")
         if score not in SCORES:
-            raise ValueError(f"{self.mode} score={score!r} is not supported; use one of {SCORES} (default 'cos').")
+            raise ValueError(f"{self.mode} score={score!r} is not supported; use one of {SCORES} (default 'lut': "
+                             "look-up tables at PQ's speed; 'cos' and 'ip' decode every code per query).")
         if norm_weight is not None and not (isinstance(norm_weight, (int, float)) and 0 < norm_weight <= 10):
             raise ValueError(f"{self.mode} norm_weight={norm_weight!r} must be a number in (0, 10], or None to fit it "
                              "(0.5 is plain L2 ranking).")
-        self.lr, self.tau, self.rec_weight, self.score = float(lr), float(tau), float(rec_weight), score
+        self.lr, self.tau, self.rec_weight, self.score, self.bias_lr = float(lr), float(tau), float(rec_weight), score, float(bias_lr)
+        self.codebooks, self.bias = None, None
         self.norm_weight_set = None if norm_weight is None else float(norm_weight)
         self.encoder = None
         self.train_s = None
@@ -170,7 +229,7 @@ class LearnedRQ(RQ):
     def _distill_params(self):
         p = {"steps": self.steps, "lr": self.lr, "tau": self.tau, "rec_weight": self.rec_weight, "top_l": self.top_l,
              "n_anchors": self.n_anchors, "n_distill": self.n_distill, "score": self.score,
-             "norm_weight": self.norm_weight_set}
+             "norm_weight": self.norm_weight_set, **({"bias_lr": self.bias_lr} if self.score == "lut" else {})}
         return p if self.norm_weight_fit is None else {**p, "norm_weight_fit": self.norm_weight_fit}
     def _params(self):
         return {**super()._params(), **self._distill_params()}
@@ -207,14 +266,18 @@ class LearnedRQ(RQ):
         self.encoder.reset()
         self.index, self.n_train, self.input_dim = self.encoder, getattr(codec, "n_train", None), codec.input_dim
 
-    def _distill(self, xs, codes, C, anchors, top, support=None) -> np.ndarray:
-        "The decoder's codebooks distilled from `C` on the teacher's lists (`distill_codebooks`)."
-        return distill_codebooks(xs, codes, C, anchors, top, self.steps, self.lr, tau=self.tau,
-                                 rec_weight=self.rec_weight, score=self.score, support=support, seed=self.seed,
-                                 desc=f"{self.name}: distilling codebooks").numpy()
+    @property
+    def search_layout(self): return "lut" if self.score == "lut" else "decompress"
+
+    def _distill(self, xs, codes, C, anchors, top, support=None, bias=None):
+        "The decoder's codebooks distilled from `C` on the teacher's lists (`distill_codebooks`); with the bias for 'lut'."
+        out = distill_codebooks(xs, codes, C, anchors, top, self.steps, self.lr, tau=self.tau,
+                                rec_weight=self.rec_weight, score=self.score, support=support, bias=bias,
+                                bias_lr=self.bias_lr, seed=self.seed, desc=f"{self.name}: distilling codebooks")
+        return tuple(t.numpy() for t in out) if self.score == "lut" else out.numpy()
 
     def _decoder_index(self, codebooks) -> faiss.Index:
-        "The searched index: the encoder's RQ with `codebooks`, L2, the norm from the codebooks' tables."
+        "The searched index of the 'cos'/'ip' scores: the encoder's RQ with `codebooks`, L2, the norm from the codebooks' tables."
         ix = faiss.clone_index(self.encoder)
         ix.metric_type = faiss.METRIC_L2
         ix.rq.search_type = faiss.AdditiveQuantizer.ST_norm_from_LUT
@@ -230,6 +293,8 @@ class LearnedRQ(RQ):
             xs = np.ascontiguousarray(x[np.sort(np.random.default_rng(self.seed + 1).choice(len(x), self.n_distill, replace=False))])
         codes = unpack_codes(self._encode(xs), self.num_codebooks, self.nbits)
         anchors, top = self._teacher_lists(xs)
+        if self.score == "lut":
+            return self._fit_lut(xs, codes, C, anchors, top, t0)
         if self.steps:
             C = self._distill(xs, codes, C, anchors, top)
         w = self.norm_weight_set
@@ -240,9 +305,49 @@ class LearnedRQ(RQ):
         self.index = self._decoder_index(np.asarray(C, dtype=np.float32) / self.scale)   # scaled decoder codebooks
         self.train_s = time.perf_counter() - t0
 
+    def _fit_lut(self, xs, codes, C, anchors, top, t0):
+        "Codebooks and bias for the look-up-table layout: the bias from the additive fit of `-w ||x_hat||^2`, then both distilled."
+        import time
+        xh = decode_codes(torch.as_tensor(codes), torch.as_tensor(C)).numpy()
+        w = self.norm_weight_set or fit_norm_weight(xh, xs, anchors[:2000], top[:2000], grid=NORM_WEIGHTS[1:])[0]
+        self.norm_weight_fit = float(w)
+        b = additive_bias(codes, -w * np.einsum("ij,ij->i", xh, xh), C.shape[1])
+        if self.steps:
+            C, b = self._distill(xs, codes, C, anchors, top, bias=b)
+        self.codebooks, self.bias = np.ascontiguousarray(C, dtype=np.float32), np.ascontiguousarray(b, dtype=np.float32)
+        self.index = lut_index(self.codebooks, self.bias)
+        self.train_s = time.perf_counter() - t0
+
+    def _entries(self, codes):
+        return unpack_codes(self._check_codes(codes), self.num_codebooks, self.nbits)
+
+    def _check_codes(self, codes):
+        cs = self.encoder.sa_code_size()
+        if codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape[1] != cs:
+            raise ValueError(f"{self.name} codes must be uint8 of shape (n, {cs}), got {codes.dtype} {codes.shape}; pass the output of encode().")
+        return codes
+
     def _decode(self, codes):
-        "The reconstruction: the searched index's decoding (codebooks / scale) times `scale`."
+        "The reconstruction: the sum of the decoder's codewords ('lut'), or the searched index's decoding times `scale`."
+        if self.score == "lut":
+            return decode_codes(torch.as_tensor(self._entries(codes)), torch.as_tensor(self.codebooks)).numpy()
         return super()._decode(codes) * self.scale
+
+    def _search(self, q, k):
+        if self.score == "lut":
+            return self.index.search(q, k)                             # <q, x_hat> + bias: the score itself
+        return super()._search(q, k)
+
+    def _space(self, x, query):
+        if self.score != "lut":
+            return super()._space(x, query)
+        from ecd.codecs import _with_one
+        if query:
+            return _with_one(x), "ip"
+        e = self._entries(self._encode(x))
+        xh = decode_codes(torch.as_tensor(e), torch.as_tensor(self.codebooks)).numpy()
+        b = self.bias[np.arange(e.shape[1])[None, :], e].sum(1)
+        return np.ascontiguousarray(np.hstack([xh, b[:, None]]), dtype=np.float32), "ip"
 
     def _encode(self, x):
         ix = self.index
@@ -255,7 +360,7 @@ class LearnedRQ(RQ):
     def _add(self, x):
         with progress(total=len(x), desc=f"{self.name}: encoding", unit="vec", leave=False) as bar:
             for i in range(0, len(x), 8192):
-                self.index.add_sa_codes(self._encode(x[i:i + 8192]))
+                add_lut_codes(self.index, self._encode(x[i:i + 8192]))
                 bar.update(min(8192, len(x) - i))
 
 # %% ../nbs/08a_learned.ipynb #5d1c0e7a
@@ -299,8 +404,8 @@ class LearnedOPQ(LearnedRQ):
     mode = "lopq"
     def __init__(self, num_chunks: int = 32, num_clusters: int = 256, niter: int = 50, steps: int = 300,
                  lr: float = 2e-4, tau: float = 0.05, rec_weight: float = 1.0, top_l: int = 50, n_anchors: int = 5000,
-                 n_distill: int = 65536, score: str = "cos", norm_weight: float | None = None,
-                 normalize: bool = True, seed: int = 0):
+                 n_distill: int = 65536, score: str = "lut", norm_weight: float | None = None,
+                 normalize: bool = True, seed: int = 0, bias_lr: float = 2e-3):
         from ecd.codecs import OPQ
         self._opq = OPQ(num_chunks, num_clusters, niter, normalize=False, seed=seed)  # validates M, K, niter; fit
         # gets the rows this code's fit already normalized
@@ -308,7 +413,7 @@ class LearnedOPQ(LearnedRQ):
             raise ValueError(f"lopq num_clusters={num_clusters!r}: the learned decoder takes codes of at most 8 bits; "
                              "use num_clusters <= 256 (e.g. lopq:32x256).")
         super().__init__(num_chunks, self._opq.nbits, 1, steps, lr, tau, rec_weight, top_l, n_anchors, n_distill,
-                         score, norm_weight, None, normalize, seed)
+                         score, norm_weight, None, normalize, seed, bias_lr=bias_lr)
         self.num_chunks, self.num_clusters, self.niter = self._opq.num_chunks, self._opq.num_clusters, self._opq.niter
 
     @property
@@ -336,7 +441,7 @@ class LearnedOPQ(LearnedRQ):
         self.n_train = len(x)                                            # OPQ trains on every training row
         return opq_codebooks(self.encoder)
 
-    def _distill(self, xs, codes, C, anchors, top, support=None) -> np.ndarray:
+    def _distill(self, xs, codes, C, anchors, top, support=None, bias=None):
         """Distilled in OPQ's rotated space with each codebook kept to its chunk (`support`): on the default data at
         32 B that kept more of the teacher's top-10 than letting the codebooks spread over every coordinate."""
         opq = faiss.downcast_VectorTransform(self.encoder.chain.at(0))
@@ -345,8 +450,10 @@ class LearnedOPQ(LearnedRQ):
         S = np.zeros((M, 1, d), np.float32)
         for m in range(M):
             S[m, 0, m * (d // M):(m + 1) * (d // M)] = 1
-        Cr = super()._distill(np.ascontiguousarray(xs @ A.T), codes, C @ A.T, anchors, top, S)
-        return np.ascontiguousarray(Cr @ A, dtype=np.float32)                 # back to the input space
+        out = super()._distill(np.ascontiguousarray(xs @ A.T), codes, C @ A.T, anchors, top, S, bias)
+        Cr, b = out if self.score == "lut" else (out, None)
+        C = np.ascontiguousarray(Cr @ A, dtype=np.float32)                 # back to the input space
+        return (C, b) if self.score == "lut" else C
 
     def _decoder_index(self, codebooks) -> faiss.Index:
         return additive_index(codebooks, self.nbits)
@@ -364,10 +471,10 @@ class LearnedLSQ(LearnedRQ):
     mode = "llsq"
     def __init__(self, num_codebooks: int = 8, nbits: int = 8, steps: int = 300, lr: float = 2e-4, tau: float = 0.05,
                  rec_weight: float = 1.0, top_l: int = 50, n_anchors: int = 5000, n_distill: int = 65536,
-                 score: str = "cos", norm_weight: float | None = None, max_train: int | str | None = "auto",
-                 normalize: bool = True, seed: int = 0, verbose: bool = False):
+                 score: str = "lut", norm_weight: float | None = None, max_train: int | str | None = "auto",
+                 normalize: bool = True, seed: int = 0, verbose: bool = False, bias_lr: float = 2e-3):
         super().__init__(num_codebooks, nbits, 1, steps, lr, tau, rec_weight, top_l, n_anchors, n_distill, score,
-                         norm_weight, max_train, normalize, seed, verbose)
+                         norm_weight, max_train, normalize, seed, verbose, bias_lr=bias_lr)
 
     @property
     def name(self): return f"llsq_m{self.num_codebooks}_b{self.nbits}"
