@@ -22,22 +22,81 @@ from .codecs import Representation
 log = get_logger("ecd.evaluate")
 
 # %% auto #0
-__all__ = ['log', 'rep_search', 'pair_scores', 'EvalData', 'eval_vs_teacher', 'eval_two_stage', 'build_ann', 'eval_vs_student',
-           'evaluate_rep', 'rows_to_frame', 'space_stats']
+__all__ = ['log', 'rep_search', 'one_thread', 'search_cost', 'pq_reference', 'speed_class', 'pair_scores', 'EvalData',
+           'eval_vs_teacher', 'eval_two_stage', 'build_ann', 'eval_vs_student', 'evaluate_rep', 'rows_to_frame',
+           'space_stats']
 
 # %% ../nbs/09_evaluate.ipynb #3089e48b
 def rep_search(rep: Representation, queries: np.ndarray, k: int, exclude_ids: np.ndarray | None = None,
                warmup: int = 16) -> tuple[np.ndarray, np.ndarray, float]:
-    "Top-`k` of `queries` in `rep` (own row dropped); returns `(scores, ids, ms_per_query)`."
+    """Top-`k` of `queries` in `rep` as its `rank` orders them (own row dropped); returns `(scores, ids, ms)`, `ms` the
+    batch's time per query (an evaluation time: a row's `ms_per_query` is `search_cost` of the deployable search)."""
     extra = 0 if exclude_ids is None else 1
     if warmup:
-        rep.search(queries[:warmup], k + extra)
+        rep.rank(queries[:warmup], k + extra)
     t0 = time.perf_counter()
-    D, I = rep.search(queries, k + extra)
+    D, I = rep.rank(queries, k + extra)
     ms = 1000 * (time.perf_counter() - t0) / max(len(queries), 1)
     if extra:
         D, I = drop_excluded(D, I, np.asarray(exclude_ids, dtype=np.int64))
     return D, I, ms
+
+# %% ../nbs/09_evaluate.ipynb #f0d8c676
+from contextlib import contextmanager
+
+@contextmanager
+def one_thread():
+    "faiss and torch on one thread inside the block; the counts before it restored after."
+    import torch
+    nf, nt = faiss.omp_get_max_threads(), torch.get_num_threads()
+    faiss.omp_set_num_threads(1); torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(nf); torch.set_num_threads(nt)
+
+def search_cost(index, queries: np.ndarray, k: int = 10, n_single: int = 200, batch: int = 1000,
+                budget_s: float = 2.0) -> dict:
+    """ms per query of `index.search(q, k)` (a `Representation`, a faiss index, anything with `search`) on one thread:
+    one query at a time (`ms_per_query`, `timing_queries` of them) and one batch (`ms_per_query_batch`, `batch_size`)."""
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    with one_thread():
+        index.search(q[:1], k)                                           # warm-up
+        t0, n = time.perf_counter(), 0
+        while n < min(n_single, len(q)) and (n < 3 or time.perf_counter() - t0 < budget_s):
+            index.search(q[n:n + 1], k); n += 1
+        single = 1000 * (time.perf_counter() - t0) / n
+        nb = int(max(1, min(batch, len(q), budget_s * 1000 / max(single, 1e-6))))
+        t0 = time.perf_counter()
+        index.search(q[:nb], k)
+        batched = 1000 * (time.perf_counter() - t0) / nb
+    return {"ms_per_query": single, "ms_per_query_batch": batched, "batch_size": nb, "timing_queries": n,
+            "search_threads": 1}
+
+# %% ../nbs/09_evaluate.ipynb #19d497b7
+_PQ_REF: dict = {}
+
+def pq_reference(d: int, nbytes: int, n_db: int, queries: np.ndarray, k: int = 10) -> float:
+    """Single-query ms of faiss `IndexPQ` with `nbytes` 8-bit chunks (at most 256) over `n_db` random codes, one thread,
+    timed as `search_cost` times a row (the dimension zero-padded to a multiple of the chunks); cached per process."""
+    m = int(min(max(nbytes, 1), 256))
+    key = (d, m, n_db)
+    if key not in _PQ_REF:
+        dp = -(-d // m) * m
+        rng = np.random.default_rng(0)
+        ix = faiss.IndexPQ(dp, m, 8)
+        faiss.copy_array_to_vector(rng.standard_normal(m * 256 * (dp // m)).astype(np.float32), ix.pq.centroids)
+        ix.is_trained = True
+        ix.add_sa_codes(rng.integers(0, 256, (n_db, m), dtype=np.uint8))
+        qp = np.zeros((len(queries), dp), np.float32); qp[:, :d] = queries
+        _PQ_REF[key] = search_cost(ix, qp, k, n_single=100, batch=1, budget_s=1.0)["ms_per_query"]
+    return _PQ_REF[key]
+
+def speed_class(search_layout: str, ms_per_query: float, pq_ms: float) -> str:
+    "`fast-scan`, `lut` (within 2x faiss PQ's single-query time at the same bytes) or `slow`."
+    if search_layout == "fast-scan":
+        return "fast-scan"
+    return "lut" if ms_per_query <= 2 * pq_ms else "slow"
 
 # %% ../nbs/09_evaluate.ipynb #6848e03d
 def pair_scores(rep: Representation, queries: np.ndarray, database: np.ndarray, cand_ids: np.ndarray) -> np.ndarray:
@@ -86,7 +145,11 @@ def eval_vs_teacher(rep: Representation, ev: EvalData, ks=(1, 10, 100), spearman
     kk = min(spearman_k, ev.k_truth)
     st = pair_scores(rep, q, ev.database, ev.truth_ids[:, :kk])
     row.update(neighbor_metrics(I, ev.truth_ids, ks=ks, teacher_scores=ev.truth_scores[:, :kk], student_scores=st))
-    row["ms_per_query"] = ms
+    row.update(search_cost(rep, q, k=10))
+    row["ms_per_mvec"] = row["ms_per_query"] * 1e6 / max(rep.ntotal, 1)    # scaled to 10^6 rows (a scan's cost)
+    pq_ms = pq_reference(rep.input_dim, rep.bytes_per_vector, rep.ntotal, q)
+    row.update(pq_ms_per_query=pq_ms, speed_vs_pq=row["ms_per_query"] / pq_ms,
+               speed_class=speed_class(rep.search_layout, row["ms_per_query"], pq_ms))
     return row
 
 # %% ../nbs/09_evaluate.ipynb #75d10706
@@ -167,15 +230,18 @@ def evaluate_rep(rep: Representation, ev: EvalData, scopes=("vs_teacher",), ks=(
         train = ev.database if ev.train_idx is None else ev.database[ev.train_idx]
         rep.fit(train)
     fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
     rep.add(ev.database)
+    add_s = time.perf_counter() - t0
     base = rep.describe()
-    base = {"mode": base["mode"], "name": base["name"], "rep_dim": base["rep_dim"],
+    base = {"mode": base["mode"], "name": base["name"], "search_layout": base["search_layout"], "rep_dim": base["rep_dim"],
             "bytes_per_vector": base["bytes_per_vector"], "compression_ratio": base["compression_ratio"],
             "params": base.get("params", {})}
     if rep.decodable:
         sample = ev.database[ev.query_idx[:2000]]
         base["distortion"] = float(rep.distortion(sample))
     base["fit_s"] = fit_s
+    base["encode_us_per_vector"] = 1e6 * add_s / max(len(ev.database), 1)   # rep.add: encode + store, all threads
     base["n_queries"], base["n_db"] = len(ev.query_idx), len(ev.database)
     base.update(ev.info)
     base.update(extra or {})
