@@ -603,6 +603,12 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
                      help="require PNGs (fail if no Chrome/Chromium; default: PNGs where one is installed)")
     png.add_argument("--no-png", dest="png", action="store_false", help="HTML only")
     a = ap.parse_args(argv)
+    if a.run_id and not (Path(a.run_id).is_dir() or (results_dir() / a.run_id).is_dir()):
+        runs = sorted(p.parent.name for p in results_dir().glob("*/manifest.json"))
+        print(f"ecd plot: no run {a.run_id!r} in {results_dir()}/ ({'runs there: ' + ', '.join(runs) if runs else 'no runs there yet'}). "
+              f"Make it first: `ecd quickstart` writes the run 'demo'; or `ecd prepare --run-id {a.run_id}` then "
+              f"`ecd baselines --run-id {a.run_id}`.", file=sys.stderr)
+        return 2
     try:
         if a.run_id:
             for part, paths in make_plots(a.run_id, png=a.png).items():
