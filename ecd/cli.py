@@ -165,7 +165,7 @@ def cmd_quickstart(a) -> int:
                                  "recall@10", "ndcg@10", "ms_per_query", "front")))
     print(f"\nresults: results/{a.run_id}/  (manifest.json, <mode>/metrics.parquet"
           f"{', train/ (student checkpoints, logs, figures)' if a.student_dim else ''})")
-    print(f"next: ecd plot --run-id {a.run_id}   (Pareto and per-dim figures under results/{a.run_id}/)")
+    print(f"next: ecd plot --run-id {a.run_id}   (Pareto and per-dim figures in results/{a.run_id}/figures/vs_teacher/)")
     return 0
 
 # %% ../nbs/16_cli.ipynb #f6b3de5a
