@@ -18,7 +18,8 @@ log = get_logger("ecd.cli")
 
 # %% auto #0
 __all__ = ['log', 'QUICKSTART_SPECS', 'QUICKSTART_STUDENT_QUANTIZERS', 'EXTERNAL_COMMANDS', 'int_list', 'str_list', 'cmd_prepare',
-           'cmd_baselines', 'cmd_sanity', 'mark_front', 'cmd_quickstart', 'build_parser', 'user_error', 'main']
+           'say', 'cmd_baselines', 'cmd_sanity', 'mark_front', 'cmd_quickstart', 'build_parser', 'user_error',
+           'short_warnings', 'main']
 
 # %% ../nbs/16_cli.ipynb #db1e2a5f
 def int_list(text: str) -> list[int]:
@@ -56,13 +57,25 @@ def _baseline_specs_from_args(a, dim_in: int) -> list[str]:
                           sq_bits=a.sq_bits, modes=a.modes or BASELINE_MODES, budgets=a.budgets,
                           rabitq_bits=a.rabitq_bits, itq_bits=a.itq_bits)
 
+def say(text: str, end: str = "\n") -> None:
+    "A progress line of a long command, on stderr (the results stay alone on stdout)."
+    print(text, end=end, file=sys.stderr, flush=True)
+
 def cmd_baselines(a) -> int:
     from ecd.runs import Run, run_baselines, format_table
     run = Run.open(a.run_id)
     specs = _baseline_specs_from_args(a, run.manifest["dataset"]["dim"])
+    say(f"evaluating {len(specs)} representations on run {a.run_id} (--modes picks fewer)")
     df = run_baselines(run, specs, scopes=a.scopes, rerank_r=a.rerank_r, split=a.split,
-                       max_queries=a.max_queries, max_train=a.max_train)
-    print(format_table(df))
+                       max_queries=a.max_queries, max_train=a.max_train, say=say)
+    one = (df["scope"] == "vs_teacher") & (df["stage"] == "one_stage") if {"scope", "stage"} <= set(df) else df.index < 0
+    if one.any():
+        import pandas as pd
+        df = pd.concat([mark_front(df[one]), df[~one]], ignore_index=True)
+        df["front"] = df["front"].fillna("")
+        print("front * = no vs_teacher row has fewer bytes and higher recall@10")
+    print(format_table(df, cols=("scope", "stage", "backend", "name", "rep_dim", "bytes_per_vector", "compression_ratio",
+                                 "recall@10", "ndcg@10", "ms_per_query", "front")))
     nq = sorted({int(v) for v in df["n_queries"].dropna()}) if "n_queries" in df else []
     if nq:
         print(f"\n(each number averages over {'/'.join(f'{v:,}' for v in nq)} {a.split} queries; --max-queries)")
@@ -130,7 +143,9 @@ def cmd_quickstart(a) -> int:
         raise ValueError(f"--student-dim {a.student_dim} must be between 1 and the data's dim - 1 ({dim - 1}); "
                          "pass --student-dim 0 to skip the student.")
     specs = a.reps or list(QUICKSTART_SPECS)
-    df = run_baselines(run, specs, scopes=("vs_teacher",), rerank_r=a.rerank_r, max_queries=a.max_queries)
+    say(f"[2/{steps}] evaluating {len(specs)} representations (--reps picks fewer):")
+    df = run_baselines(run, specs, scopes=("vs_teacher",), rerank_r=a.rerank_r, max_queries=a.max_queries,
+                       say=lambda s, end="\n": say("  " + s, end=end))
     print(f"[2/{steps}] evaluated {len(specs)} representations ({time.perf_counter() - t0:.1f}s)")
     if a.student_dim:
         from ecd.student import train_run, eval_student
@@ -152,7 +167,7 @@ def cmd_quickstart(a) -> int:
                                  "recall@10", "ndcg@10", "ms_per_query", "front")))
     print(f"\nresults: results/{a.run_id}/  (manifest.json, <mode>/metrics.parquet"
           f"{', train/ (student checkpoints, logs, figures)' if a.student_dim else ''})")
-    print(f"next: ecd plot --run-id {a.run_id}   (Pareto and per-dim figures under results/{a.run_id}/)")
+    print(f"next: ecd plot --run-id {a.run_id}   (Pareto and per-dim figures in results/{a.run_id}/figures/vs_teacher/)")
     return 0
 
 # %% ../nbs/16_cli.ipynb #f6b3de5a
@@ -309,9 +324,30 @@ def _run_command(name: str, fn, debug: bool) -> int:
         print(f"ecd {name}: error: {' '.join(str(err).split())}", file=sys.stderr)  # always one line
         return 2
 
+def short_warnings() -> None:
+    """Show each kind of warning raised in ecd's code once per process, as one `WARNING ecd: ...` line without the
+    source line: faiss's "at least N training vectors" of every PQ/OPQ fit is one line, not one per codec. The kind
+    is the message without its leading `name:` and its numbers; warnings from other packages show as Python shows them."""
+    import re
+    import warnings
+    import ecd
+    if getattr(warnings.showwarning, "_ecd_short", False):
+        return
+    seen, shown, pkg = set(), warnings.showwarning, os.path.dirname(os.path.abspath(ecd.__file__))
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not os.path.abspath(str(filename)).startswith(pkg):
+            return shown(message, category, filename, lineno, file, line)
+        kind = (category, re.sub(r"\d+", "N", re.sub(r"^[\w.+-]+: ", "", str(message))))
+        if kind not in seen:
+            seen.add(kind)
+            get_logger("ecd").warning(f"{message} (shown once: not repeated for the other codecs)")
+    show._ecd_short = True
+    warnings.showwarning = show
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ecd` command (`--debug` anywhere, or ECD_DEBUG=1: tracebacks of errors too)."
     argv = list(sys.argv[1:] if argv is None else argv)
+    short_warnings()
     debug = "--debug" in argv or os.environ.get("ECD_DEBUG", "") not in ("", "0", "false", "False")
     argv = [x for x in argv if x != "--debug"]
     parser = build_parser()

@@ -576,12 +576,18 @@ def _load_encoder(ref: str, local: bool, device: str):
     if local:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()   # its "Loading weights" bar stays frozen in logs and saved notebooks
     try:
         return SentenceTransformer(ref, device=device)
     except Exception as e:
         raise ValueError(f"model={ref!r} could not be loaded by sentence-transformers ({type(e).__name__}: {e}); "
                          "pass a local model folder (model='/path/to/model') or model=None for the bundled "
                          "all-MiniLM-L6-v2.") from e
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
 
 def load_encoder(model=None, device: str = "auto"):
     "A sentence-transformers model (cached per model and device); `model=None` is the bundled all-MiniLM-L6-v2."

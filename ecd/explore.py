@@ -336,6 +336,8 @@ class Explorer(W.VBox):
                 self.fig.layout.xaxis.title = src.layout.xaxis.title.text
                 self.fig.layout.yaxis.title = src.layout.yaxis.title.text
                 self.fig.layout.xaxis.type = src.layout.xaxis.type or "linear"
+                self.fig.layout.xaxis.tickvals = src.layout.xaxis.tickvals   # 8/16/32/... as in `ecd plot`, not 10 2 5 100
+                self.fig.layout.xaxis.ticktext = src.layout.xaxis.ticktext
                 self.fig.layout.yaxis.range = src.layout.yaxis.range
                 self.fig.layout.annotations = src.layout.annotations
         for tr in self.fig.data:

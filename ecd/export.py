@@ -999,8 +999,8 @@ def compress_main(argv=None) -> int:
     p.add_argument("--output", required=True, help="the .npy file to write (atomically)")
     p.add_argument("--what", default="auto", choices=["auto", "codes", "floats"],
                    help="codes (uint8) or float vectors; auto: what the representation stores")
-    p.add_argument("--batch-size", type=int, default=65536)
-    p.add_argument("--max-items", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=65536, help="rows compressed at a time (default %(default)s)")
+    p.add_argument("--max-items", type=int, default=None, help="compress only the first N rows of --input (default: all)")
     a = p.parse_args(argv)
     check_counts(a)
     r = compress_file(a.model, a.input, a.output, what=a.what, batch_size=a.batch_size, max_items=a.max_items)
@@ -1015,9 +1015,10 @@ def benchmark_main(argv=None) -> int:
     p.add_argument("--model", required=True, help="an export folder (ecd export) or a student .npz (compressor_model.npz)")
     p.add_argument("--data", default="glove-words-minilm", help="data spec of teacher vectors (default glove-words-minilm); "
                    "hdf5:PATH uses the file's test queries and neighbors")
-    p.add_argument("--max-items", type=int, default=20000)
-    p.add_argument("--queries", type=int, default=1000)
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--max-items", type=int, default=20000, help="database rows: the first N of --data (default %(default)s)")
+    p.add_argument("--queries", type=int, default=1000,
+                   help="query rows drawn from the database, each searched without itself (default %(default)s)")
+    p.add_argument("--k", type=int, default=10, help="neighbors per query; reports recall/nDCG/overlap@k (default %(default)s)")
     p.add_argument("--json", default=None, help="where to write the JSON (default results/benchmark/<model>.json)")
     a = p.parse_args(argv)
     check_counts(a)
@@ -1033,13 +1034,14 @@ def e2e_small_main(argv=None) -> int:
     "`ecd e2e-small` entry point."
     p = argparse.ArgumentParser(prog="ecd e2e-small", description="prepare, train, evaluate, export and reload on a small "
                                 "sample, checking that the reloaded model gives the same numbers.")
-    p.add_argument("--run-id", default="e2e-small")
-    p.add_argument("--dataset", default="glove-50")
-    p.add_argument("--max-items", type=int, default=2000)
-    p.add_argument("--dim", type=int, default=16)
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--quantizer", default="sq8")
-    p.add_argument("--out", default=None)
+    p.add_argument("--run-id", default="e2e-small", help="run folder under results/ (default %(default)s; replaced)")
+    p.add_argument("--dataset", default="glove-50", help="data spec (default %(default)s)")
+    p.add_argument("--max-items", type=int, default=2000, help="rows to use (default %(default)s)")
+    p.add_argument("--dim", type=int, default=16, help="output dim of the linear student (default %(default)s)")
+    p.add_argument("--steps", type=int, default=30, help="training steps of the student (default %(default)s)")
+    p.add_argument("--quantizer", default="sq8", help="quantizer after the student, e.g. sq8, float32, pq:8x256 "
+                   "(default %(default)s)")
+    p.add_argument("--out", default=None, help="export folder (default results/<run-id>/export/<row name>)")
     a = p.parse_args(argv)
     check_counts(a)
     r = e2e_small(a.run_id, a.dataset, a.max_items, a.dim, a.steps, a.quantizer, a.out)

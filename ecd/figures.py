@@ -31,9 +31,9 @@ from .core import atomic_write_text, get_logger, results_dir
 log = get_logger("ecd.figures")
 
 # %% auto #0
-__all__ = ['log', 'BROWSER_NAMES', 'PNG_HOWTO', 'find_browser', 'browser_fails', 'png_available', 'write_plotlyjs',
-           'plotlyjs_home', 'to_offline_html', 'write_pngs', 'write_figures', 'write_figure', 'norm_stats',
-           'cosine_stats', 'learning_curve', 'train_figures']
+__all__ = ['log', 'BROWSER_NAMES', 'PNG_HOWTO', 'MODE_STYLES', 'FAMILY_COLORS', 'FAMILY_SYMBOLS', 'find_browser', 'browser_fails',
+           'png_available', 'write_plotlyjs', 'plotlyjs_home', 'to_offline_html', 'write_pngs', 'write_figures',
+           'write_figure', 'norm_stats', 'cosine_stats', 'learning_curve', 'train_figures', 'mode_style']
 
 # %% ../nbs/00a_figures.ipynb #166b8550
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -275,3 +275,46 @@ def train_figures(logs: pd.DataFrame) -> dict[str, go.Figure]:
     if {"out_norm_mean", "out_norm_std"} <= set(logs.columns): figs["norm_stats"] = norm_stats(logs)
     if {"pair_cos_mean", "pair_cos_std"} <= set(logs.columns): figs["cosine_stats"] = cosine_stats(logs)
     return figs
+
+# %% ../nbs/00a_figures.ipynb #7c1e5a91
+MODE_STYLES: dict[str, tuple[str, str]] = {   # mode -> (colour, symbol), the same in every figure
+    # classic faiss codecs
+    "float32": ("#000000", "circle"), "fp16": ("#7f7f7f", "hexagon"), "trunc": ("#bcbd22", "triangle-down"),
+    "pca": ("#2ca02c", "triangle-up"), "rp": ("#98df8a", "triangle-left"), "pca_sq8": ("#637939", "triangle-right"),
+    "sq": ("#17becf", "square"), "binary": ("#525252", "x"), "itq": ("#8c6d31", "cross"),
+    "rabitq": ("#e7ba52", "star-triangle-up"), "pq": ("#1f77b4", "circle"), "opq": ("#393b79", "diamond"),
+    "rq": ("#8c564b", "pentagon"), "lsq": ("#c49c94", "octagon"), "prq": ("#bd9e39", "square-x"),
+    "plsq": ("#e7cb94", "diamond-tall"), "opq_rq": ("#6baed6", "diamond-wide"),
+    # students (learned, float)
+    "student": ("#d62728", "star"), "learned": ("#ad494a", "star"),
+    # quantized students and learned codes
+    "student+sq8": ("#ff7f0e", "star-square"), "student+sq": ("#fdae6b", "star-square"),
+    "student+fp16": ("#ff9896", "star"), "student+pq": ("#9467bd", "star-diamond"),
+    "student+opq": ("#c5b0d5", "star-diamond"), "student+binary": ("#7b4173", "star-triangle-down"),
+    "student+learnedpq": ("#a55194", "star-triangle-up"), "learnedpq": ("#a55194", "star-triangle-up"),
+    "lrq": ("#e377c2", "hexagram"), "lopq": ("#ce6dbd", "hexagram"), "llsq": ("#de9ed6", "hexagram"),
+}
+FAMILY_COLORS = {  # each family's palette: its modes' colours first, then spares for modes outside MODE_STYLES
+    "classic": ("#000000", "#7f7f7f", "#bcbd22", "#2ca02c", "#98df8a", "#637939", "#17becf", "#525252", "#8c6d31",
+                "#e7ba52", "#1f77b4", "#393b79", "#8c564b", "#c49c94", "#bd9e39", "#e7cb94", "#6baed6", "#9edae5",
+                "#31a354", "#3182bd"),
+    "learned": ("#d62728", "#ad494a", "#e6550d", "#fd8d3c", "#843c39", "#f7b6d2"),
+    "learned+quantized": ("#ff7f0e", "#fdae6b", "#ff9896", "#9467bd", "#c5b0d5", "#7b4173", "#a55194", "#e377c2",
+                          "#ce6dbd", "#de9ed6", "#5254a3", "#d6616b"),
+}
+FAMILY_SYMBOLS = {"classic": ("circle", "square", "triangle-up", "diamond", "cross", "x", "pentagon",
+                              "hexagon", "triangle-down", "star-triangle-up"),
+                  "learned": ("star",), "learned+quantized": ("star-diamond", "diamond-wide", "star-square")}
+
+def mode_style(mode: str, family: str = "classic", taken: set | None = None) -> dict:
+    """`dict(color, symbol, family)` of `mode`: its `MODE_STYLES` entry, else the first (colour, symbol) of its
+    family's palette not in `taken` (the pairs already used in the figure; updated)."""
+    taken = set() if taken is None else taken
+    if str(mode) in MODE_STYLES:
+        color, symbol = MODE_STYLES[str(mode)]
+    else:
+        cols, syms = FAMILY_COLORS.get(family, FAMILY_COLORS["classic"]), FAMILY_SYMBOLS.get(family, ("circle",))
+        pairs = [(cols[i % len(cols)], syms[i % len(syms)]) for i in range(len(cols) * len(syms))]
+        color, symbol = next((p for p in pairs if p not in taken and p not in MODE_STYLES.values()), pairs[len(taken) % len(pairs)])
+    taken.add((color, symbol))
+    return {"color": color, "symbol": symbol, "family": family}

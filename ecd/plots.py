@@ -24,18 +24,18 @@ import plotly.io as pio
 
 from .core import get_logger, results_dir
 from .store import runs_db_path
-from .figures import _want_png, train_figures, write_figures, write_pngs
+from .figures import FAMILY_COLORS, FAMILY_SYMBOLS  # noqa: F401  (the palettes, still importable from ecd.plots)
+from .figures import MODE_STYLES, _want_png, mode_style, train_figures, write_figures, write_pngs
 
 log = get_logger("ecd.plots")
 
 # %% auto #0
-__all__ = ['log', 'HOVER_COLS', 'PALETTE', 'FAMILIES', 'FAMILY_COLORS', 'FAMILY_SYMBOLS', 'MINIMIZE', 'RUNS_DB_COLS',
-           'SWEEP_KINDS', 'TEACHER_FIGURES', 'DocsHtmlRenderer', 'use_docs_renderer', 'pareto_mask', 'pareto_front',
-           'hover_text', 'color_map', 'family_of', 'mode_styles', 'better', 'pareto_chart', 'pareto_vs_teacher',
-           'metric_vs_dim', 'recall_vs_teacher_dim', 'overlap_vs_teacher_dim', 'ndcg_vs_teacher_dim',
-           'index_fidelity_vs_student', 'sweep_ids', 'load_runs', 'compression_vs', 'sweep_tradeoffs', 'sweep_pareto',
-           'quick_hyper_pareto', 'results_root', 'read_run_metrics', 'run_figures', 'make_plots', 'plot_sweeps',
-           'plot_main']
+__all__ = ['log', 'HOVER_COLS', 'PALETTE', 'FAMILIES', 'MINIMIZE', 'RUNS_DB_COLS', 'SWEEP_KINDS', 'TEACHER_FIGURES',
+           'DocsHtmlRenderer', 'use_docs_renderer', 'pareto_mask', 'pareto_front', 'hover_text', 'color_map',
+           'family_of', 'mode_styles', 'better', 'pareto_chart', 'pareto_vs_teacher', 'metric_vs_dim',
+           'recall_vs_teacher_dim', 'overlap_vs_teacher_dim', 'ndcg_vs_teacher_dim', 'index_fidelity_vs_student',
+           'sweep_ids', 'load_runs', 'compression_vs', 'sweep_tradeoffs', 'sweep_pareto', 'quick_hyper_pareto',
+           'results_root', 'read_run_metrics', 'run_figures', 'make_plots', 'plot_sweeps', 'plot_main']
 
 # %% ../nbs/12_plots.ipynb #d078f996
 from plotly.io._base_renderers import MimetypeRenderer
@@ -132,15 +132,7 @@ def color_map(values: Iterable) -> dict:
 
 # %% ../nbs/12_plots.ipynb #cba1db46
 FAMILIES = ("classic", "learned", "learned+quantized")
-FAMILY_COLORS = {  # cool and neutral hues for the classic codecs, warm for students, purples for learned codes
-    "classic": ("#1f77b4", "#2ca02c", "#17becf", "#7f7f7f", "#bcbd22", "#393b79", "#8c6d31", "#6baed6",
-                "#31a354", "#637939", "#969696", "#3182bd", "#b5cf6b", "#9edae5", "#000000", "#e7ba52"),
-    "learned": ("#d62728", "#ff7f0e", "#e6550d", "#fd8d3c", "#ad494a", "#f7b6d2"),
-    "learned+quantized": ("#9467bd", "#e377c2", "#7b4173", "#a55194", "#ce6dbd", "#5254a3", "#de9ed6"),
-}
-FAMILY_SYMBOLS = {"classic": ("circle", "square", "triangle-up", "diamond", "cross", "x", "pentagon",
-                              "hexagon", "triangle-down", "star-triangle-up"),
-                  "learned": ("star",), "learned+quantized": ("star-diamond", "diamond-wide", "star-square")}
+# FAMILY_COLORS, FAMILY_SYMBOLS and the one mode -> (colour, symbol) map MODE_STYLES live in ecd.figures
 _FLOAT_QUANT = ("", "float32", "fp32", "float")
 
 def _is_learned(mode: str, ckpt) -> bool:
@@ -169,16 +161,18 @@ def family_of(df: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=df.index, dtype=object)
 
 def mode_styles(df: pd.DataFrame, by: str = "mode") -> dict:
-    """`{value of by: dict(color, symbol, family)}`: the classic / learned / learned+quantized families each draw from
-    their own hues and symbols, and a mode keeps its style across figures of the same table."""
+    """`{value of by: dict(color, symbol, family)}`: a mode's colour and symbol from `ecd.figures.MODE_STYLES`, the
+    same in every figure and in the explorer; a value outside the map takes a free style of its family (classic /
+    learned / learned+quantized) in this figure."""
     fam = family_of(df)
     keys = df[by].astype(str) if by in df else pd.Series("all", index=df.index)
     first = pd.DataFrame({"key": keys, "family": fam}).drop_duplicates("key")
-    out = {}
-    for f, part in first.groupby("family", sort=False):
-        cols, syms = FAMILY_COLORS.get(f, PALETTE), FAMILY_SYMBOLS.get(f, ("circle",))
-        for i, k in enumerate(sorted(part["key"])):
-            out[k] = {"color": cols[i % len(cols)], "symbol": syms[i % len(syms)], "family": f}
+    taken = {MODE_STYLES[k] for k in first["key"] if k in MODE_STYLES}
+    known = first[first["key"].isin(list(MODE_STYLES))]
+    out = {k: mode_style(k, f) for k, f in zip(known["key"], known["family"])}
+    for k, f in sorted(zip(first["key"], first["family"])):
+        if k not in out:
+            out[k] = mode_style(k, f, taken)
     return out
 
 # %% ../nbs/12_plots.ipynb #842d6926
@@ -240,25 +234,36 @@ def pareto_chart(df: pd.DataFrame, x: str = "bytes_per_vector", y: str = "recall
     styles = mode_styles(d, color)
     fams = [f for f in FAMILIES if any(s["family"] == f for s in styles.values())]
     titled = set()
+    pf = pareto_front(d, x, y, x_dir, y_dir) if front else d.iloc[:0]
     for g in sorted(styles, key=lambda g: (FAMILIES.index(styles[g]["family"]), g)):
         part = d[d[color] == g].sort_values([x, y])
         st = styles[g]
         group = dict(legendgroup=st["family"]) if len(fams) > 1 else {}
         if group and st["family"] not in titled:
             group["legendgrouptitle_text"] = st["family"]; titled.add(st["family"])
+        on = part.index.isin(pf.index)       # front points: larger, outlined in black, in their mode's own colour
+        size = 12 if st["family"] != "classic" else 9
         fig.add_trace(go.Scatter(x=part[x], y=part[y], mode="markers", name=str(g), **group,
-                                 marker=dict(size=12 if st["family"] != "classic" else 9, color=st["color"],
-                                             symbol=st["symbol"], opacity=0.9, line=dict(width=0.5, color="white")),
+                                 marker=dict(size=np.where(on, size + 5, size), color=st["color"], symbol=st["symbol"],
+                                             opacity=0.95, line=dict(width=np.where(on, 1.5, 0.5),
+                                                                     color=np.where(on, "black", "white"))),
                                  text=hover_text(part, extra=(x, y, *hover_extra)),
-                                 hovertemplate="%{text}<extra></extra>", customdata=part.index.to_numpy()))
-    if front:
-        pf = pareto_front(d, x, y, x_dir, y_dir)
-        fig.add_trace(go.Scatter(x=pf[x], y=pf[y], mode="lines+markers", name="Pareto front",
-                                 line=dict(color="black", dash="dash", width=1.5, shape="hv" if x_dir == "min" and y_dir == "max" else "linear"),
-                                 marker=dict(symbol="circle-open", size=18, color="black", line=dict(width=2)),
-                                 text=hover_text(pf, extra=(x, y, *hover_extra)),
-                                 hovertemplate="<b>Pareto-optimal</b><br>%{text}<extra></extra>",
-                                 customdata=pf.index.to_numpy()))
+                                 hovertemplate=np.where(on, "<b>on the Pareto front</b><br>", "") + "%{text}<extra></extra>",
+                                 customdata=part.index.to_numpy()))
+    if front:   # the front as a dashed line through its points, each labelled with its name above its left side:
+        # no point beats a front point on both axes, so that corner is empty (the first label goes right, inside the plot)
+        labels = (pf["name"] if "name" in pf.columns else pf[color]).astype(str)
+        corner = "top left" if x_dir == "min" else "top right"
+        where = [corner] * len(pf)
+        if len(where):
+            where[0 if x_dir == "min" else -1] = "top right" if x_dir == "min" else "top left"
+        fig.add_trace(go.Scatter(x=pf[x], y=pf[y], mode="lines+markers+text", name="Pareto front",
+                                 marker=dict(size=18, color="rgba(0,0,0,0)"),   # invisible: keeps labels off the points
+                                 cliponaxis=False,                               # labels of recall ~1 not cut at the top
+                                 line=dict(color="rgba(0,0,0,0.55)", dash="dash", width=1.5,
+                                           shape="hv" if x_dir == "min" and y_dir == "max" else "linear"),
+                                 text=labels, textposition=where, textfont=dict(size=10, color="#333"),
+                                 hoverinfo="skip", customdata=pf.index.to_numpy()))
     if log_x is None:
         xs = d[x][d[x] > 0]
         log_x = len(xs) == len(d) and len(xs) > 1 and xs.max() / xs.min() >= 10
@@ -603,6 +608,12 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
                      help="require PNGs (fail if no Chrome/Chromium; default: PNGs where one is installed)")
     png.add_argument("--no-png", dest="png", action="store_false", help="HTML only")
     a = ap.parse_args(argv)
+    if a.run_id and not (Path(a.run_id).is_dir() or (results_dir() / a.run_id).is_dir()):
+        runs = sorted(p.parent.name for p in results_dir().glob("*/manifest.json"))
+        print(f"ecd plot: no run {a.run_id!r} in {results_dir()}/ ({'runs there: ' + ', '.join(runs) if runs else 'no runs there yet'}). "
+              f"Make it first: `ecd quickstart` writes the run 'demo'; or `ecd prepare --run-id {a.run_id}` then "
+              f"`ecd baselines --run-id {a.run_id}`.", file=sys.stderr)
+        return 2
     try:
         if a.run_id:
             for part, paths in make_plots(a.run_id, png=a.png).items():

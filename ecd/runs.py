@@ -8,6 +8,8 @@ Docs: https://ecd-dev.github.io/ecd/runs.html.md"""
 from __future__ import annotations
 
 import dataclasses
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +26,8 @@ log = get_logger("ecd.runs")
 
 # %% auto #0
 __all__ = ['log', 'BASELINE_MODES', 'BUDGETS', 'LEARNED_MODES', 'MAX_TRAIN', 'prepare_run', 'Run', 'as_run', 'load_run_data',
-           'load_eval_data', 'default_dims', 'default_pq_chunks', 'product_splits', 'baseline_specs', 'run_baselines',
-           'format_table', 'ExternalQueries', 'hdf5_eval_data']
+           'load_eval_data', 'default_dims', 'default_pq_chunks', 'product_splits', 'baseline_specs', 'duration',
+           'progress_line', 'run_baselines', 'format_table', 'ExternalQueries', 'hdf5_eval_data']
 
 # %% ../nbs/10a_runs.ipynb #5ef1b31d
 def prepare_run(run_id: str, dataset: str = "glove-words-minilm", max_items: int | None = None, k: int = 100,
@@ -276,11 +278,32 @@ def baseline_specs(dim_in: int, dims=None, pq_chunks=None, pq_clusters=(256,), s
 
 MAX_TRAIN = 200_000  # codecs are fitted on at most this many training rows (a seeded sample), recorded per row
 
+def duration(s: float) -> str:
+    "`4.2s`, `12m 03s`, `1h 02m`."
+    s = max(0.0, float(s))
+    if s < 60:
+        return f"{s:.1f}s"
+    m, sec = divmod(int(round(s)), 60)
+    return f"{m}m {sec:02d}s" if m < 60 else f"{m // 60}h {m % 60:02d}m"
+
+def progress_line(i: int, n: int, name: str, df: pd.DataFrame, elapsed: float) -> str:
+    "`[i/n] name  fit Xs  recall@10 Y  (elapsed Z, ETA W)` for the rows `df` of one representation."
+    one = df
+    for col, want in (("scope", "vs_teacher"), ("stage", "one_stage")):
+        if col in one and (one[col] == want).any():
+            one = one[one[col] == want]
+    fit = f"fit {duration(one['fit_s'].iloc[0])}" if "fit_s" in one and len(one) else ""
+    rec = f"recall@10 {one['recall@10'].iloc[0]:.4f}" if "recall@10" in one and len(one) else ""
+    eta = f", ETA {duration(elapsed / i * (n - i))}" if i < n else ", done"
+    return f"[{i:>{len(str(n))}}/{n}] {name:<16} {fit:<11} {rec}  (elapsed {duration(elapsed)}{eta})"
+
 def run_baselines(run_id: Run | str, specs: list[str], scopes=("vs_teacher",), rerank_r: int | None = None,
                   split: str = "test", max_queries: int | None = None, ks=(1, 10, 100), seed: int | None = None,
-                  ev: EvalData | None = None, max_train: int | None = MAX_TRAIN) -> pd.DataFrame:
+                  ev: EvalData | None = None, max_train: int | None = MAX_TRAIN, say=None) -> pd.DataFrame:
     """Evaluate each representation spec on `run_id` (a `Run` or an id), write `results/<run_id>/<mode>/metrics.parquet`, return the rows.
-    Codecs are fitted on the train split, or on a seeded sample of `max_train` of its rows (None/0: all)."""
+    Codecs are fitted on the train split, or on a seeded sample of `max_train` of its rows (None/0: all).
+    `say(text, end=...)` (e.g. `print` to stderr) gets one `progress_line` per representation (and, on a terminal,
+    `[i/N] name ...` with `end='\\r'` while it is fitted); without it, a tqdm bar on a terminal and INFO log lines."""
     set_threads()
     run = as_run(run_id)
     ev = ev or run.eval_data(split, max_queries)
@@ -291,17 +314,22 @@ def run_baselines(run_id: Run | str, specs: list[str], scopes=("vs_teacher",), r
         pick = np.sort(np.random.default_rng(seed).choice(len(rows), int(max_train), replace=False))
         ev = dataclasses.replace(ev, train_idx=rows[pick])
         n_fit = int(max_train)
-    frames = []
-    bar = progress(specs, desc="baselines", unit="codec")
-    for spec in bar:
+    frames, t0 = [], time.perf_counter()
+    bar = progress(specs, desc="baselines", unit="codec", **({"disable": True} if say else {}))
+    for i, spec in enumerate(bar, 1):
         rep = parse_rep(spec, seed=seed) if isinstance(spec, str) else spec
         bar.set_postfix_str(rep.name)
-        log.info(f"evaluating {rep.name}")
+        if say is None:
+            log.info(f"evaluating {rep.name}")
+        elif sys.stderr.isatty():
+            say(f"[{i}/{len(specs)}] {rep.name} ...", end="\r")
         rows = evaluate_rep(rep, ev, scopes=scopes, ks=ks, rerank_r=rerank_r,
                             extra={"spec": str(spec), "max_train": int(max_train or 0), "n_fit": int(n_fit)})
         df = rows_to_frame(rows)
         write_metrics(run.run_id, df)
         frames.append(df)
+        if say is not None:
+            say(progress_line(i, len(specs), rep.name, df, time.perf_counter() - t0))
     run.update(baselines={"specs": [str(s) for s in specs], "scopes": list(scopes),
                                        "rerank_r": rerank_r, "split": split,
                                        "max_train": int(max_train or 0), "n_fit": int(n_fit)})

@@ -117,3 +117,27 @@ def test_png_export_failure_is_one_warning_line(tmp_path):
     warn = [l for l in r.stderr.splitlines() if "PNG" in l]
     assert len(warn) == 1 and "PNG export failed" in warn[0] and "HTML written" in warn[0], r.stderr
     assert "Traceback" not in r.stderr and "browser noise" not in r.stderr
+
+
+def test_one_style_per_mode_and_a_labelled_front():
+    "A mode has one colour and symbol (ecd.figures.MODE_STYLES) in every figure, whatever else is in it; front points are named."
+    from ecd.figures import MODE_STYLES
+    from ecd.plots import pareto_vs_teacher, recall_vs_teacher_dim
+    rows = [{"mode": m, "name": f"{m}_{d}", "scope": "vs_teacher", "stage": "one_stage", "rep_dim": d,
+             "bytes_per_vector": b * d, "recall@10": r * d / 64}
+            for m, b, r in (("pca", 4, .8), ("trunc", 4, .6), ("fp16", 2, .99), ("pq", .25, .7), ("opq", .25, .75))
+            for d in (16, 32, 64)]
+    df = pd.DataFrame(rows)
+    figs = [pareto_vs_teacher(df), recall_vs_teacher_dim(df), pareto_vs_teacher(df[df["mode"].isin(["pca", "opq"])])]
+    seen = {}
+    for fig in figs:
+        for t in fig.data:
+            if t.name in MODE_STYLES:
+                assert (t.marker.color, t.marker.symbol) == MODE_STYLES[t.name], t.name
+                seen.setdefault(t.name, set()).add((t.marker.color, t.marker.symbol))
+    assert all(len(v) == 1 for v in seen.values()) and {"pca", "trunc", "fp16", "pq", "opq"} <= set(seen)
+    assert len({seen[m].pop() for m in ("pq", "opq", "fp16", "trunc")}) == 4        # pq/opq, fp16/trunc told apart
+    front = [t for t in figs[0].data if t.name == "Pareto front"][0]
+    assert list(front.text) == list(pareto_front(df)["name"]) and "text" in front.mode
+    size = {t.name: np.asarray(t.marker.size) for t in figs[0].data if t.name in ("opq", "pq")}
+    assert size["opq"].min() > size["pq"].max()                    # front points (every opq row here) drawn larger

@@ -1,4 +1,4 @@
-"The README's two commands exist, and .ci/run runs the README's test command verbatim."
+"The README's two commands exist, .ci/run runs the README's test command verbatim, and the README and the docs home name run ids, figure paths and representations the code has."
 import re
 from pathlib import Path
 
@@ -31,3 +31,76 @@ def test_pyproject_torch_range_admits_the_cpu_build():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     torch = [d for d in deps if d.startswith("torch")][0]
     assert "2.13.0" in SpecifierSet(torch[len("torch"):])
+
+
+# The docs home (nbs/index.ipynb) and the README name the run ids, paths and representations the code has.
+import json                                    # noqa: E402
+import subprocess                              # noqa: E402
+
+
+def _docs_home_markdown() -> str:
+    nb = json.loads((ROOT / "nbs" / "index.ipynb").read_text())
+    return "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+
+
+def _shell_lines(text: str) -> list[str]:
+    "The command lines of the text's bash blocks (comment-only lines left out)."
+    return [ln for block in re.findall(r"```bash\n(.+?)\n```", text, flags=re.S) for ln in block.splitlines()
+            if not ln.lstrip().startswith("#")]
+
+
+def test_docs_and_readme_run_ids_exist():
+    "Every `--run-id X` a command reads (plot, baselines, export, ...) is written by the quickstart or a prepare line."
+    from ecd.cli import build_parser
+    qs = build_parser()._subparsers._group_actions[0].choices["quickstart"]
+    written = {next(a.default for a in qs._actions if a.dest == "run_id")}
+    for name, text in (("docs home", _docs_home_markdown()), ("README", (ROOT / "README.md").read_text())):
+        lines = _shell_lines(text)
+        written |= {m for ln in lines if re.search(r"ecd (prepare|quickstart|sweep|retrieval|cascade)", ln)
+                    for m in re.findall(r"--run-id (\S+)", ln)}
+        for ln in lines:
+            for cmd, rid in re.findall(r"ecd (plot|baselines|sanity|train|eval|export) .*?--run-id (\S+)", ln):
+                assert rid in written, f"{name}: `ecd {cmd} --run-id {rid}` but no command there writes run {rid!r} ({written})"
+
+
+def test_docs_and_readme_figure_paths_are_where_ecd_plot_writes():
+    import pandas as pd
+    from ecd.plots import run_figures
+    df = pd.DataFrame([{"mode": m, "name": m, "scope": "vs_teacher", "stage": "one_stage", "backend": "exact",
+                        "rep_dim": 8, "bytes_per_vector": b, "recall@10": r} for m, b, r in (("pca", 32, .5), ("pq", 8, .4))])
+    subs = set(run_figures(df))                     # make_plots writes <run>/figures/<sub>/
+    assert "vs_teacher" in subs
+    for name, text in (("docs home", _docs_home_markdown()), ("README", (ROOT / "README.md").read_text())):
+        for ln in _shell_lines(text):
+            if re.search(r"ecd plot --run-id", ln):
+                rid = re.search(r"--run-id (\S+)", ln).group(1)
+                paths = re.findall(r"results/[^\s`]+", ln.split("#", 1)[1] if "#" in ln else "")
+                assert paths, f"{name}: say where `ecd plot --run-id {rid}` writes: {ln}"
+                for p in paths:
+                    assert re.match(rf"results/{re.escape(rid)}/figures/({'|'.join(subs)})/", p), f"{name}: {p} in {ln}"
+        assert "<mode>/figures" not in text, f"{name}: figures are not written per mode"
+
+
+def test_docs_home_lists_every_representation():
+    "Every spec form of ecd.codecs.SPEC_FORMS is named in the docs home's prose (a new codec needs a word there)."
+    from ecd.codecs import SPEC_FORMS
+    words = {"float32": None, "fp16": "fp16", "binary": "binary", "trunc": "truncation", "pca": "PCA",
+             "rp": "random projection", "pca_sq8": "PCA+SQ8", "pq": "PQ", "opq": "OPQ", "sq": "SQ", "sq8": "SQ",
+             "rq": "RQ", "lsq": "LSQ", "opq_rq": "OPQ+RQ", "lrq": "lrq:", "lopq": "lopq:", "llsq": "llsq:",
+             "prq": "PRQ", "plsq": "PLSQ", "rabitq": "RaBitQ", "itq": "ITQ"}
+    home = _docs_home_markdown()
+    heads = [f.split(":")[0].split(" ")[0] for f in SPEC_FORMS if not f.startswith("+")]
+    unknown = [h for h in heads if h not in words]
+    assert not unknown, f"new spec forms {unknown}: name them in nbs/index.ipynb and add them here"
+    missing = [h for h in heads if words[h] and not re.search(rf"(?<![\w+]){re.escape(words[h])}", home)]
+    assert not missing, f"the docs home does not name {missing}"
+
+
+def test_deploy_recipe_says_where_new_vectors_come_from_and_exports_are_ignored():
+    text = (ROOT / "README.md").read_text()
+    deploy = text.split("### Deploy the chosen operating point", 1)[1].split("\n### ", 1)[0]
+    lines = _shell_lines(deploy)
+    first_use = next(i for i, ln in enumerate(lines) if "new_vectors.npy" in ln)
+    assert "np.save('new_vectors.npy'" in lines[first_use], "the recipe must write new_vectors.npy before using it"
+    out = subprocess.run(["git", "check-ignore", "-q", "exports/pq16/index.faiss"], cwd=ROOT)
+    assert out.returncode == 0, "exports/ must be git-ignored"

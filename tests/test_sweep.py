@@ -84,6 +84,19 @@ def test_papermill_gives_the_inline_metrics(store):
     text = nb.read_text()
     assert 'recall@10' in text and "status: done" in text   # the executed notebook is the combo's report
     assert rb["pid"] != os.getpid()                             # recorded by the kernel itself
+    # it stands alone: the figure also as a PNG or an HTML figure nbconvert shows, the preparation time, no bars
+    outs = [o for c in json.loads(text)["cells"] for o in c.get("outputs", [])]
+    figs = [o["data"] for o in outs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert figs and {"image/png", "text/html"} & set(figs[-1])
+    assert "preparing run" in text and "Loading weights" not in text and "it/s]" not in text
+
+
+def test_papermill_parses_every_parameter(caplog):
+    "The parameters cell has each comment on its own line: papermill reads every parameter, warns of none."
+    import papermill
+    params = papermill.inspect_notebook(str(Path(__file__).resolve().parents[1] / "nbs" / "sweep.ipynb"))
+    assert {"kind", "mode", "dim", "spec", "dataset", "max_items", "threads"} <= set(params)
+    assert "Unable to parse" not in caplog.text
 
 
 def test_papermill_failure_is_recorded(store):

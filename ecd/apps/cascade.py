@@ -846,6 +846,8 @@ def _add(p, *names, key: str | None = None, **kw):
     if key is not None:
         kw.setdefault("default", argparse.SUPPRESS)      # only flags given on the command line override the config
         kw["dest"] = "cfg:" + key
+        if kw.get("action") not in ("store_true", "store_false") and "choices" not in kw:
+            kw.setdefault("metavar", names[0].lstrip("-").replace("-", "_").upper())   # not CFG:TRAIN.LR
     p.add_argument(*names, *[e for e in extra if e not in names], **kw)
 
 def build_parser() -> argparse.ArgumentParser:
@@ -900,7 +902,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add(t, "--run-id", key="run_id", help="rows go to results/<run-id>/<mode>/metrics.parquet (default: the output dir's name) [run_id]")
     _add(t, "--output-dir", key="output_dir", help="where models, reports and figures go (default results/<run-id>/cascade_<strategy>) [output_dir]")
     _add(t, "--no-png", action="store_false", key="png", help="learning curve as HTML only (no PNG) [png=false]")
-    s = sub.add_parser("test", help="search a sample corpus with original vs distilled embeddings")
+    s = sub.add_parser("test", help="search a sample corpus with original vs distilled embeddings",
+                       description="Embed --test-queries with the run's model, search the run's saved corpus sample (or "
+                                   "--corpus) with the original embeddings and with each distilled dim; print each dim's "
+                                   "top-k under the original's (* = also in the original list) with recall@k and spearman@k.")
     _add(s, "--model-dir", required=True, help="the output dir of a train run")
     _add(s, "--test-queries", required=True, help='comma-separated queries, e.g. "What is machine learning?,How do embeddings work?"')
     _add(s, "--k", type=int, default=5, help="neighbors per query (default 5)")
@@ -911,7 +916,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add(s, "--embedding-model", default=None, help="override the run's embedding model")
     _add(s, "--batch-size", type=int, default=64, help="encoding batch size (default 64)")
     _add(s, "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    m = sub.add_parser("demo-corpus", help="write the offline demo corpus (Python's reference-manual paragraphs)")
+    m = sub.add_parser("demo-corpus", help="write the offline demo corpus (Python's reference-manual paragraphs)",
+                       description="Write the offline demo corpus: paragraphs of Python's own reference manual (pydoc "
+                                   "topics, shipped with Python), for `ecd cascade train --corpus text:PATH` without a network.")
     _add(m, "--out", default="data/demo_corpus.txt", help="a .txt (one paragraph a line), .jsonl or .parquet path")
     _add(m, "--n", type=int, default=None, help="first N paragraphs (default: all, about 1,400)")
     return ap

@@ -323,7 +323,8 @@ def vq_main(argv=None) -> int:
     q = sub.add_parser("sweep", help="sweep PQ chunks x clusters, or SQ bits", description=
                        "Cartesian product of --pq-chunks x --pq-clusters (pq/opq) or --sq-bits (sq); each combo's "
                        "compression ratio, distortion and recall@10 go to results/runs.db.")
-    q.add_argument("--method", choices=("pq", "opq", "sq"), default="pq")
+    q.add_argument("--method", choices=("pq", "opq", "sq"), default="pq",
+                   help="pq/opq sweep --pq-chunks x --pq-clusters; sq sweeps --sq-bits (default %(default)s)")
     q.add_argument("--pq-chunks", type=_int_list, default=[8, 16], help="comma-separated, e.g. 4,8,16 (must divide the dim)")
     q.add_argument("--pq-clusters", type=_int_list, default=[256], help="comma-separated, e.g. 128,256")
     q.add_argument("--sq-bits", type=_int_list, default=[4, 8], help="comma-separated, of 4,6,8,16")
@@ -331,7 +332,7 @@ def vq_main(argv=None) -> int:
     q.add_argument("--max-items", type=int, default=20000, help="first N items (0 = all; default %(default)s)")
     q.add_argument("--k", type=int, default=100, help="teacher top-k (default %(default)s)")
     q.add_argument("--max-queries", type=int, default=1000, help="test queries (0 = all; default %(default)s)")
-    q.add_argument("--seed", type=int, default=42)
+    q.add_argument("--seed", type=int, default=42, help="split and fitting seed (default %(default)s)")
     q.add_argument("--run-id", help="prepared run to use (default: the sweep id)")
     _add_exec_args(q)
     a = p.parse_args(argv)
@@ -386,7 +387,8 @@ def sweep_dim_out_main(argv=None) -> int:
                    help="train config override applied to every dim, e.g. 'loss.tau=0.05'")
     p.add_argument("--run-id", help="prepared run (default: the sweep id)")
     p.add_argument("--output", help="output file (default results/<run_id>/dim_out/sweep_dim_out.jsonl or .json)")
-    p.add_argument("--output-format", choices=("jsonl", "json"), default="jsonl")
+    p.add_argument("--output-format", choices=("jsonl", "json"), default="jsonl",
+                   help="jsonl: one record a line; json: one list (default %(default)s)")
     _add_exec_args(p)
     a = p.parse_args(argv)
     dataset = f"npy:{a.input}" if a.input else a.dataset
