@@ -18,8 +18,8 @@ log = get_logger("ecd.cli")
 
 # %% auto #0
 __all__ = ['log', 'QUICKSTART_SPECS', 'QUICKSTART_STUDENT_QUANTIZERS', 'EXTERNAL_COMMANDS', 'int_list', 'str_list', 'cmd_prepare',
-           'say', 'cmd_baselines', 'cmd_sanity', 'mark_front', 'cmd_quickstart', 'build_parser', 'user_error',
-           'short_warnings', 'main']
+           'say', 'cmd_baselines', 'cmd_sanity', 'mark_front', 'print_speed_front', 'cmd_quickstart', 'build_parser',
+           'user_error', 'short_warnings', 'main']
 
 # %% ../nbs/16_cli.ipynb #db1e2a5f
 def int_list(text: str) -> list[int]:
@@ -75,7 +75,9 @@ def cmd_baselines(a) -> int:
         df["front"] = df["front"].fillna("")
         print("front * = no vs_teacher row has fewer bytes and higher recall@10")
     print(format_table(df, cols=("scope", "stage", "backend", "name", "rep_dim", "bytes_per_vector", "compression_ratio",
-                                 "recall@10", "ndcg@10", "ms_per_query", "front")))
+                                 "recall@10", "ndcg@10", "ms_per_query", "speed_class", "front")))
+    if one.any():
+        print_speed_front(df[(df["scope"] == "vs_teacher") & (df["stage"] == "one_stage")])
     nq = sorted({int(v) for v in df["n_queries"].dropna()}) if "n_queries" in df else []
     if nq:
         print(f"\n(each number averages over {'/'.join(f'{v:,}' for v in nq)} {a.split} queries; --max-queries)")
@@ -114,11 +116,13 @@ def cmd_sanity(a) -> int:
     return 0
 
 # %% ../nbs/16_cli.ipynb #450791af
-# every budget of 8, 16, 32, 48 and 64 bytes per vector with the strongest classic codecs that fit it
-QUICKSTART_SPECS = ("float32", "fp16", "sq:8", "sq:4", "pca_sq8:64", "trunc:64", "pca:64", "rp:64", "pca:32",
-                    "pq:8x256", "pq:16x256", "pq:32x256", "pq:48x256", "pq:64x256", "opq:16x256",
-                    "rq:8x8", "rq:16x8", "rq:32x8", "rabitq:1", "rabitq:4", "itq:64", "itq:128", "binary",
-                    "lrq:16x8")
+# budgets of 8 to 64 bytes per vector in each search layout (float, scalar, look-up tables, fast-scan, RaBitQ,
+# Hamming, decompress), the learned code at 16 B and a fast-scan first stage reranked by the floats; the slow
+# trainers (RQ with a wide beam, LSQ) are left to `ecd baselines`: beam 4 keeps the residual codes in the minutes
+QUICKSTART_SPECS = ("float32", "fp16", "sq:8", "sq:4", "pca_sq8:64", "trunc:64", "pca:64", "pca:32",
+                    "pq:8x256", "pq:16x256", "pq:32x256", "pq:64x256", "opq:16x256", "pqfs:32", "pqfs:64",
+                    "rq:16x8,beam=4", "rabitq:1", "rabitqfs", "itq:128", "binary", "lrq:16x8,beam=4",
+                    "pqfs:32,refine=flat")
 QUICKSTART_STUDENT_QUANTIZERS = ("float32", "sq8", "pq:16x256", "pq:32x256")
 
 def mark_front(df, x: str = "bytes_per_vector", y: str = "recall@10"):
@@ -128,6 +132,23 @@ def mark_front(df, x: str = "bytes_per_vector", y: str = "recall@10"):
     out = df.copy()
     out["front"] = np.where(pareto_mask(out, x, y), "*", "")
     return out
+
+def print_speed_front(df) -> None:
+    "The best recall@10 at each byte budget within each speed class (`ecd.plots.speed_front`), as a table."
+    from ecd.plots import speed_front
+    if "speed_class" not in df or df["speed_class"].isna().all():
+        return
+    f = speed_front(df)
+    n_db = sorted({int(v) for v in df["n_db"].dropna()}) if "n_db" in df else []
+    print(f"\nthe best recall@10 within each speed class, by budget (ms / query: the exported index searched one query at "
+          f"a time on one thread over {'/'.join(f'{v:,}' for v in n_db)} vectors; fast-scan = a fast-scan layout, "
+          "lut = at most 2x faiss PQ's time at the same bytes, any = no speed bar):")
+    for c in f.columns:
+        if c.endswith("recall@10"):
+            f[c] = f[c].map(lambda v: "" if v != v else f"{v:.4f}")
+        elif c.endswith(" ms"):
+            f[c] = f[c].map(lambda v: "" if v != v else f"{v:.3g}")
+    print(f.to_string(index=False))
 
 def cmd_quickstart(a) -> int:
     import pandas as pd
@@ -164,7 +185,8 @@ def cmd_quickstart(a) -> int:
     print(f"\nrecall@10 vs teacher ({'/'.join(f'{v:,}' for v in nq) or 'the'} test queries, exact search in each representation; "
           "front * = no row has fewer bytes and higher recall):")
     print(format_table(df, cols=("stage", "name", "rep_dim", "bytes_per_vector", "compression_ratio",
-                                 "recall@10", "ndcg@10", "ms_per_query", "front")))
+                                 "recall@10", "ndcg@10", "ms_per_query", "speed_class", "front")))
+    print_speed_front(df[df["stage"] == "one_stage"] if "stage" in df else df)
     print(f"\nresults: results/{a.run_id}/  (manifest.json, <mode>/metrics.parquet"
           f"{', train/ (student checkpoints, logs, figures)' if a.student_dim else ''})")
     print(f"next: ecd plot --run-id {a.run_id}   (Pareto and per-dim figures in results/{a.run_id}/figures/vs_teacher/)")

@@ -30,6 +30,7 @@ from .core import atomic_path, get_logger, progress, read_json, results_dir, set
 from .core import (EcdError, check_count, check_counts, clean_stale_temps, is_write_failure, read_faiss_index,
                    storage_error, write_faiss_index, _claim, _temp_prefix)
 from .data import ann_truth, load, parse_spec, read_ann_hdf5
+from .evaluate import search_cost
 from .knn import exact_topk
 from .metrics import neighbor_metrics
 from .models import NumpyProjector, Projector, export_npz, load_npz
@@ -283,13 +284,17 @@ def search_excluding_self(index, xq: np.ndarray, k: int, query_idx: np.ndarray |
     return I[keep].reshape(len(I), k)
 
 
-def index_metrics(index, ev, k: int = 10) -> dict:
-    "recall/nDCG/overlap@`k` vs teacher of a faiss index (or anything with add/search) on EvalData `ev`."
+def index_metrics(index, ev, k: int = 10, cost: bool = False) -> dict:
+    """recall/nDCG/overlap@`k` vs teacher of a faiss index (or anything with add/search) on EvalData `ev`; with `cost`,
+    also its `search_cost` (one thread, single queries and a batch) over the whole database, under `search`."""
     ix = clone_index(index) if isinstance(index, faiss.Index) else index
     ix.add(np.ascontiguousarray(ev.database, np.float32))
     I = search_excluding_self(ix, ev.queries, k, ev.query_idx)
     m = neighbor_metrics(I, ev.truth_ids[:, :k], ks=(k,))
-    return {key: m[key] for key in (f"recall@{k}", f"ndcg@{k}", f"overlap@{k}")}
+    out = {key: m[key] for key in (f"recall@{k}", f"ndcg@{k}", f"overlap@{k}")}
+    if cost:
+        out["search"] = {**search_cost(ix, ev.queries, k), "n_db": int(ix.ntotal)}
+    return out
 
 # %% ../nbs/10c_export.ipynb #a454bece
 LOAD_STUDENT_PY = '''"""Load the ecd student in this folder with numpy only: `transform(x)` maps teacher vectors to the student space."""
@@ -509,6 +514,15 @@ def _atomic_dir(out: Path, force: bool = False):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _search_line(card: dict) -> str:
+    "The search cost of the exported files, measured at export (one thread), as a README line."
+    s = card["measured"].get("search")
+    if not s:
+        return ""
+    return (f"- search ({card.get('search_layout', '?')} layout): {s['ms_per_query']:.3g} ms per query one at a time, "
+            f"{s['ms_per_query_batch']:.3g} ms per query in a batch of {s['batch_size']}, one thread, over {s['n_db']:,} "
+            f"vectors ({s['ms_per_query'] * 1e6 / max(s['n_db'], 1):.3g} ms per query per million vectors, scaled)")
+
 def _readme(card: dict) -> str:
     r, e = card["row"], card["measured"]
     files = "\n".join(f"- `{f}`: {d}" for f, d in card["files"].items())
@@ -520,6 +534,7 @@ def _readme(card: dict) -> str:
 - bytes per vector: {card['bytes_per_vector']} (float32 teacher: {4 * card['in_dim']}, {card['compression_ratio']:.1f}x smaller)
 - recall@10 vs teacher: {r['recall@10']:.4f} in ecd's evaluation ({r['split']} split, {r['n_queries']} queries, {r['n_db']} database vectors);
   {e['recall@10']:.4f} measured again through the exported files
+{_search_line(card)}
 
 ## Files
 {files}
@@ -608,7 +623,7 @@ def export_rep(run_id: Run | str, rep: str, out, ckpt: str | None = None, split:
             write_st_folder(model_ref, tmp / "sentence-transformers", fs, student)
             files["sentence-transformers"] = ("sentence-transformers folder: SentenceTransformer(DIR).encode(texts) "
                                               "gives the float vectors before the quantizer")
-        measured = index_metrics(measured_index, ev)
+        measured = index_metrics(measured_index, ev, cost=True)
         rec = float(row.get("recall@10", np.nan))
         if check and not abs(measured["recall@10"] - rec) <= tol:
             raise ValueError(f"the exported {r.name} gives recall@10 {measured['recall@10']:.4f} but the row says {rec:.4f} "
@@ -622,14 +637,14 @@ def export_rep(run_id: Run | str, rep: str, out, ckpt: str | None = None, split:
             "what": _what(r, fs, student),
             "in_dim": int(r.input_dim), "rep_dim": int(r.rep_dim), "float_dim": int(fs["out_dim"]) if fs else int(r.input_dim),
             "bytes_per_vector": int(r.bytes_per_vector), "code_size": int(r.code_size),
-            "compression_ratio": float(r.compression_ratio), "output": output,
+            "compression_ratio": float(r.compression_ratio), "output": output, "search_layout": r.search_layout,
             "student": None if student is None else {"kind": student.kind, "in_dim": student.in_dim, "out_dim": student.out_dim,
                                                      "faiss_transform": fs is not None and fs["A"] is not None},
             "teacher": {"dataset": man["dataset"]["spec"], "model": model_id, "model_ref": model_ref},
             "row": {"run_id": run_id, "split": row.get("split"), "n_queries": int(row.get("n_queries") or len(ev.query_idx)),
                     "n_db": int(row.get("n_db") or len(ev.database)), "recall@10": rec,
                     "ndcg@10": row.get("ndcg@10"), "ckpt_path": row.get("ckpt_path"), "dataset": man["dataset"]["spec"],
-                    "seed": man.get("seed")},
+                    "seed": man.get("seed"), "ms_per_query": row.get("ms_per_query"), "speed_class": row.get("speed_class")},
             "measured": {**measured, "split": row.get("split"), "n_queries": len(ev.query_idx)},
             "files": {**files, "card.json": "this card", "README.md": "this card for people"},
             "created": utc_now(), "versions": versions(),
@@ -898,15 +913,15 @@ def benchmark(model, data: str = "glove-words-minilm", max_items: int | None = 2
     t0 = time.perf_counter()
     ix.add(db)
     add_s = time.perf_counter() - t0
-    search_excluding_self(ix, xq[:16], k, None if qidx is None else qidx[:16])  # warm-up
-    t0 = time.perf_counter()
     I = search_excluding_self(ix, xq, k, qidx)
-    ms = 1000 * (time.perf_counter() - t0) / len(xq)
+    cost = search_cost(ix, xq, k)                                         # one thread: single queries, then a batch
     m = neighbor_metrics(I, truth[:, :k], ks=(k,))
     return {"model": str(comp.path), "name": comp.name, "data": data, "n_db": int(len(db)), "n_queries": int(len(xq)),
             "in_dim": comp.in_dim, "bytes_per_vector": comp.card.get("bytes_per_vector"),
             "compress_vectors_per_s": round(len(db) / max(comp_s, 1e-9), 1), "add_s": round(add_s, 4),
-            "search_ms_per_query": round(ms, 4), "peak_rss_mb": round(_peak_rss_mb(), 1),
+            "search_layout": comp.card.get("search_layout"), "search_ms_per_query": round(cost["ms_per_query"], 4),
+            "search_ms_per_query_batch": round(cost["ms_per_query_batch"], 4), "search_batch_size": cost["batch_size"],
+            "search_threads": 1, "peak_rss_mb": round(_peak_rss_mb(), 1),
             "peak_rss_before_mb": round(rss0, 1), f"recall@{k}": m[f"recall@{k}"], f"ndcg@{k}": m[f"ndcg@{k}"],
             f"overlap@{k}": m[f"overlap@{k}"], "truth": truth_from, "threads": faiss.omp_get_max_threads(),
             "created": utc_now()}

@@ -31,11 +31,12 @@ log = get_logger("ecd.plots")
 
 # %% auto #0
 __all__ = ['log', 'HOVER_COLS', 'PALETTE', 'FAMILIES', 'MINIMIZE', 'RUNS_DB_COLS', 'SWEEP_KINDS', 'TEACHER_FIGURES',
-           'DocsHtmlRenderer', 'use_docs_renderer', 'pareto_mask', 'pareto_front', 'hover_text', 'color_map',
-           'family_of', 'mode_styles', 'better', 'pareto_chart', 'pareto_vs_teacher', 'metric_vs_dim',
+           'SPEED_CLASSES', 'DocsHtmlRenderer', 'use_docs_renderer', 'pareto_mask', 'pareto_front', 'hover_text',
+           'color_map', 'family_of', 'mode_styles', 'better', 'pareto_chart', 'pareto_vs_teacher', 'metric_vs_dim',
            'recall_vs_teacher_dim', 'overlap_vs_teacher_dim', 'ndcg_vs_teacher_dim', 'index_fidelity_vs_student',
            'sweep_ids', 'load_runs', 'compression_vs', 'sweep_tradeoffs', 'sweep_pareto', 'quick_hyper_pareto',
-           'results_root', 'read_run_metrics', 'run_figures', 'make_plots', 'plot_sweeps', 'plot_main']
+           'results_root', 'read_run_metrics', 'run_figures', 'make_plots', 'plot_sweeps', 'plot_main', 'speed_front',
+           'speed_chart']
 
 # %% ../nbs/12_plots.ipynb #d078f996
 from plotly.io._base_renderers import MimetypeRenderer
@@ -505,6 +506,8 @@ def run_figures(df: pd.DataFrame) -> dict[str, dict[str, go.Figure]]:
     if len(one) or len(two):
         figs = {}
         if len(one): figs["pareto_vs_teacher"] = pareto_vs_teacher(df)
+        if len(one) and "ms_per_query" in one.columns and one["ms_per_query"].notna().any():
+            figs["recall_vs_ms_per_query"] = speed_chart(df)
         if len(two): figs["pareto_vs_teacher_two_stage"] = pareto_vs_teacher(df, stage="two_stage")
         if "rep_dim" in one.columns and "mode" in one.columns and one.groupby("mode")["rep_dim"].nunique().max() > 1:
             for stem, f in TEACHER_FIGURES.items():
@@ -625,3 +628,31 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
         print(f"ecd plot: {e}", file=sys.stderr)
         return 2
     return 0
+
+# %% ../nbs/12_plots.ipynb #c1df85dd
+SPEED_CLASSES = {"fast-scan": ("fast-scan",), "lut": ("fast-scan", "lut"), "any": None}
+
+def speed_front(df: pd.DataFrame, budgets: Sequence[int] = (8, 16, 32, 64)) -> pd.DataFrame:
+    """At each byte budget B, the best one-stage vs_teacher row with `bytes_per_vector <= B` in each speed class
+    (`SPEED_CLASSES`): one row per budget, columns `<class>` (name), `<class> recall@10`, `<class> ms`."""
+    d = _stage(_scope(df, "vs_teacher"), "one_stage")
+    _check_cols(d, ["bytes_per_vector", "recall@10", "ms_per_query", "speed_class", "name"], "metrics table")
+    rows = []
+    for b in budgets:
+        row = {"bytes_per_vector": b}
+        for cls, members in SPEED_CLASSES.items():
+            part = d[(d["bytes_per_vector"] <= b) & (d["speed_class"].isin(members) if members else True)]
+            best = part.loc[part["recall@10"].idxmax()] if len(part) else None
+            row[cls] = best["name"] if best is not None else ""
+            row[f"{cls} recall@10"] = float(best["recall@10"]) if best is not None else np.nan
+            row[f"{cls} ms"] = float(best["ms_per_query"]) if best is not None else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+def speed_chart(df: pd.DataFrame, y: str = "recall@10", **kw) -> go.Figure:
+    "recall@10 vs teacher against ms/query (the deployable index, one thread, one query at a time), its front marked."
+    d = _stage(_scope(df, "vs_teacher"), "one_stage")
+    n_db = sorted({int(v) for v in d["n_db"].dropna()}) if "n_db" in d.columns else []
+    where = f" over {'/'.join(f'{v:,}' for v in n_db)} vectors" if n_db else ""
+    title = kw.pop("title", f"{y} vs teacher against search time (ms / query, one thread{where})")
+    return pareto_chart(d, "ms_per_query", y, log_x=True, title=title, hover_extra=("bytes_per_vector", "speed_class"), **kw)
