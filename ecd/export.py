@@ -553,7 +553,11 @@ def _how_to_load(card: dict) -> str:
                   "encoder = faiss.read_index('encoder.faiss')  # makes them: raw teacher vectors in",
                   "codes_db = encoder.sa_encode(database_vectors)              # float32 (n, %d) in" % card["in_dim"],
                   "inner = faiss.downcast_index(index.index)   # (normalization first: codes go to the inner index)",
-                  "inner.add_sa_codes(codes_db); index.ntotal = inner.ntotal",
+                  *(["# fast-scan packs codes in blocks: an IndexPQ of the same quantizer takes them, then merges in",
+                     "tmp = faiss.IndexPQ(inner.d, inner.pq.M, inner.pq.nbits, inner.metric_type); tmp.pq = inner.pq",
+                     "tmp.is_trained = True; tmp.add_sa_codes(codes_db); inner.merge_from(faiss.IndexPQFastScan(tmp, inner.bbs))"]
+                    if card.get("search_layout") == "fast-scan" else ["inner.add_sa_codes(codes_db)"]),
+                  "index.ntotal = inner.ntotal",
                   "scores, ids = index.search(query_vectors, 10)",
                   "codes = encoder.sa_encode(vectors)          # uint8 (n, %d)" % card["code_size"]]
     elif "index.faiss" in card["files"]:
@@ -681,13 +685,10 @@ def encoder_index(r) -> faiss.Index:
 
 
 def add_codes(index, codes) -> None:
-    "faiss `add_sa_codes`, also through an IndexPreTransform (whose own add_sa_codes faiss does not implement)."
-    if isinstance(index, faiss.IndexPreTransform):
-        inner = faiss.downcast_index(index.index)
-        inner.add_sa_codes(np.ascontiguousarray(codes, np.uint8))
-        index.ntotal = inner.ntotal
-    else:
-        index.add_sa_codes(np.ascontiguousarray(codes, np.uint8))
+    """faiss `add_sa_codes`, also through an IndexPreTransform (whose own add_sa_codes faiss does not implement) and
+    into a PQ fast-scan index (merged from an `IndexPQ` holding the codes: `ecd.learned.add_lut_codes`)."""
+    from ecd.learned import add_lut_codes
+    add_lut_codes(index, codes)
 
 
 class CodesFrom:

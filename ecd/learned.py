@@ -153,11 +153,12 @@ def additive_bias(codes, target, num_clusters: int, sweeps: int = 10) -> np.ndar
     return b.astype(np.float32)
 
 # %% ../nbs/08a_learned.ipynb #69af4388
-def lut_index(codebooks, bias) -> faiss.Index:
+def lut_index(codebooks, bias, fast_scan: bool = False) -> faiss.Index:
     """A trained, empty faiss index scoring M-byte codes as `<q, sum_m C[m, c_m]> + sum_m bias[m, c_m]`: an inner-product
     `IndexPQ` over the query lifted to M copies of `[q, 1]` (a `LinearTransform` d -> d+1, then a
     `RemapDimensionsTransform` that copies), chunk m's centroids `[C[m], bias[m]]`. `codebooks` (M, K, d) with
-    K <= 256, `bias` (M, K). Fill it with `add_sa_codes` through `add_lut_codes` (the encoder's codes as they are)."""
+    K <= 256, `bias` (M, K). Fill it with `add_lut_codes` (the encoder's codes as they are). With `fast_scan` (K = 16:
+    4-bit codes) the PQ is faiss's `IndexPQFastScan`: the same sum from 8-bit quantized tables, 32 codes at a time."""
     C = np.asarray(codebooks, dtype=np.float32)
     M, K, d = C.shape
     nbits = int(K).bit_length() - 1
@@ -173,14 +174,28 @@ def lut_index(codebooks, bias) -> faiss.Index:
     cent = np.concatenate([C, np.asarray(bias, dtype=np.float32).reshape(M, K, 1)], axis=2)
     faiss.copy_array_to_vector(np.ascontiguousarray(cent).ravel(), pq.pq.centroids)
     pq.is_trained = True
+    if fast_scan:
+        if nbits != 4:
+            raise ValueError(f"fast-scan takes 4-bit codes (16 entries per codebook), not {K}; use nbits=4 (e.g. lrq:32x4).")
+        pq = faiss.IndexPQFastScan(pq)
     ix = faiss.IndexPreTransform(remap, pq)
     ix.prepend_transform(lt)
     return faiss.deserialize_index(faiss.serialize_index(ix))          # one object that owns every part
 
 def add_lut_codes(index, codes) -> None:
-    "faiss `add_sa_codes` into the `IndexPQ` of a `lut_index` (an `IndexPreTransform` does not implement it itself)."
-    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else index
-    inner.add_sa_codes(np.ascontiguousarray(codes, dtype=np.uint8))
+    """Add PQ-layout `codes` to a `lut_index` (or any `IndexPQ` / `IndexPQFastScan`, in an `IndexPreTransform` or not):
+    `add_sa_codes`, or for fast-scan (which packs codes in blocks and has no `add_sa_codes`) an `IndexPQFastScan` made
+    from an `IndexPQ` of the same quantizer holding them, merged in. Plain faiss, as an export's user would write it."""
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else faiss.downcast_index(index)
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    if isinstance(inner, faiss.IndexPQFastScan):
+        tmp = faiss.IndexPQ(inner.d, inner.pq.M, inner.pq.nbits, inner.metric_type)
+        tmp.pq = inner.pq
+        tmp.is_trained = True
+        tmp.add_sa_codes(codes)
+        inner.merge_from(faiss.IndexPQFastScan(tmp, inner.bbs))
+    else:
+        inner.add_sa_codes(codes)
     index.ntotal = inner.ntotal
 
 # %% ../nbs/08a_learned.ipynb #f613188f
@@ -267,7 +282,8 @@ class LearnedRQ(RQ):
         self.index, self.n_train, self.input_dim = self.encoder, getattr(codec, "n_train", None), codec.input_dim
 
     @property
-    def search_layout(self): return "lut" if self.score == "lut" else "decompress"
+    def search_layout(self):
+        return ("fast-scan" if self.nbits == 4 else "lut") if self.score == "lut" else "decompress"
 
     def _distill(self, xs, codes, C, anchors, top, support=None, bias=None):
         "The decoder's codebooks distilled from `C` on the teacher's lists (`distill_codebooks`); with the bias for 'lut'."
@@ -315,7 +331,7 @@ class LearnedRQ(RQ):
         if self.steps:
             C, b = self._distill(xs, codes, C, anchors, top, bias=b)
         self.codebooks, self.bias = np.ascontiguousarray(C, dtype=np.float32), np.ascontiguousarray(b, dtype=np.float32)
-        self.index = lut_index(self.codebooks, self.bias)
+        self.index = lut_index(self.codebooks, self.bias, fast_scan=self.search_layout == "fast-scan")
         self.train_s = time.perf_counter() - t0
 
     def _entries(self, codes):
