@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     if a.student_dim:
         from ecd.runs import Run
         from ecd.student import student_rep, train_run
-        res = train_run(Run.open(run_id), {"model": {"kind": "linear", "out_dim": a.student_dim}, "train": {"seed": a.seed},
+        res = train_run(Run.open(run_id), {"model": {"type": "linear", "out_dim": a.student_dim}, "train": {"seed": a.seed},
                                            "eval": {"png": False}},
                         verbose=False, tag=f"bench_search_d{a.student_dim}")
         for qspec in [s for s in a.student_quantizers.split(";") if s]:

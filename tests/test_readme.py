@@ -87,7 +87,8 @@ def test_docs_home_lists_every_representation():
     words = {"float32": None, "fp16": "fp16", "binary": "binary", "trunc": "truncation", "pca": "PCA",
              "rp": "random projection", "pca_sq8": "PCA+SQ8", "pq": "PQ", "opq": "OPQ", "sq": "SQ", "sq8": "SQ",
              "rq": "RQ", "lsq": "LSQ", "opq_rq": "OPQ+RQ", "lrq": "lrq:", "lopq": "lopq:", "llsq": "llsq:",
-             "prq": "PRQ", "plsq": "PLSQ", "rabitq": "RaBitQ", "itq": "ITQ"}
+             "prq": "PRQ", "plsq": "PLSQ", "rabitq": "RaBitQ", "itq": "ITQ", "pqfs": "pqfs:", "opqfs": "opqfs:",
+             "rqfs": "rqfs:", "lsqfs": "lsqfs:", "rabitqfs": "rabitqfs"}
     home = _docs_home_markdown()
     heads = [f.split(":")[0].split(" ")[0] for f in SPEC_FORMS if not f.startswith("+")]
     unknown = [h for h in heads if h not in words]
