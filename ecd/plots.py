@@ -655,4 +655,5 @@ def speed_chart(df: pd.DataFrame, y: str = "recall@10", **kw) -> go.Figure:
     n_db = sorted({int(v) for v in d["n_db"].dropna()}) if "n_db" in d.columns else []
     where = f" over {'/'.join(f'{v:,}' for v in n_db)} vectors" if n_db else ""
     title = kw.pop("title", f"{y} vs teacher against search time (ms / query, one thread{where})")
-    return pareto_chart(d, "ms_per_query", y, log_x=True, title=title, hover_extra=("bytes_per_vector", "speed_class"), **kw)
+    fig = pareto_chart(d, "ms_per_query", y, log_x=True, title=title, hover_extra=("bytes_per_vector", "speed_class"), **kw)
+    return fig.update_xaxes(dtick=1)                           # ticks at powers of ten only, no minor labels
