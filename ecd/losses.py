@@ -165,7 +165,7 @@ def listwise_candidates(teacher_top_ids, top_l: int, hard_negatives=None, n_rand
 def listwise_kl(student_q: torch.Tensor, student_cands: torch.Tensor, teacher_scores: torch.Tensor,
                 tau_student: float = 0.05, tau_teacher: float = 0.05, mask: torch.Tensor | None = None,
                 reduction: str = "mean") -> torch.Tensor:
-    """Listwise KL distillation, the ranking compressor's loss (`--tau`, `--lambda-list`); ListNet (Cao et al., ICML 2007) with
+    """Listwise KL distillation, the ranking compressor's loss (config `loss.tau`, `loss.listwise_weight`); ListNet (Cao et al., ICML 2007) with
     temperature-softened targets (Hinton et al., 2015, arXiv 1503.02531).
     `student_q` (B, d); `student_cands` (B, L, d) per-anchor lists or (M, d) shared candidates;
     `teacher_scores` (B, L|M) teacher cosines of the same pairs; `mask` (B, L|M) bool, True = candidate
