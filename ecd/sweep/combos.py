@@ -45,7 +45,9 @@ def ensure_run(run_id: str, dataset: str, max_items: int | None = None, k: int =
 
 # %% ../../nbs/11b_sweep_combos.ipynb #81c7de9f
 EVAL_KEYS = ("split", "max_queries", "ks", "rerank_r", "scopes")
-TIMING_KEYS = ("ms_per_query", "fit_s", "train_s", "targets_s", "duration_s")
+TIMING_KEYS = ("ms_per_query", "fit_s", "train_s", "targets_s", "duration_s",   # measured times and what they decide:
+               "ms_per_query_batch", "batch_size", "timing_queries", "ms_per_mvec", "encode_us_per_vector",
+               "pq_ms_per_query", "speed_vs_pq", "speed_class")
 _ROW_DROP = ("params", "scope", "stage", "backend", "k", "rerank_r", "n_queries", "n_db", "dataset", "split", "seed",
              "spec", "ckpt_path", "student_dim")
 
