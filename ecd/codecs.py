@@ -454,10 +454,10 @@ _ENCODE_CHUNK = 4096
 
 class AdditiveCodec(_Metric, FaissCodec):
     """Base of the faiss additive quantizers (RQ, LSQ, PRQ, PLSQ). `metric='l2'` (faiss's default) ranks by the L2
-    distance to the reconstruction: ecd searches exactly over the decoded codes a block at a time, and the faiss
-    index computes the reconstruction's norm from its codebooks (`ST_norm_from_LUT`), so a plain `faiss.read_index`
-    ranks the same; `'ip'` ranks by inner product from look-up tables. `bytes_per_vector` = faiss
-    `sa_code_size()` = ceil(total codebook bits / 8): no norm is stored."""
+    distance to the reconstruction: `search` is the faiss index's (the norm from the codebooks' tables, or every code
+    decoded: layout `decompress`), `rank` the same ranking over the database decoded once; `norm` stores the norm
+    (`qint8`: one byte, look-up tables); `'ip'` ranks by inner product from look-up tables. `bytes_per_vector` = faiss
+    `sa_code_size()` = ceil(total codebook bits / 8), plus the stored norm if any."""
     randomized = True
     max_bits = 8
     def __init__(self, num_codebooks: int = 16, nbits: int = 8, max_train: int | str | None = "auto",
