@@ -1,7 +1,7 @@
 """Search bench: the speed side of the frontier, every layout timed through the index a user deploys.
 
     .venv/bin/python benchmarks/bench_search.py [--dataset glove-words-minilm --max-items 50000 --queries 1000]
-                                                [--n-db 400000] [--steps 600] [--out search.json]
+                                                [--n-db 400000] [--steps 1500] [--out search.json]
 
 Prepares the run once (embeddings + teacher top-100 cached under $ECD_DATA_DIR, default ./data). Each representation is
 fitted on the run's train split, the whole database added, and evaluated on the first --queries test queries
@@ -206,7 +206,7 @@ def main(argv=None) -> int:
     p.add_argument("--n-db", type=int, default=400000, help="database size the speed is measured at (codes repeated)")
     p.add_argument("--classic", default=CLASSIC, help="';'-separated classic specs")
     p.add_argument("--learned", default=LEARNED, help="';'-separated learned specs (lrq from rq, lopq from opq of the same size)")
-    p.add_argument("--steps", type=int, default=600, help="distillation steps of the learned codes")
+    p.add_argument("--steps", type=int, default=1500, help="distillation steps of the learned codes (lr 5e-4, rec_weight 0.3)")
     p.add_argument("--student-dim", type=int, default=0, help="a linear student of this dim before --student-quantizers (0: none)")
     p.add_argument("--student-quantizers", default="pqfs:32;opqfs:32", help="';'-separated quantizers after the student")
     p.add_argument("--no-export-check", action="store_true")
