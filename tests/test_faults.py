@@ -22,6 +22,18 @@ from ecd.sweep import ensure_run, load_sweep_config, run_sweep
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def fill_disk(path) -> None:
+    "Write zeros to `path` until its disk is full, to the last byte."
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    for block in (65536, 512, 1):
+        try:
+            while os.write(fd, b"\0" * block):
+                pass
+        except OSError:
+            pass
+    os.close(fd)
+
+
 def checksums(*roots) -> dict:
     "sha256 of every file under `roots` (lock files left out: they hold nothing)."
     out = {}
@@ -279,14 +291,7 @@ def test_two_mib_tmpfs_for_results_and_data(tmp_path, tiny_disk, capfd):
     assert checksums(tiny_disk) == before and not temp_files(tiny_disk)
     # the disk filled to the last byte: the metrics table, the manifest and the run log all fail cleanly
     filler = tiny_disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    for block in (65536, 512, 1):  # to the last byte
-        try:
-            while os.write(fd, b"\0" * block):
-                pass
-        except OSError:
-            pass
-    os.close(fd)
+    fill_disk(filler)
     before = checksums(tiny_disk / "results")
     r = ecd_here(capfd, "baselines", "--run-id", "small", "--modes", "pca", "--dims", "8", env=env)
     assert r.returncode == 2 and "No space left" in r.stderr and "Traceback" not in r.stderr, r.stderr
@@ -599,15 +604,7 @@ def test_export_and_compress_on_a_full_tmpfs(exported, tiny_disk, capfd):
     out = tiny_disk / "export"
     r = ecd_here(capfd, "export", "--run-id", "tiny", "--rep", "pq_m4_k16", "--out", out)
     assert r.returncode == 0, r.stderr
-    filler = tiny_disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    for block in (65536, 512, 1):
-        try:
-            while os.write(fd, b"\0" * block):
-                pass
-        except OSError:
-            pass
-    os.close(fd)
+    fill_disk(tiny_disk / "filler")
     before = checksums(tiny_disk)
     r = ecd_here(capfd, "export", "--run-id", "tiny", "--rep", "pca_d4", "--out", out)
     one_line_error(r, "No space left on the disk holding", str(out), "needed")
