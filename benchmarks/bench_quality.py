@@ -33,7 +33,8 @@ from ecd.core import set_threads
 from ecd.evaluate import evaluate_rep
 from ecd.runs import load_eval_data, prepare_run
 from ecd.student import student_rep, train_run
-from ecd.train import LearnedPQ, load_train_config
+from ecd.learned import LearnedPQ
+from ecd.train import load_train_config
 
 
 def main(argv=None) -> int:
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
         mode, _, rest = item.partition(":")
         d, _, m = rest.partition("x")
         d, m = int(d), int(m or 16)
-        extra = [f"quant.mode={mode}"] + ([f"quant.pq_num_chunks={m}", "quant.pq_num_clusters=256"] if mode == "pq" else [])
+        extra = [f"quant.mode={mode}"] + ([f"quant.num_chunks={m}", "quant.num_clusters=256"] if mode == "pq" else [])
         res = train(d, extra, tag=f"qat_{mode}_d{d}")
         print(f"trained quantization-aware {item}: {res.train_s:.0f} s", flush=True)
         q = LearnedPQ(res.codebooks.centroids.detach().cpu().numpy()) if mode == "pq" else post_hoc[mode]

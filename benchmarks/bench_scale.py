@@ -114,7 +114,7 @@ def stage_student(args, n: int) -> dict:
     prep, _ = _eval_data(args, n)
     cfg = check_train_config({"train": {"steps": args.steps, "threads": args.threads, "device": "cpu"},
                               "eval": {"every": 0}})
-    pool = max(cfg["train"]["hard_negative"]["pool_l"], cfg["loss"]["listwise_top_l"], 10)
+    pool = max(cfg.train.hard_negative.pool_l, cfg.loss.listwise_top_l, 10)
     t0 = time.perf_counter()
     tk = train_targets(prep, pool, max_rows=args.student_rows)
     t1 = time.perf_counter()

@@ -19,11 +19,12 @@ import numpy as np
 from .knn import l2_normalize
 
 # %% auto #0
-__all__ = ['SEARCH_LAYOUTS', 'METRICS', 'NORMS', 'REP_MODES', 'LEARNED_CODES', 'SPEC_FORMS', 'as_matrix', 'Representation',
-           'FaissCodec', 'Float32', 'SQ', 'FP16', 'decoded_search', 'PQ', 'OPQ', 'Binary', 'AdditiveCodec',
-           'codebook_tables', 'RQ', 'LSQ', 'PRQ', 'PLSQ', 'OPQRQ', 'RaBitQ', 'PQFastScan', 'OPQFastScan', 'RQFastScan',
-           'LSQFastScan', 'RaBitQFastScan', 'Refine', 'ITQ', 'Transform', 'Truncate', 'PCA', 'RandomProjection',
-           'TransformThen', 'Projected', 'PCASQ8', 'make_representation', 'parse_rep']
+__all__ = ['SEARCH_LAYOUTS', 'METRICS', 'NORMS', 'REP_MODES', 'FAMILY_MODULES', 'SPEC_FORMS', 'SPEC_KNOBS', 'as_matrix',
+           'Representation', 'FaissCodec', 'Float32', 'SQ', 'FP16', 'with_norm', 'with_one', 'decoded_search', 'PQ',
+           'OPQ', 'Binary', 'int_in', 'AdditiveCodec', 'codebook_tables', 'RQ', 'LSQ', 'PRQ', 'PLSQ', 'OPQRQ', 'RaBitQ',
+           'PQFastScan', 'OPQFastScan', 'RQFastScan', 'LSQFastScan', 'RaBitQFastScan', 'Refine', 'ITQ', 'Transform',
+           'Truncate', 'PCA', 'RandomProjection', 'TransformThen', 'Projected', 'PCASQ8', 'register_mode',
+           'load_families', 'rep_modes', 'spec_forms', 'make_representation', 'parse_rep']
 
 # %% ../nbs/05_codecs.ipynb #68ca0057
 def as_matrix(x, name: str = "vectors", dim: int | None = None) -> np.ndarray:
@@ -307,12 +308,12 @@ def _metric_in(metric, mode: str) -> str:
                          "to the reconstruction, its norm counted) or 'ip' (rank by the inner product with it).")
     return m
 
-def _with_norm(x: np.ndarray, weight: float) -> np.ndarray:
+def with_norm(x: np.ndarray, weight: float) -> np.ndarray:
     "`[x, -weight * ||x||^2]`: with queries `[q, 1]` an inner product that ranks as `<q, x> - weight ||x||^2`."
     x = np.asarray(x, dtype=np.float32)
     return np.ascontiguousarray(np.hstack([x, (-weight * np.einsum("ij,ij->i", x, x))[:, None]]), dtype=np.float32)
 
-def _with_one(q: np.ndarray) -> np.ndarray:
+def with_one(q: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.hstack([q, np.ones((len(q), 1), np.float32)]), dtype=np.float32)
 
 def decoded_search(index, codes: np.ndarray, q: np.ndarray, k: int, norm_weight: float = 0.5,
@@ -320,9 +321,9 @@ def decoded_search(index, codes: np.ndarray, q: np.ndarray, k: int, norm_weight:
     """Exact top-`k` of `q` over the reconstructions of `codes` (faiss `index.sa_decode`, a block at a time), ranked by
     `<q, x_hat> - norm_weight ||x_hat||^2` (0.5: the L2 ranking of unit queries; 0: inner product). Scores, ids."""
     heap = faiss.ResultHeap(len(q), k, keep_max=True)
-    qa = _with_one(q)
+    qa = with_one(q)
     for i in range(0, len(codes), block):
-        xa = _with_norm(index.sa_decode(np.ascontiguousarray(codes[i:i + block])), norm_weight)
+        xa = with_norm(index.sa_decode(np.ascontiguousarray(codes[i:i + block])), norm_weight)
         D, I = faiss.knn(qa, xa, min(k, len(xa)), metric=faiss.METRIC_INNER_PRODUCT)
         heap.add_result(np.ascontiguousarray(D, dtype=np.float32), np.ascontiguousarray(I + i, dtype=np.int64))
     heap.finalize()
@@ -342,7 +343,7 @@ class _Metric:
     def _space(self, x, query):
         if self.metric == "ip":
             return (x if query else self._score_decode(self._encode(x))), "ip"
-        return (_with_one(x) if query else _with_norm(self._score_decode(self._encode(x)), self.norm_weight)), "ip"
+        return (with_one(x) if query else with_norm(self._score_decode(self._encode(x)), self.norm_weight)), "ip"
 
 class PQ(_Metric, FaissCodec):
     "Product quantization (faiss IndexPQ; `metric` 'l2', faiss's default, or 'ip'): `num_chunks` x `num_clusters`."
@@ -438,7 +439,7 @@ class Binary(Representation):
     def _bytes(self): return self._nbytes
 
 # %% ../nbs/05_codecs.ipynb #988b6147
-def _int_in(v, what: str, lo: int, hi: int | None = None, hint: str = "") -> int:
+def int_in(v, what: str, lo: int, hi: int | None = None, hint: str = "") -> int:
     "`v` as an int in lo..hi, else a ValueError naming the valid values."
     ok = (isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))) or (isinstance(v, float) and v.is_integer())
     if not ok or v < lo or (hi is not None and v > hi):
@@ -467,11 +468,11 @@ class AdditiveCodec(_Metric, FaissCodec):
         self.metric = _metric_in(metric, self.mode)
         self.norm = _norm_in(norm, self.mode, self.metric)
         eg = f" (e.g. {self.mode}:16x8)"
-        self.num_codebooks = _int_in(num_codebooks, f"{self.mode} codebooks M", 1, 256, eg)
-        self.nbits = _int_in(nbits, f"{self.mode} bits per codebook B", 1, self.max_bits,
+        self.num_codebooks = int_in(num_codebooks, f"{self.mode} codebooks M", 1, 256, eg)
+        self.nbits = int_in(nbits, f"{self.mode} bits per codebook B", 1, self.max_bits,
                              f" (2 to {2 ** self.max_bits} entries per codebook){eg}")
         self.max_train = (None if max_train in (None, 0) else "auto" if max_train == "auto" else
-                          _int_in(max_train, "max_train", 1 << self.nbits, hint=" ('auto', or 0/None: all training vectors)"))
+                          int_in(max_train, "max_train", 1 << self.nbits, hint=" ('auto', or 0/None: all training vectors)"))
         self.verbose = bool(verbose)
         self.n_train = None
 
@@ -588,7 +589,7 @@ class RQ(AdditiveCodec):
     def __init__(self, num_codebooks: int = 16, nbits: int = 8, beam: int = 16, max_train: int | str | None = "auto",
                  normalize: bool = True, seed: int = 0, verbose: bool = False, metric: str = "l2", norm: str | None = None):
         super().__init__(num_codebooks, nbits, max_train, normalize, seed, verbose, metric, norm)
-        self.beam = _int_in(beam, f"{self.mode} beam", 1, 1024,
+        self.beam = int_in(beam, f"{self.mode} beam", 1, 1024,
                             " (faiss max_beam_size: 1 is greedy; wider is better and slower, e.g. beam=16)")
     @property
     def name(self):
@@ -628,7 +629,7 @@ class LSQ(AdditiveCodec):
 class _Product:
     "Mixin of the product forms: `num_splits` (S) splits of the vector, an additive quantizer on each."
     def _init_splits(self, num_splits):
-        self.num_splits = _int_in(num_splits, f"{self.mode} splits S", 1, 256, f" dividing the dimension (e.g. {self.mode}:2x8x8)")
+        self.num_splits = int_in(num_splits, f"{self.mode} splits S", 1, 256, f" dividing the dimension (e.g. {self.mode}:2x8x8)")
     @property
     def _total_codebooks(self): return self.num_splits * self.num_codebooks
     @property
@@ -690,8 +691,8 @@ class OPQRQ(RQ):
                  opq_chunks: int | None = None, niter: int = 25, normalize: bool = True, seed: int = 0,
                  verbose: bool = False, metric: str = "l2", norm: str | None = None):
         super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose, metric, norm)
-        self.opq_chunks = None if opq_chunks in (None, 0) else _int_in(opq_chunks, "opq_chunks", 1, hint=" dividing the dimension")
-        self.niter = _int_in(niter, "niter", 1, hint=" (OPQ iterations, e.g. 25)")
+        self.opq_chunks = None if opq_chunks in (None, 0) else int_in(opq_chunks, "opq_chunks", 1, hint=" dividing the dimension")
+        self.niter = int_in(niter, "niter", 1, hint=" (OPQ iterations, e.g. 25)")
     def _params(self): return {**super()._params(), "opq_chunks": self.opq_chunks, "niter": self.niter}
     def _make_index(self, d):
         m = self.opq_chunks or min(_divisors(d), key=lambda c: (abs(c - self.num_codebooks), c))
@@ -724,8 +725,8 @@ class RaBitQ(FaissCodec):
     default_qb = 4
     def __init__(self, nbits: int = 1, qb: int = 4, rotate: bool = False, normalize: bool = True, seed: int = 0):
         super().__init__(normalize, seed)
-        self.nbits = _int_in(nbits, "rabitq bits per dimension", 1, 8, " (e.g. rabitq:1 or rabitq:4)")
-        self.qb = _int_in(qb, "rabitq query bits qb", 0, 8, " (0 keeps the query in float32; faiss default 4)")
+        self.nbits = int_in(nbits, "rabitq bits per dimension", 1, 8, " (e.g. rabitq:1 or rabitq:4)")
+        self.qb = int_in(qb, "rabitq query bits qb", 0, 8, " (0 keeps the query in float32; faiss default 4)")
         self.rotate = bool(rotate)
     @property
     def name(self):
@@ -766,7 +767,7 @@ class OPQFastScan(PQFastScan):
     mode = "opqfs"
     def __init__(self, num_chunks: int = 32, niter: int = 50, normalize: bool = True, seed: int = 0, metric: str = "l2"):
         super().__init__(num_chunks, normalize, seed, metric)
-        self.niter = _int_in(niter, "niter", 1, hint=" (OPQ iterations, faiss default 50)")
+        self.niter = int_in(niter, "niter", 1, hint=" (OPQ iterations, faiss default 50)")
     def _params(self): return {**super()._params(), "niter": self.niter}
     def _make_index(self, d):
         opq = faiss.OPQMatrix(d, self.num_chunks)
@@ -858,7 +859,7 @@ class Refine(Representation):
         if not isinstance(base, FaissCodec) or hasattr(base, "encoder"):
             raise ValueError(f"refine needs a classic first stage held in one faiss index (pq, pqfs, rq, ...), not {base.name}.")
         self.base, self.refine = base, refine
-        self.k_factor = _int_in(k_factor, "k_factor", 1, 1000, " (candidates per result the first stage retrieves)")
+        self.k_factor = int_in(k_factor, "k_factor", 1, 1000, " (candidates per result the first stage retrieves)")
         self.mode, self.randomized = base.mode + "+refine", base.randomized
     @property
     def name(self): return f"{self.base.name}_refine_{self.refine}_kf{self.k_factor}"
@@ -877,7 +878,7 @@ class Refine(Representation):
         D, I = self.index.search(q, k)
         return (np.einsum("ij,ij->i", q, q)[:, None] - D) / 2, I
     def _space(self, x, query):
-        return (_with_one(x) if query else _with_norm(self._decode(self._encode(x)), 0.5)), "ip"
+        return (with_one(x) if query else with_norm(self._decode(self._encode(x)), 0.5)), "ip"
     def _bytes(self): return int(self.index.sa_code_size())
 
 # %% ../nbs/05_codecs.ipynb #199a926a
@@ -887,8 +888,8 @@ class ITQ(Binary):
     randomized = True
     def __init__(self, dim: int, max_train: int | None = 10000, normalize: bool = True, seed: int = 0):
         super().__init__(normalize, seed)
-        self.dim = _int_in(dim, "itq dim (bits)", 1, hint=" up to the input dimension (e.g. itq:256)")
-        self.max_train = None if max_train in (None, 0) else _int_in(max_train, "max_train", 1, hint=" (0 or None: all)")
+        self.dim = int_in(dim, "itq dim (bits)", 1, hint=" up to the input dimension (e.g. itq:256)")
+        self.max_train = None if max_train in (None, 0) else int_in(max_train, "max_train", 1, hint=" (0 or None: all)")
         self.n_train = None
     @property
     def name(self): return f"itq_d{self.dim}"
@@ -1085,26 +1086,46 @@ REP_MODES: dict[str, Callable[..., Representation]] = {
     "rp": lambda **p: Projected("rp", **p), "pca_sq8": PCASQ8,
     "rq": RQ, "lsq": LSQ, "prq": PRQ, "plsq": PLSQ, "opq_rq": OPQRQ, "rabitq": RaBitQ, "itq": ITQ,
     "pqfs": PQFastScan, "opqfs": OPQFastScan, "rqfs": RQFastScan, "lsqfs": LSQFastScan, "rabitqfs": RaBitQFastScan,
-    "lrq": lambda **p: _learned("lrq")(**p), "lopq": lambda **p: _learned("lopq")(**p),
-    "llsq": lambda **p: _learned("llsq")(**p),
 }
 
-LEARNED_CODES = {"lrq": "LearnedRQ", "lopq": "LearnedOPQ", "llsq": "LearnedLSQ"}
+FAMILY_MODULES = ["ecd.learned"]   # modules that register more families (`register_mode`) when imported
 
-def _learned(mode: str):
-    "The learned code class of `mode` (`ecd.learned`); it trains through `ecd.train`, a layer above the codecs."
-    import ecd.learned
-    return getattr(ecd.learned, LEARNED_CODES[mode])
+def register_mode(mode: str, factory: Callable[..., Representation], spec: str | None = None, parse=None,
+                  forms: tuple = ()) -> None:
+    """Add the representation family `mode`, built by `factory(**params)`; `spec` (a regex over the lowercased
+    spec) and `parse(match) -> (mode, params)` read its spec strings; `forms` name them in help and errors.
+    A family defined above the codecs (the learned codes) registers itself, from the module that defines it."""
+    REP_MODES[mode] = factory
+    if spec is not None:
+        _SPECS.insert(0, (re.compile(spec), parse))
+    SPEC_FORMS.extend(f for f in forms if f not in SPEC_FORMS)
+
+def load_families() -> None:
+    "Import the modules of `FAMILY_MODULES` (once), so their families are registered: a plugin list, not a layer."
+    import importlib
+    for m in FAMILY_MODULES:
+        importlib.import_module(m)
+
+def rep_modes() -> list[str]:
+    "Every representation mode, the registered families included."
+    load_families()
+    return list(REP_MODES)
+
+def spec_forms() -> list[str]:
+    "Every spec form (`pq:MxK`, `lrq:MxB (learned)`, ...), the registered families included."
+    load_families()
+    return list(SPEC_FORMS)
 
 def _mode_signature(mode):
-    cls = ({"trunc": Projected, "pca": Projected, "rp": Projected}.get(mode)
-           or (_learned(mode) if mode in LEARNED_CODES else REP_MODES[mode]))
+    cls = {"trunc": Projected, "pca": Projected, "rp": Projected}.get(mode) or REP_MODES[mode]
     sig = inspect.signature(cls.__init__)
     ps = [p for p in sig.parameters.values() if p.name not in ("self", "kind")]
     return {p.name: p.default for p in ps}
 
 def make_representation(mode: str, **params) -> Representation:
-    "Build the representation `mode` (one of `REP_MODES`) with its parameters."
+    "Build the representation `mode` (one of `rep_modes()`) with its parameters."
+    if mode not in REP_MODES:
+        load_families()
     if mode not in REP_MODES:
         raise ValueError(f"Unknown representation mode {mode!r}; use one of {', '.join(REP_MODES)} "
                          "(or TransformThen(transform, quantizer) for a student).")
@@ -1121,10 +1142,10 @@ _B = r"(?:(?:x|_b)(\d+))?"  # optional bits per codebook, 8 when left out
 _SPECS = [
     (re.compile(r"^(float32|fp32|fp16|binary)$"), lambda m: ({"fp32": "float32"}.get(m[1], m[1]), {})),
     (re.compile(r"^(trunc|pca_sq8|pca|rp|itq)(?::|_d)(\d+)$"), lambda m: (m[1], {"dim": int(m[2])})),
-    (re.compile(r"^(pq|opq|lopq)(?::|_m)(\d+)(?:(?:x|_k)(\d+))?$"),
+    (re.compile(r"^(pq|opq)(?::|_m)(\d+)(?:(?:x|_k)(\d+))?$"),
      lambda m: (m[1], {"num_chunks": int(m[2]), "num_clusters": int(m[3] or 256)})),
     (re.compile(r"^sq(?::|_b)?(\d+)$"), lambda m: ("sq", {"bits": int(m[1])})),
-    (re.compile(rf"^(opq_rq|lrq|llsq|rq|lsq)(?::|_m)(\d+){_B}$"),
+    (re.compile(rf"^(opq_rq|rq|lsq)(?::|_m)(\d+){_B}$"),
      lambda m: (m[1], {"num_codebooks": int(m[2]), "nbits": int(m[3] or 8)})),
     (re.compile(rf"^(prq|plsq)(?::|_s)(\d+)(?:x|_m)(\d+){_B}$"),
      lambda m: (m[1], {"num_splits": int(m[2]), "num_codebooks": int(m[3]), "nbits": int(m[4] or 8)})),
@@ -1133,10 +1154,10 @@ _SPECS = [
     (re.compile(r"^(rqfs|lsqfs)(?::|_m)(\d+)$"), lambda m: (m[1], {"num_codebooks": int(m[2])})),
     (re.compile(r"^rabitqfs(?::1|_b1)?$"), lambda m: ("rabitqfs", {})),
 ]
-SPEC_FORMS = ("float32", "fp16", "binary", "trunc:D", "pca:D", "rp:D", "pca_sq8:D", "pq:MxK", "opq:MxK", "sq:B (4/6/8/16)", "sq8",
-              "rq:MxB", "lsq:MxB", "opq_rq:MxB", "lrq:MxB (learned)", "lopq:MxK (learned)", "llsq:MxB (learned)", "prq:SxMxB", "plsq:SxMxB", "rabitq:B (1..8)", "itq:D",
-              "pqfs:M (fast-scan)", "opqfs:M (fast-scan)", "rqfs:M (fast-scan)", "lsqfs:M (fast-scan)", "rabitqfs (fast-scan)",
-              "+ knobs ,name=value (e.g. rq:16x8,beam=32, rq:15x8,norm=qint8, pq:16x256,metric=ip, rabitq:1,qb=8 or "
+SPEC_FORMS = ["float32", "fp16", "binary", "trunc:D", "pca:D", "rp:D", "pca_sq8:D", "pq:MxK", "opq:MxK", "sq:B (4/6/8/16)", "sq8",
+              "rq:MxB", "lsq:MxB", "opq_rq:MxB", "prq:SxMxB", "plsq:SxMxB", "rabitq:B (1..8)", "itq:D",
+              "pqfs:M (fast-scan)", "opqfs:M (fast-scan)", "rqfs:M (fast-scan)", "lsqfs:M (fast-scan)", "rabitqfs (fast-scan)"]
+SPEC_KNOBS = ("+ knobs ,name=value (e.g. rq:16x8,beam=32, rq:15x8,norm=qint8, pq:16x256,metric=ip, rabitq:1,qb=8 or "
               "pqfs:32,refine=flat,k_factor=8 for two stages)")
 
 _NAME_KNOBS = re.compile(r"^(.*?)_(beam|qb)(\d+)$")
@@ -1189,10 +1210,19 @@ def parse_rep(text: str, **params) -> Representation:
         refine, kf = knobs.pop("refine"), knobs.pop("k_factor", 8)
         return Refine(parse_rep(",".join([head, *(f"{k}={v}" for k, v in knobs.items())]), **params), refine, kf,
                       seed=params.get("seed", 0))
+    match = _match_spec(head)
+    if match is None:                                              # perhaps a registered family's spec
+        load_families()
+        match = _match_spec(head)
+    if match is None:
+        raise ValueError(f"Cannot read representation spec {text!r}; use one of: {', '.join(SPEC_FORMS)} {SPEC_KNOBS} "
+                         "(e.g. 'pq:16x256', 'rq:16x8', 'pca:64', 'sq:8').")
+    mode, p = match
+    return make_representation(mode, **{**p, **knobs, **params})
+
+def _match_spec(head: str):
+    "(mode, params) of the first registered spec pattern that reads `head`, or None."
     for rx, parse in _SPECS:
-        m = rx.match(head)
-        if m:
-            mode, p = parse(m)
-            return make_representation(mode, **{**p, **knobs, **params})
-    raise ValueError(f"Cannot read representation spec {text!r}; use one of: {', '.join(SPEC_FORMS)} "
-                     "(e.g. 'pq:16x256', 'rq:16x8', 'pca:64', 'sq:8').")
+        if (m := rx.match(head)):
+            return parse(m)
+    return None

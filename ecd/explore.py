@@ -96,22 +96,8 @@ _CACHE = NeighborCache()
 
 def student_of(spec: str, ckpt_path: str | None, seed: int | None = None):
     "The student representation of a metric row: `spec` `student+<quantizer>` and the row's `ckpt_path` (`.pt` or `.npz`)."
-    from ecd.student import student_rep
-    from ecd.train import LearnedPQ, load_trained
-    from ecd.models import load_npz
-    if not ckpt_path or not Path(str(ckpt_path)).exists():
-        raise ValueError(f"the student row has no checkpoint on disk (ckpt_path={ckpt_path!r}); keep checkpoints "
-                         "(`keep_checkpoint: true` in sweeps) or pass the .pt/.npz of `ecd train`.")
-    if str(ckpt_path).endswith(".npz"):
-        model = load_npz(ckpt_path); codebooks = model.meta.get("pq_codebooks")
-    else:
-        model, ck = load_trained(ckpt_path); codebooks = ck.get("pq_codebooks")
-    quant = spec.split("+", 1)[1] if "+" in spec else "float32"
-    if quant.startswith("learnedpq"):
-        if codebooks is None:
-            raise ValueError(f"{ckpt_path} holds no PQ codebooks for {spec!r}.")
-        return student_rep(model, LearnedPQ(np.asarray(codebooks)))
-    return student_rep(model, parse_rep(quant, **({} if seed is None else {"seed": int(seed)})))
+    from ecd.student import student_of_row
+    return student_of_row(spec, ckpt_path, seed or 0)[0]
 
 def row_spec(r) -> str | None:
     "The representation spec of a metric row (runs) or sweep row: its `spec`, else rebuilt from its config."

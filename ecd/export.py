@@ -28,7 +28,7 @@ from .codecs import Binary, Representation, TransformThen, Transform, as_matrix,
 from .knn import l2_normalize
 from .core import atomic_path, get_logger, progress, read_json, results_dir, set_threads, utc_now, versions, write_json
 from .core import (EcdError, check_count, check_counts, clean_stale_temps, is_write_failure, read_faiss_index,
-                   storage_error, write_faiss_index, _claim, _temp_prefix)
+                   storage_error, write_faiss_index, claim_temp, temp_prefix)
 from .data import ann_truth, load, parse_spec, read_ann_hdf5
 from .evaluate import search_cost
 from .knn import exact_topk
@@ -88,17 +88,6 @@ def find_row(run_id: str, rep: str, ckpt: str | None = None, split: str | None =
     return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in m.iloc[0].to_dict().items()}
 
 # %% ../nbs/10c_export.ipynb #d7aa52b4
-def _student_of(run_id: str, ckpt_path: str):
-    "(model, checkpoint dict) of a row's `ckpt_path` (`.pt` checkpoint or `.npz` export)."
-    from ecd.student import _load_student
-    p = Path(ckpt_path)
-    if p.suffix == ".npz":
-        m, ck, _ = _load_student(run_id, model=str(p))
-    else:
-        m, ck, _ = _load_student(run_id, ckpt=str(p))
-    return m, ck
-
-
 def rebuild_rep(run_id: Run | str, row: dict, ev) -> tuple[Representation, object]:
     "The representation of metrics `row`, fit on `ev`'s train rows like the evaluation did: `(rep, student or None)`."
     run = as_run(run_id)
@@ -106,19 +95,8 @@ def rebuild_rep(run_id: Run | str, row: dict, ev) -> tuple[Representation, objec
     spec, ck = row.get("spec") or "", row.get("ckpt_path") or ""
     student = None
     if ck:
-        from ecd.student import student_rep
-        student, ckd = _student_of(run_id, ck)
-        qspec = spec.split("+", 1)[1] if spec.startswith("student+") else "float32"
-        if qspec.startswith("learnedpq"):
-            from ecd.train import LearnedPQ
-            cb = ckd.get("pq_codebooks") if isinstance(ckd, dict) else None
-            if cb is None:
-                raise ValueError(f"row {row['name']!r} uses learned PQ codebooks but {ck} holds none; export the "
-                                 "checkpoint that was evaluated.")
-            q = LearnedPQ(np.asarray(cb))
-        else:
-            q = parse_rep(qspec, seed=seed)
-        rep = student_rep(student, q)
+        from ecd.student import student_of_row
+        rep, student = student_of_row(spec if spec.startswith("student+") else "student", ck, seed, run_id)
     elif spec:
         rep = parse_rep(spec, seed=seed)
     else:
@@ -394,8 +372,8 @@ def teacher_model_ref(manifest: dict) -> tuple[str | None, str | None]:
 def write_st_folder(model_ref, out: Path, fs: dict, student=None) -> Path:
     "The teacher `model_ref` (None = bundled MiniLM) with the float stage `fs` (or the MLP `student`) appended, saved to `out`."
     from sentence_transformers import SentenceTransformer
-    from ecd.data import _resolve_model
-    ref, local = _resolve_model(model_ref)
+    from ecd.data import resolve_model
+    ref, local = resolve_model(model_ref)
     if local:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     base = SentenceTransformer(ref, device="cpu")
@@ -490,9 +468,9 @@ def _atomic_dir(out: Path, force: bool = False):
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(out)      # temp folders of exports killed mid-write
-        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(out), suffix=".tmp", dir=out.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out), suffix=".tmp", dir=out.parent))
         fd = os.open(tmp, os.O_RDONLY)
-        _claim(fd)
+        claim_temp(fd)
         yield tmp
         os.chmod(tmp, 0o755)
         check_out(out, force)
@@ -802,8 +780,8 @@ def _input_matrix(spec: str, max_items: int | None, model_ref=None):
     "(array-like (n, D), n) of a data spec; `npy:` stays a memory map."
     s = parse_spec(spec)
     if s.kind == "npy" and not s.column:
-        from ecd.data import _existing_file
-        p = _existing_file(s)  # missing, empty, unreadable: named
+        from ecd.data import existing_file
+        p = existing_file(s)  # missing, empty, unreadable: named
         try:
             a = np.load(p, mmap_mode="r", allow_pickle=False)
         except ValueError as e:
@@ -961,7 +939,8 @@ def e2e_small(run_id: str = "e2e-small", dataset: str = "glove-50", max_items: i
     comp = load_compressor(out)
     ev = run.eval_data("test")
     reloaded = index_metrics(comp.index(), ev)
-    m, _ = _student_of(run_id, str(row["ckpt_path"]))
+    from ecd.student import load_student
+    m, _, _ = load_student(run_id, ckpt=str(row["ckpt_path"]))
     x = ev.database[:500]
     want = NumpyProjectorOf(m).transform(l2_normalize(as_matrix(x), copy=False))
     err_floats = float(np.abs(comp.floats(x) - want).max())

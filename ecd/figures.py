@@ -32,8 +32,9 @@ log = get_logger("ecd.figures")
 
 # %% auto #0
 __all__ = ['log', 'BROWSER_NAMES', 'PNG_HOWTO', 'MODE_STYLES', 'FAMILY_COLORS', 'FAMILY_SYMBOLS', 'find_browser', 'browser_fails',
-           'png_available', 'write_plotlyjs', 'plotlyjs_home', 'to_offline_html', 'write_pngs', 'write_figures',
-           'write_figure', 'norm_stats', 'cosine_stats', 'learning_curve', 'train_figures', 'mode_style']
+           'png_available', 'want_png', 'write_plotlyjs', 'plotlyjs_home', 'to_offline_html', 'write_pngs',
+           'write_figures', 'write_figure', 'norm_stats', 'cosine_stats', 'learning_curve', 'train_figures',
+           'mode_style']
 
 # %% ../nbs/00a_figures.ipynb #166b8550
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -70,7 +71,7 @@ def png_available() -> bool:
         return False
     return find_browser() is not None
 
-def _want_png(png: bool | None) -> bool:
+def want_png(png: bool | None) -> bool:
     if png is False:
         return False
     ok = png_available()
@@ -184,7 +185,7 @@ def write_figures(figs: dict, folder, png: bool | None = None, plotlyjs: str = "
     if figs and js is not None:
         js.parent.mkdir(parents=True, exist_ok=True)
         write_plotlyjs(js.parent)
-    if figs and _want_png(png):
+    if figs and want_png(png):
         out += write_pngs(figs, folder, strict=bool(png))
     return out
 

@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 import torch
 
-from .codecs import RQ, _int_in
+from .codecs import PQ, RQ, int_in, register_mode
 from .core import get_logger, progress
 from .train import optimize
 
@@ -21,7 +21,7 @@ _log = get_logger("ecd.learned")
 # %% auto #0
 __all__ = ['SCORES', 'NORM_WEIGHTS', 'pack_codes', 'unpack_codes', 'rq_codebooks', 'set_rq_codebooks', 'decode_codes',
            'inner_product_kl', 'distill_codebooks', 'fit_norm_weight', 'additive_bias', 'lut_index', 'add_lut_codes',
-           'LearnedRQ', 'opq_codebooks', 'additive_index', 'LearnedOPQ', 'LearnedLSQ']
+           'LearnedRQ', 'opq_codebooks', 'additive_index', 'LearnedOPQ', 'LearnedLSQ', 'LearnedPQ']
 
 # %% ../nbs/08a_learned.ipynb #367466a0
 def pack_codes(codes, nbits: int) -> np.ndarray:
@@ -122,13 +122,13 @@ def fit_norm_weight(xh, x, anchors, truth, k: int = 10, grid=NORM_WEIGHTS) -> tu
     """The weight `w` of the ranking `<q, x_hat> - w ||x_hat||^2` that best keeps the teacher's top-`k`: recall@k of
     the `anchors` (rows of `x`, each its own query, its row left out) against `truth` (len(anchors), >= k) over the
     reconstructions `xh` of `x`. Returns the best `w` and the recall at each weight of `grid`."""
-    from ecd.codecs import _with_norm, _with_one
+    from ecd.codecs import with_norm, with_one
     anchors = np.asarray(anchors, dtype=np.int64)
-    qa = _with_one(np.ascontiguousarray(x[anchors], dtype=np.float32))
+    qa = with_one(np.ascontiguousarray(x[anchors], dtype=np.float32))
     truth = np.asarray(truth)[:, :k]
     found = {}
     for w in grid:
-        _, I = faiss.knn(qa, _with_norm(xh, w), k + 1, metric=faiss.METRIC_INNER_PRODUCT)
+        _, I = faiss.knn(qa, with_norm(xh, w), k + 1, metric=faiss.METRIC_INNER_PRODUCT)
         keep = I != anchors[:, None]
         ids = np.array([row[m][:k] for row, m in zip(I, keep)])
         found[float(w)] = float(np.mean([len(np.intersect1d(a, b)) for a, b in zip(ids, truth)]) / k)
@@ -215,10 +215,10 @@ class LearnedRQ(RQ):
                  max_train: int | str | None = "auto",
                  normalize: bool = True, seed: int = 0, verbose: bool = False, bias_lr: float = 2e-3):
         super().__init__(num_codebooks, nbits, beam, max_train, normalize, seed, verbose, metric="l2")
-        self.steps = _int_in(steps, f"{self.mode} steps", 0, 1_000_000, " (0: the classic codebooks, no distillation)")
-        self.top_l = _int_in(top_l, f"{self.mode} top_l", 10, 10_000)
-        self.n_anchors = _int_in(n_anchors, f"{self.mode} n_anchors", 1)
-        self.n_distill = _int_in(n_distill, f"{self.mode} n_distill", 100, hint=" (training rows the decoder is fitted on)")
+        self.steps = int_in(steps, f"{self.mode} steps", 0, 1_000_000, " (0: the classic codebooks, no distillation)")
+        self.top_l = int_in(top_l, f"{self.mode} top_l", 10, 10_000)
+        self.n_anchors = int_in(n_anchors, f"{self.mode} n_anchors", 1)
+        self.n_distill = int_in(n_distill, f"{self.mode} n_distill", 100, hint=" (training rows the decoder is fitted on)")
         for k, v in (("lr", lr), ("tau", tau), ("bias_lr", bias_lr)):
             if not (isinstance(v, (int, float)) and v > 0):
                 raise ValueError(f"{self.mode} {k}={v!r} must be a number > 0 (defaults: lr=0.0002, tau=0.05).")
@@ -357,9 +357,9 @@ class LearnedRQ(RQ):
     def _space(self, x, query):
         if self.score != "lut":
             return super()._space(x, query)
-        from ecd.codecs import _with_one
+        from ecd.codecs import with_one
         if query:
-            return _with_one(x), "ip"
+            return with_one(x), "ip"
         e = self._entries(self._encode(x))
         xh = decode_codes(torch.as_tensor(e), torch.as_tensor(self.codebooks)).numpy()
         b = self.bias[np.arange(e.shape[1])[None, :], e].sum(1)
@@ -522,3 +522,30 @@ class LearnedLSQ(LearnedRQ):
 
     def _decoder_index(self, codebooks) -> faiss.Index:
         return additive_index(codebooks, self.nbits)
+
+# %% ../nbs/08a_learned.ipynb #b1b71838
+class LearnedPQ(PQ):
+    "faiss PQ with given codebooks `centroids` (m, k, d/m) (from quantization-aware training): `fit` sets, never trains."
+    def __init__(self, centroids, normalize: bool = True, seed: int = 0):
+        c = np.ascontiguousarray(np.asarray(centroids, dtype=np.float32))
+        if c.ndim != 3:
+            raise ValueError(f"centroids must be (num_chunks, num_clusters, sub_dim), got shape {c.shape}.")
+        super().__init__(c.shape[0], c.shape[1], normalize, seed)
+        self.centroids = c
+    @property
+    def name(self): return f"learnedpq_m{self.num_chunks}_k{self.num_clusters}"
+    def _fit(self, x):
+        m, k, ds = self.centroids.shape
+        if x.shape[1] != m * ds:
+            raise ValueError(f"{self.name}: codebooks are for dim {m * ds}, vectors have {x.shape[1]}.")
+        self.index = self._make_index(x.shape[1])
+        faiss.copy_array_to_vector(self.centroids.ravel(), self.index.pq.centroids)
+        self.index.is_trained = True
+
+# %% ../nbs/08a_learned.ipynb #b6823c23
+_B = r"(?:(?:x|_b)(\d+))?"
+register_mode("lrq", LearnedRQ, rf"^(lrq|llsq)(?::|_m)(\d+){_B}$",
+              lambda m: (m[1], {"num_codebooks": int(m[2]), "nbits": int(m[3] or 8)}), ("lrq:MxB (learned)",))
+register_mode("llsq", LearnedLSQ, forms=("llsq:MxB (learned)",))
+register_mode("lopq", LearnedOPQ, r"^lopq(?::|_m)(\d+)(?:(?:x|_k)(\d+))?$",
+              lambda m: ("lopq", {"num_chunks": int(m[1]), "num_clusters": int(m[2] or 256)}), ("lopq:MxK (learned)",))

@@ -8,6 +8,7 @@ Docs: https://ecd-dev.github.io/ecd/models.html.md"""
 from __future__ import annotations
 
 import difflib
+import math
 import json
 import pickle
 import zipfile
@@ -24,7 +25,7 @@ from .core import CorruptFileError, atomic_path, to_json
 
 # %% auto #0
 __all__ = ['pca_components', 'Projector', 'LinearProjector', 'ResidualMLPAdaptor', 'build_model', 'load_checkpoint_file',
-           'load_model_from_checkpoint', 'export_npz', 'NumpyProjector', 'load_npz']
+           'load_model_from_checkpoint', 'export_npz', 'NumpyProjector', 'load_npz', 'PQCodebooks']
 
 # %% ../nbs/06_models.ipynb #ce4bf60e
 def _as_matrix(x, name: str = "x", dim: int | None = None) -> np.ndarray:
@@ -413,3 +414,40 @@ def load_npz(path) -> NumpyProjector:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise CorruptFileError(f"model file {path} is truncated or damaged ({type(e).__name__}: {first}). {fix}.") from e
     return NumpyProjector(config, params, meta)
+
+# %% ../nbs/06_models.ipynb #a5d57167
+class PQCodebooks(torch.nn.Module):
+    "Trainable PQ codebooks `(m, k, d/m)`; `forward(x)` = nearest codewords, straight-through to `x`."
+
+    def __init__(self, dim: int, num_chunks: int, num_clusters: int):
+        super().__init__()
+        if dim % num_chunks:
+            raise ValueError(f"quant.num_chunks={num_chunks} must divide the student dim {dim}.")
+        self.m, self.k, self.ds = int(num_chunks), int(num_clusters), dim // int(num_chunks)
+        self.centroids = torch.nn.Parameter(torch.zeros(self.m, self.k, self.ds))
+
+    @torch.no_grad()
+    def init_kmeans(self, z: np.ndarray, seed: int = 0) -> "PQCodebooks":
+        "Codebooks from faiss k-means of each chunk of the student outputs `z` (n, dim)."
+        import faiss
+        pq = faiss.ProductQuantizer(z.shape[1], self.m, int(math.log2(self.k)))
+        pq.cp.seed = seed
+        pq.cp.min_points_per_centroid = 1
+        pq.train(np.ascontiguousarray(z, dtype=np.float32))
+        c = faiss.vector_to_array(pq.centroids).reshape(self.m, self.k, self.ds)
+        self.centroids.copy_(torch.from_numpy(c))
+        return self
+
+    @torch.no_grad()
+    def assign(self, xs: torch.Tensor) -> torch.Tensor:
+        "Nearest codeword per chunk of `xs` (n, m, ds): argmin ||c||^2 - 2 x.c, one batched matmul per chunk (n, m)."
+        c = self.centroids.detach().to(xs.dtype)                              # (m, k, ds)
+        d = c.pow(2).sum(-1)[:, None, :] - 2 * torch.bmm(xs.detach().transpose(0, 1), c.transpose(1, 2))  # (m, n, k)
+        return d.argmin(-1).T                                                 # (n, m)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xs = x.reshape(len(x), self.m, self.ds)
+        c = self.centroids.to(x.dtype)
+        idx = self.assign(xs)                                                # (n, m)
+        q = c[torch.arange(self.m, device=x.device)[None, :], idx]           # (n, m, ds)
+        return (q + xs - xs.detach()).reshape(len(x), -1)

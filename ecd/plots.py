@@ -12,7 +12,6 @@ import contextlib
 import datetime as _dt
 import json
 import os
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -23,20 +22,19 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from .core import get_logger, results_dir
-from .store import runs_db_path
+from .store import check_runs_db, read_metrics, read_runs
 from .figures import FAMILY_COLORS, FAMILY_SYMBOLS  # noqa: F401  (the palettes, still importable from ecd.plots)
-from .figures import MODE_STYLES, _want_png, mode_style, train_figures, write_figures, write_pngs
+from .figures import MODE_STYLES, want_png, mode_style, train_figures, write_figures, write_pngs
 
 log = get_logger("ecd.plots")
 
 # %% auto #0
-__all__ = ['log', 'HOVER_COLS', 'PALETTE', 'FAMILIES', 'MINIMIZE', 'RUNS_DB_COLS', 'SWEEP_KINDS', 'TEACHER_FIGURES',
-           'SPEED_CLASSES', 'DocsHtmlRenderer', 'use_docs_renderer', 'pareto_mask', 'pareto_front', 'hover_text',
-           'color_map', 'family_of', 'mode_styles', 'better', 'pareto_chart', 'pareto_vs_teacher', 'metric_vs_dim',
-           'recall_vs_teacher_dim', 'overlap_vs_teacher_dim', 'ndcg_vs_teacher_dim', 'index_fidelity_vs_student',
-           'sweep_ids', 'load_runs', 'compression_vs', 'sweep_tradeoffs', 'sweep_pareto', 'quick_hyper_pareto',
-           'results_root', 'read_run_metrics', 'run_figures', 'make_plots', 'plot_sweeps', 'plot_main', 'speed_front',
-           'speed_chart']
+__all__ = ['log', 'HOVER_COLS', 'FAMILIES', 'MINIMIZE', 'SWEEP_KINDS', 'TEACHER_FIGURES', 'SPEED_CLASSES', 'DocsHtmlRenderer',
+           'use_docs_renderer', 'pareto_mask', 'pareto_front', 'hover_text', 'family_of', 'mode_styles', 'better',
+           'pareto_chart', 'pareto_vs_teacher', 'metric_vs_dim', 'recall_vs_teacher_dim', 'overlap_vs_teacher_dim',
+           'ndcg_vs_teacher_dim', 'index_fidelity_vs_student', 'sweep_ids', 'load_runs', 'compression_vs',
+           'sweep_tradeoffs', 'sweep_pareto', 'results_root', 'read_run_metrics', 'run_figures', 'make_plots',
+           'plot_sweeps', 'plot_main', 'speed_front', 'speed_chart']
 
 # %% ../nbs/12_plots.ipynb #d078f996
 from plotly.io._base_renderers import MimetypeRenderer
@@ -122,14 +120,6 @@ def hover_text(df: pd.DataFrame, cols: Sequence[str] = HOVER_COLS, extra: Sequen
                  if v is not None and not (isinstance(v, float) and np.isnan(v)) and _fmt(v) != ""]
         out.append("<br>".join(parts))
     return out
-
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")
-
-def color_map(values: Iterable) -> dict:
-    "A stable color per distinct value (sorted), so a value keeps its color across figures."
-    vals = sorted({str(v) for v in values})
-    return {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(vals)}
 
 # %% ../nbs/12_plots.ipynb #cba1db46
 FAMILIES = ("classic", "learned", "learned+quantized")
@@ -349,22 +339,9 @@ def index_fidelity_vs_student(df: pd.DataFrame, metric: str = "recall@10", x: st
                          title=f"Index fidelity: {metric} of the ANN backend vs brute force (vs_student){_queries_note(d)}")
 
 # %% ../nbs/12_plots.ipynb #fbdab6ce
-RUNS_DB_COLS = ("run_id", "sweep_id", "combo_id", "status", "config_json", "metrics_json", "started", "finished", "error")
-
-def _db(db) -> Path:
-    p = Path(db) if db is not None else runs_db_path()
-    if not p.exists():
-        raise ValueError(f"No run log at {p}: sweeps write it. Run a sweep first (`ecd sweep ...`), "
-                         f"or pass the path of an existing runs.db.")
-    with sqlite3.connect(f"file:{p}?mode=ro", uri=True) as con:  # read-only look: is this an ecd run log at all?
-        if not con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone():
-            raise ValueError(f"{p} has no `runs` table; it is not an ecd run log (expected columns {RUNS_DB_COLS}).")
-    return p
-
 def sweep_ids(db=None) -> list[str]:
     "The sweep ids in the run log, newest first (by start time)."
-    from ecd.store import read_runs
-    r = read_runs(db=_db(db))
+    r = read_runs(db=check_runs_db(db))
     r = r[r["sweep_id"].notna()]
     if r.empty:
         return []
@@ -374,8 +351,7 @@ def sweep_ids(db=None) -> list[str]:
 def load_runs(db=None, sweep_id: str | Sequence[str] | None = None, run_id: str | None = None) -> pd.DataFrame:
     """Runs with metrics from `results/runs.db` (or `db`) through `ecd.store.read_runs`, optionally of some sweep ids /
     one run id, the config and metrics JSON flattened into columns."""
-    from ecd.store import read_runs
-    p = _db(db)
+    p = check_runs_db(db)
     ids = [None] if sweep_id is None else ([sweep_id] if isinstance(sweep_id, str) else list(sweep_id))
     df = pd.concat([read_runs(s, db=p) for s in ids], ignore_index=True)
     df = df[df["metrics"].map(lambda m: isinstance(m, dict) and len(m) > 0)]
@@ -452,11 +428,6 @@ def sweep_pareto(summary: pd.DataFrame, kind: str | None = None, y: str = "recal
                       annotation_text=f"target {y} ≥ {target} (best: fewest {_label(cost or x)} above it)")
     return fig
 
-def quick_hyper_pareto(summary: pd.DataFrame, y: str = "recall@10", x: str | None = None,
-                       target: float | None = None) -> go.Figure:
-    "Quick-hyper sweep: `x` (ms/query if measured, else bytes/vector) vs `y`, Pareto front marked, `target` drawn."
-    return sweep_pareto(summary, "quick_hyper", y=y, x=x, target=target)
-
 # %% ../nbs/12_plots.ipynb #38aed66b
 TEACHER_FIGURES = {"pareto_vs_teacher": pareto_vs_teacher, "recall_vs_teacher_dim": recall_vs_teacher_dim,
                    "overlap_vs_teacher_dim": overlap_vs_teacher_dim, "ndcg_vs_teacher_dim": ndcg_vs_teacher_dim}
@@ -487,7 +458,6 @@ def _run_path(run) -> Path:
 
 def read_run_metrics(run) -> pd.DataFrame:
     "All metric rows of a run folder, read through `ecd.store.read_metrics` (empty frame if none)."
-    from ecd.store import read_metrics
     p = _run_path(run).resolve()
     with results_root(p.parent):
         return read_metrics(p.name)
@@ -534,7 +504,7 @@ def make_plots(run, png: bool | None = None, plotlyjs: str | None = None) -> dic
     root = _run_path(run)
     plotlyjs = plotlyjs or str(root.resolve().parent / "plotly.min.js")
     written: dict[str, list[Path]] = {}
-    want_png = _want_png(png)  # decide (and log) once
+    use_png = want_png(png)  # decide (and log) once
     figs_by_folder: dict[Path, dict[str, go.Figure]] = {}
     df = read_run_metrics(root)
     if df.empty:
@@ -561,7 +531,7 @@ def make_plots(run, png: bool | None = None, plotlyjs: str | None = None) -> dic
         part = folder.relative_to(root).as_posix()
         written[part] = write_figures(figs, folder, png=False, plotlyjs=plotlyjs)
         all_figs.update({(folder, stem): f for stem, f in figs.items()})
-    if want_png:  # every PNG of the run in one browser session
+    if use_png:  # every PNG of the run in one browser session
         pngs = write_pngs({f"{i:03d}": f for i, f in enumerate(all_figs.values())}, root / "figures", strict=bool(png))
         for (folder, stem), p in zip(all_figs, pngs):
             q = folder / f"{stem}.png"
@@ -585,7 +555,7 @@ def plot_sweeps(sweep_id: str | None = None, separate_methods: bool = False, out
     "Compression vs distortion / recall@10 of the sweeps in the run log, written to `out/<timestamp>/` (one plotly.js in `out/`)."
     runs = load_runs(db, sweep_id=sweep_id, run_id=run_id)
     if runs.empty:
-        raise ValueError(f"The run log {_db(db)} has no finished runs with metrics yet; run a sweep first (`ecd sweep ...`).")
+        raise ValueError(f"The run log {check_runs_db(db)} has no finished runs with metrics yet; run a sweep first (`ecd sweep ...`).")
     figs = sweep_tradeoffs(runs, separate_methods=separate_methods)
     if not figs:
         raise ValueError("The runs have neither compression_ratio+distortion nor compression_ratio+recall@10 metrics to plot.")

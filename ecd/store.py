@@ -25,10 +25,11 @@ from .core import (CorruptFileError, DiskFullError, LockedError, StorageError, f
                       read_json, results_dir, run_dir, save_parquet, storage_error, to_json, utc_now, versions, write_json)
 
 # %% auto #0
-__all__ = ['ROW_KEY', 'KEY_DEFAULTS', 'RUNS_COLUMNS', 'RUN_STATUSES', 'manifest_path', 'read_manifest', 'update_manifest',
-           'metrics_path', 'canonical_rows', 'row_keys', 'merge_rows', 'lock_timeout', 'table_lock', 'read_table',
-           'write_metrics', 'read_metrics', 'runs_db_errors', 'runs_db_error', 'runs_db_path', 'RunsConnection',
-           'connect_runs', 'clean_json', 'log_run', 'get_run', 'find_done', 'read_runs', 'mark_interrupted']
+__all__ = ['ROW_KEY', 'KEY_DEFAULTS', 'RUNS_COLUMNS', 'RUN_STATUSES', 'RUNS_DB_COLS', 'manifest_path', 'read_manifest',
+           'update_manifest', 'metrics_path', 'canonical_rows', 'row_keys', 'merge_rows', 'lock_timeout', 'table_lock',
+           'read_table', 'write_metrics', 'read_metrics', 'runs_db_errors', 'runs_db_error', 'runs_db_path',
+           'RunsConnection', 'connect_runs', 'clean_json', 'log_run', 'get_run', 'find_done', 'check_runs_db',
+           'read_runs', 'mark_interrupted']
 
 # %% ../nbs/10_store.ipynb #c9d7650a
 def manifest_path(run_id: str) -> Path:
@@ -354,6 +355,19 @@ def find_done(config_hash: str, db=None) -> dict | None:
     finally:
         con.close()
     return _row_dict(r) if r else None
+
+RUNS_DB_COLS = ("run_id", "sweep_id", "combo_id", "status", "config_json", "metrics_json", "started", "finished", "error")
+
+def check_runs_db(db=None) -> Path:
+    "The path of an existing ecd run log (`db` or `results/runs.db`), looked at read-only; else an error naming the fix."
+    p = Path(db) if db is not None else runs_db_path()
+    if not p.exists():
+        raise ValueError(f"No run log at {p}: sweeps write it. Run a sweep first (`ecd sweep ...`), "
+                         f"or pass the path of an existing runs.db.")
+    with runs_db_errors(p), sqlite3.connect(f"file:{p}?mode=ro", uri=True) as con:
+        if not con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone():
+            raise ValueError(f"{p} has no `runs` table; it is not an ecd run log (expected columns {RUNS_DB_COLS}).")
+    return p
 
 def read_runs(sweep_id: str | None = None, db=None, status: str | None = None) -> pd.DataFrame:
     "Rows of the run log (optionally one sweep / one status), with `config` and `metrics` parsed into dicts."

@@ -23,13 +23,16 @@ from .knn import teacher_topk
 from .models import NumpyProjector, Projector, load_npz
 from .runs import Run, as_run, format_table
 from .store import write_metrics
-from .train import LearnedPQ, ValData, check_train_config, fit, load_train_config, load_trained
+from .figures import train_figures, write_figures
+from .learned import LearnedPQ
+from .train import TrainConfig, ValData, check_train_config, fit, load_train_config, load_trained
 
 _log = get_logger("ecd.student")
 
 # %% auto #0
-__all__ = ['TRAIN_TARGET_ROWS', 'DEFAULT_QUANTIZERS', 'train_sample', 'train_targets', 'train_dir', 'train_lock', 'train_run',
-           'student_rep', 'eval_student', 'train_main', 'eval_main']
+__all__ = ['TRAIN_TARGET_ROWS', 'DEFAULT_QUANTIZERS', 'train_sample', 'train_targets', 'train_dir', 'train_lock',
+           'write_train_figures', 'train_run', 'student_rep', 'load_student', 'student_of_row', 'eval_student',
+           'train_main', 'eval_main']
 
 # %% ../nbs/10b_student.ipynb #22237dd1
 TRAIN_TARGET_ROWS = 100_000  # the student trains on at most this many training rows (a seeded sample)
@@ -105,19 +108,25 @@ def train_lock(out, tag: str | None = None):
         lock.release()
 
 
-def train_run(run_id: Run | str, cfg: dict | None = None, resume: bool = False, tag: str | None = None,
+def write_train_figures(res, out_dir, png: bool = True) -> None:
+    "The learning curve and collapse diagnostics of a finished `fit` (`res`) under `out_dir/figures` (PNG where possible)."
+    if "out_norm_mean" in res.logs:
+        res.paths["figures"] = write_figures(train_figures(res.logs), Path(out_dir) / "figures", png=None if png else False)
+
+
+def train_run(run_id: Run | str, cfg: TrainConfig | dict | None = None, resume: bool = False, tag: str | None = None,
               verbose: bool = True, stop_at: int | None = None):
     """Train the student of `run_id` (a `Run` or an id) with `cfg` (a full or partial train config, checked once
     here); writes `train_dir(run_id, tag)`."""
     cfg = check_train_config(cfg or {})
     run = as_run(run_id)
     prep = run.prep
-    pool = max(cfg["train"]["hard_negative"]["pool_l"], cfg["loss"]["listwise_top_l"], 10)
+    pool = max(cfg.train.hard_negative.pool_l, cfg.loss.listwise_top_l, 10)
     t0 = time.perf_counter()
     tk = train_targets(prep, pool)
     targets_s = time.perf_counter() - t0
-    ev = run.eval_data("val", cfg["eval"]["max_queries"] or None)
-    val = ValData(ev.database, ev.query_idx, ev.truth_ids[:, :cfg["eval"]["k"]])
+    ev = run.eval_data("val", cfg.eval.max_queries or None)
+    val = ValData(ev.database, ev.query_idx, ev.truth_ids[:, :cfg.eval.k])
     out = train_dir(run.run_id, tag)
     with train_lock(out, tag):   # one training per folder: two at once would mix best.pt of one with final.pt of the other
         t0 = time.perf_counter()
@@ -125,8 +134,9 @@ def train_run(run_id: Run | str, cfg: dict | None = None, resume: bool = False, 
                   resume=resume, verbose=verbose, stop_at=stop_at, checked=True)
         train_s = time.perf_counter() - t0
         if res.paths.get("final"):
+            write_train_figures(res, out, png=cfg.eval.png)
             key = "train" if tag is None else f"train_{tag}"
-            run.update(**{key: {"config": cfg, "config_hash": config_hash(cfg), "dir": str(out),
+            run.update(**{key: {"config": cfg.to_dict(), "config_hash": config_hash(cfg.to_dict()), "dir": str(out),
                                              "best": res.best, "final": res.final, "train_s": round(train_s, 1),
                                              "targets_s": round(targets_s, 1), "train_rows": int(len(tk.rows))}})
     res.train_s, res.targets_s = train_s, targets_s
@@ -151,7 +161,8 @@ def student_rep(model, quantizer: str | Representation = "float32", name: str | 
 DEFAULT_QUANTIZERS = ("float32", "sq8", "binary", "pq:16x256", "pq:32x256")
 
 
-def _load_student(run_id, ckpt=None, model=None, tag=None):
+def load_student(run_id, ckpt=None, model=None, tag=None):
+    "(model, checkpoint dict, path) of a student: `model` (in memory or a `.npz` export), `ckpt`, or the run's `best.pt`."
     if model is not None:
         if isinstance(model, (Projector, NumpyProjector)):
             return model, {}, "(in memory)"
@@ -164,6 +175,23 @@ def _load_student(run_id, ckpt=None, model=None, tag=None):
     return m, ck, str(path)
 
 
+def student_of_row(spec: str, ckpt_path: str, seed: int = 0, run_id: str | None = None):
+    """(representation, model) of a metrics row: `spec` `student+<quantizer>` and its `ckpt_path` (`.pt` checkpoint or
+    `.npz` export); `student+learnedpq...` uses the codebooks the checkpoint holds."""
+    p = str(ckpt_path or "")
+    if not p or not Path(p).exists():
+        raise ValueError(f"the student row has no checkpoint on disk (ckpt_path={ckpt_path!r}); keep checkpoints "
+                         "(`keep_checkpoint: true` in sweeps) or pass the .pt/.npz of `ecd train`.")
+    model, ck, _ = load_student(run_id, **({"model": p} if p.endswith(".npz") else {"ckpt": p}))
+    quant = spec.split("+", 1)[1] if "+" in (spec or "") else "float32"
+    if quant.startswith("learnedpq"):
+        cb = ck.get("pq_codebooks") if isinstance(ck, dict) else None
+        if cb is None:
+            raise ValueError(f"{p} holds no PQ codebooks for {spec!r}; export the checkpoint that was evaluated.")
+        return student_rep(model, LearnedPQ(np.asarray(cb))), model
+    return student_rep(model, parse_rep(quant, seed=int(seed))), model
+
+
 def eval_student(run_id: Run | str | None, ckpt=None, model=None, quantizers=DEFAULT_QUANTIZERS, rerank_r: int | None = 100,
                  split: str = "test", max_queries: int | None = None, ks=(1, 10, 100), tag: str | None = None,
                  ev=None, write: bool = True) -> pd.DataFrame:
@@ -172,7 +200,7 @@ def eval_student(run_id: Run | str | None, ckpt=None, model=None, quantizers=DEF
     set_threads()
     run = as_run(run_id) if run_id else None
     run_id = run.run_id if run else run_id
-    m, ck, path = _load_student(run_id, ckpt, model, tag)
+    m, ck, path = load_student(run_id, ckpt, model, tag)
     ev = ev or run.eval_data(split, max_queries)
     specs = list(quantizers)
     cb = ck.get("pq_codebooks") if isinstance(ck, dict) else None

@@ -13,30 +13,28 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .figures import train_figures, write_figures
-from .config import from_dict, load_config, merge_config, register_schema, schema_defaults
+from .config import from_dict, load_typed, merge_config, schema_defaults
 from .core import get_logger, pick_device, save_parquet, set_threads, atomic_write_bytes, progress
 from .knn import exact_topk, l2_normalize
 from .losses import (CandidateQueue, MatryoshkaLoss, listwise_kl, multi_positive_infonce, reconstruction_loss,
                         sample_hard_negatives, sample_positives, similarity_preservation, ste_binary)
-from .codecs import PQ, SQ, Binary
 from .metrics import neighbor_metrics
-from .models import Projector, build_model, export_npz, load_checkpoint_file, load_model_from_checkpoint
+from .models import PQCodebooks, Projector, build_model, export_npz, load_checkpoint_file, load_model_from_checkpoint
 
 _log = get_logger("ecd.train")
 
 # %% auto #0
 __all__ = ['TRAIN_DEFAULTS', 'StudentModel', 'HardNegative', 'MultiPositive', 'RankTerms', 'TrainLoop', 'TrainLoss', 'TrainEval',
            'TrainQuant', 'TrainConfig', 'check_amp', 'check_train_config', 'load_train_config', 'lr_factor',
-           'anchor_batch', 'step_candidates', 'ste_minmax_uint8', 'PQCodebooks', 'ValData', 'LearnedPQ', 'validate',
-           'optimize', 'TrainResult', 'total_steps', 'fit', 'load_trained']
+           'anchor_batch', 'step_candidates', 'ste_minmax_uint8', 'ValData', 'quantized_topk', 'validate', 'optimize',
+           'TrainResult', 'total_steps', 'fit', 'load_trained']
 
 # %% ../nbs/08_train.ipynb #4d17ea31
 @dataclass
@@ -124,9 +122,9 @@ class TrainQuant:
     "`quant:`, quantization-aware training."
     mode: Literal["none", "int8", "binary", "pq"] = "none"
     start_step: int = 0
-    pq_num_chunks: int = 16
-    pq_num_clusters: int = 256
-    pq_codebook_lr: float = 0.0005
+    num_chunks: int = 16
+    num_clusters: int = 256
+    codebook_lr: float = 0.0005
 
 @dataclass
 class TrainConfig:
@@ -166,8 +164,16 @@ class TrainConfig:
             check_amp(t.amp, t.device)
         return self
 
+    def to_dict(self) -> dict:
+        "The plain dict of this config: what checkpoints, manifests and sweeps record (`TrainConfig.from_dict` reads it)."
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping | None) -> "TrainConfig":
+        "A checked config from a full or partial dict (unknown keys refused with a suggestion, old names accepted)."
+        return from_dict(cls, merge_config(TRAIN_DEFAULTS, d or {})).check()
+
 TRAIN_DEFAULTS: dict = schema_defaults(TrainConfig)
-register_schema("train", TRAIN_DEFAULTS)
 
 def check_amp(amp: str, device: str):
     "Validate `amp` on the resolved `device`; returns the autocast dtype (None for `none`)."
@@ -187,15 +193,14 @@ def check_amp(amp: str, device: str):
     raise ValueError(f"train.amp={amp!r} is unknown; use one of none, fp16, bf16.")
 
 
-def check_train_config(cfg: dict) -> dict:
-    """Complete `cfg` with the defaults (unknown keys rejected with a suggestion), check the values through
-    `TrainConfig`, and return it as the plain dict the pipeline passes on (and the manifest records)."""
-    return dataclasses.asdict(from_dict(TrainConfig, merge_config(TRAIN_DEFAULTS, cfg or {})).check())
+def check_train_config(cfg: "TrainConfig | Mapping | None") -> TrainConfig:
+    "`cfg` as a checked `TrainConfig`: a `TrainConfig` is checked again, a (partial) dict completed with the defaults."
+    return cfg.check() if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
 
 
-def load_train_config(path=None, overrides=()) -> dict:
-    "`configs/train/*.yaml` + `key=value` overrides over `TRAIN_DEFAULTS`, checked."
-    return check_train_config(load_config(path, overrides, defaults="train"))
+def load_train_config(path=None, overrides=()) -> TrainConfig:
+    "`configs/train/*.yaml` + `key=value` overrides over the defaults of `TrainConfig`, checked."
+    return load_typed(TrainConfig, path, overrides)
 
 # %% ../nbs/08_train.ipynb #6affd546
 def lr_factor(step: int, total: int, schedule: str = "cosine", warmup: int = 0) -> float:
@@ -220,18 +225,18 @@ def anchor_batch(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
     return perm[b * bs:(b + 1) * bs]
 
 
-def step_candidates(anchors: np.ndarray, topk_ids: np.ndarray, cfg: dict, n: int, rng: np.random.Generator):
+def step_candidates(anchors: np.ndarray, topk_ids: np.ndarray, cfg: TrainConfig, n: int, rng: np.random.Generator):
     "Union of the batch's candidates: `(uniq ids, hard negatives (B, H) or None)`; see the prose above."
-    l, hn = cfg["loss"], cfg["train"]["hard_negative"]
-    parts = [anchors, topk_ids[anchors, :l["listwise_top_l"]].ravel()]
+    l, hn = cfg.loss, cfg.train.hard_negative
+    parts = [anchors, topk_ids[anchors, :l.listwise_top_l].ravel()]
     negs = None
-    if hn["enabled"] and hn["per_anchor"] > 0:
-        negs = sample_hard_negatives(topk_ids[anchors, :hn["pool_l"]], hn["tail_from"], hn["tail_to"],
-                                     hn["per_anchor"], hn["mix_random_ratio"], n_items=n, rng=rng,
+    if hn.enabled and hn.per_anchor > 0:
+        negs = sample_hard_negatives(topk_ids[anchors, :hn.pool_l], hn.tail_from, hn.tail_to,
+                                     hn.per_anchor, hn.mix_random_ratio, n_items=n, rng=rng,
                                      anchor_ids=anchors).ids
         parts.append(negs.ravel())
-    if l["listwise_random"]:
-        parts.append(rng.integers(0, n, size=l["listwise_random"]))
+    if l.listwise_random:
+        parts.append(rng.integers(0, n, size=l.listwise_random))
     uniq = np.unique(np.concatenate(parts))
     return uniq[uniq >= 0], negs
 
@@ -245,43 +250,6 @@ def ste_minmax_uint8(x: torch.Tensor, vmin: torch.Tensor | None = None, vmax: to
     code = torch.clamp(torch.floor((x - vmin) / span * 256.0), 0, 255)
     q = vmin + (code + 0.5) / 256.0 * span
     return x + (q - x).detach()
-
-
-class PQCodebooks(torch.nn.Module):
-    "Trainable PQ codebooks `(m, k, d/m)`; `forward(x)` = nearest codewords, straight-through to `x`."
-
-    def __init__(self, dim: int, num_chunks: int, num_clusters: int):
-        super().__init__()
-        if dim % num_chunks:
-            raise ValueError(f"quant.pq_num_chunks={num_chunks} must divide the student dim {dim}.")
-        self.m, self.k, self.ds = int(num_chunks), int(num_clusters), dim // int(num_chunks)
-        self.centroids = torch.nn.Parameter(torch.zeros(self.m, self.k, self.ds))
-
-    @torch.no_grad()
-    def init_kmeans(self, z: np.ndarray, seed: int = 0) -> "PQCodebooks":
-        "Codebooks from faiss k-means of each chunk of the student outputs `z` (n, dim)."
-        import faiss
-        pq = faiss.ProductQuantizer(z.shape[1], self.m, int(math.log2(self.k)))
-        pq.cp.seed = seed
-        pq.cp.min_points_per_centroid = 1
-        pq.train(np.ascontiguousarray(z, dtype=np.float32))
-        c = faiss.vector_to_array(pq.centroids).reshape(self.m, self.k, self.ds)
-        self.centroids.copy_(torch.from_numpy(c))
-        return self
-
-    @torch.no_grad()
-    def assign(self, xs: torch.Tensor) -> torch.Tensor:
-        "Nearest codeword per chunk of `xs` (n, m, ds): argmin ||c||^2 - 2 x.c, one batched matmul per chunk (n, m)."
-        c = self.centroids.detach().to(xs.dtype)                              # (m, k, ds)
-        d = c.pow(2).sum(-1)[:, None, :] - 2 * torch.bmm(xs.detach().transpose(0, 1), c.transpose(1, 2))  # (m, n, k)
-        return d.argmin(-1).T                                                 # (n, m)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xs = x.reshape(len(x), self.m, self.ds)
-        c = self.centroids.to(x.dtype)
-        idx = self.assign(xs)                                                # (n, m)
-        q = c[torch.arange(self.m, device=x.device)[None, :], idx]           # (n, m, ds)
-        return (q + xs - xs.detach()).reshape(len(x), -1)
 
 # %% ../nbs/08_train.ipynb #b52787af
 @dataclass
@@ -303,35 +271,21 @@ class ValData:
         return self if n <= 0 or n >= len(self.query_idx) else ValData(self.base, self.query_idx[:n], self.truth[:n])
 
 
-class LearnedPQ(PQ):
-    "faiss PQ with given codebooks `centroids` (m, k, d/m) (from quantization-aware training): `fit` sets, never trains."
-    def __init__(self, centroids, normalize: bool = True, seed: int = 0):
-        c = np.ascontiguousarray(np.asarray(centroids, dtype=np.float32))
-        if c.ndim != 3:
-            raise ValueError(f"centroids must be (num_chunks, num_clusters, sub_dim), got shape {c.shape}.")
-        super().__init__(c.shape[0], c.shape[1], normalize, seed)
-        self.centroids = c
-    @property
-    def name(self): return f"learnedpq_m{self.num_chunks}_k{self.num_clusters}"
-    def _fit(self, x):
-        import faiss
-        m, k, ds = self.centroids.shape
-        if x.shape[1] != m * ds:
-            raise ValueError(f"{self.name}: codebooks are for dim {m * ds}, vectors have {x.shape[1]}.")
-        self.index = self._make_index(x.shape[1])
-        faiss.copy_array_to_vector(self.centroids.ravel(), self.index.pq.centroids)
-        self.index.is_trained = True
-
-
-def _quant_search(zb: np.ndarray, zq: np.ndarray, k: int, mode: str, seed: int, codebooks=None):
-    "Top-(k+1) of the queries in the quantized student space (the same faiss codecs as `ecd.codecs`)."
-    if mode == "pq":
-        rep = LearnedPQ(codebooks.centroids.detach().cpu().numpy())
+@torch.no_grad()
+def quantized_topk(zb: np.ndarray, zq: np.ndarray, k: int, mode: str, exclude_ids=None, codebooks=None):
+    """Top-`k` of the queries `zq` among the database `zb` stored as `quant.mode` stores it, the same quantizer the
+    training step simulates: `int8` each dimension on 256 levels of its min/max range, queries in float (faiss SQ8's
+    search); `binary` sign bits on both sides (Hamming); `pq` the nearest codewords of `codebooks`, queries in float
+    (faiss PQ's L2 asymmetric distance)."""
+    if mode == "binary":
+        return exact_topk(np.sign(zb), np.sign(zq), k, normalize=False, exclude_ids=exclude_ids)
+    z = torch.as_tensor(zb)
+    if mode == "int8":
+        db = ste_minmax_uint8(z)
     else:
-        rep = {"int8": lambda: SQ(8), "binary": lambda: Binary()}[mode]()
-    rep.fit(zb)
-    rep.add(zb)
-    return rep.search(zq, k + 1)
+        dev = codebooks.centroids.device
+        db = codebooks(z.to(dev, codebooks.centroids.dtype)).cpu()
+    return exact_topk(db.numpy(), zq, k, metric="l2", normalize=False, exclude_ids=exclude_ids)
 
 
 @torch.no_grad()
@@ -344,9 +298,7 @@ def validate(model: Projector, val: ValData, k: int = 10, collapse_cos: float = 
     m = {key: v for key, v in neighbor_metrics(ids, val.truth[:, :k], ks=(k,)).items()
          if key.split("@")[0] in ("recall", "ndcg", "overlap")}
     if quant != "none":
-        _, qi = _quant_search(zb, zq, k, quant, seed, codebooks)
-        qi = np.where(qi == val.query_idx[:, None], -2, qi)
-        qi = np.stack([r[r != -2][:k] for r in qi])
+        _, qi = quantized_topk(zb, zq, k, quant, val.query_idx, codebooks)
         m.update({f"q_{key}": v for key, v in neighbor_metrics(qi, val.truth[:, :k], ks=(k,)).items()
                   if key.split("@")[0] in ("recall", "ndcg", "overlap")})
     p = next(model.parameters())
@@ -363,9 +315,9 @@ def validate(model: Projector, val: ValData, k: int = 10, collapse_cos: float = 
 
 # %% ../nbs/08_train.ipynb #58e9f1e5
 def _matryoshka(fn, cfg, out_dim):
-    l = cfg["loss"]
-    dims = l["matryoshka_dims"] or [out_dim]
-    return MatryoshkaLoss(fn, dims, l["matryoshka_weights"] or None)
+    l = cfg.loss
+    dims = l.matryoshka_dims or [out_dim]
+    return MatryoshkaLoss(fn, dims, l.matryoshka_weights or None)
 
 
 class _Objective:
@@ -373,30 +325,30 @@ class _Objective:
 
     def __init__(self, cfg, x: torch.Tensor, topk_ids: np.ndarray, model: Projector, codebooks=None):
         self.cfg, self.x, self.topk_ids, self.n = cfg, x, topk_ids, len(x)
-        l = cfg["loss"]
+        l = cfg.loss
         self.lw = _matryoshka(lambda s_a, s_c, teacher_scores, mask: listwise_kl(
-            s_a, s_c, teacher_scores, l["tau"], l["teacher_tau"], mask), cfg, model.out_dim)
+            s_a, s_c, teacher_scores, l.tau, l.teacher_tau, mask), cfg, model.out_dim)
         self.rank = _matryoshka(lambda a, p, neg, positive_ids, negative_ids: multi_positive_infonce(
-            a, p, neg, l["rank_temperature"], True, positive_ids, negative_ids), cfg, model.out_dim)
-        self.sim = _matryoshka(lambda s, teacher: similarity_preservation(s, teacher, l["similarity_mode"],
-                                                                          l["similarity_k"]), cfg, model.out_dim)
-        self.queue = CandidateQueue(l["queue_size"], model.out_dim, teacher_dim=x.shape[1]) if l["queue_size"] else None
+            a, p, neg, l.rank_temperature, True, positive_ids, negative_ids), cfg, model.out_dim)
+        self.sim = _matryoshka(lambda s, teacher: similarity_preservation(s, teacher, l.similarity_mode,
+                                                                          l.similarity_k), cfg, model.out_dim)
+        self.queue = CandidateQueue(l.queue_size, model.out_dim, teacher_dim=x.shape[1]) if l.queue_size else None
         self.codebooks = codebooks
 
     def quantize(self, z, step):
-        q = self.cfg["quant"]
-        if q["mode"] == "none" or step < q["start_step"]:
+        q = self.cfg.quant
+        if q.mode == "none" or step < q.start_step:
             return z
-        if q["mode"] == "int8":
+        if q.mode == "int8":
             return ste_minmax_uint8(z)
-        if q["mode"] == "binary":
+        if q.mode == "binary":
             return ste_binary(z)
         return self.codebooks(z)
 
     def __call__(self, model: Projector, step: int, rng: np.random.Generator):
-        cfg, l = self.cfg, self.cfg["loss"]
-        B = cfg["train"]["batch_size"]
-        anchors = anchor_batch(step, self.n, B, cfg["train"]["seed"])
+        cfg, l = self.cfg, self.cfg.loss
+        B = cfg.train.batch_size
+        anchors = anchor_batch(step, self.n, B, cfg.train.seed)
         uniq, negs = step_candidates(anchors, self.topk_ids, cfg, self.n, rng)
         pos_of = np.searchsorted(uniq, anchors)
         dev = self.x.device
@@ -405,7 +357,7 @@ class _Objective:
         zn = F.normalize(z.float(), dim=-1) if model.normalize else z.float()
         za = zn[torch.as_tensor(pos_of, device=dev)]                           # anchors (B, d)
         zc = self.quantize(zn, step)                                           # database side
-        if self.cfg["quant"]["mode"] == "binary" and zc is not zn:             # Hamming search is symmetric:
+        if self.cfg.quant.mode == "binary" and zc is not zn:             # Hamming search is symmetric:
             za = zc[torch.as_tensor(pos_of, device=dev)]                       # queries are sign bits too
         xa = xu[torch.as_tensor(pos_of, device=dev)]
         t = (xa @ xu.T).float()                                                # teacher cosines (inputs normalised)
@@ -418,12 +370,12 @@ class _Objective:
             t = torch.cat([t, (xa @ qt.to(xa.dtype).T).float()], 1)
             mask = torch.cat([mask, torch.as_tensor(~np.isin(qids.cpu().numpy()[None, :], uniq) &
                                                     (qids.cpu().numpy()[None, :] != anchors[:, None]), device=dev)], 1)
-        if l["listwise_weight"] > 0:
+        if l.listwise_weight > 0:
             parts["listwise"] = self.lw(za, cand, teacher_scores=t, mask=mask)
-            total = total + l["listwise_weight"] * parts["listwise"]
-        mp = cfg["train"]["rank"]["multi_positive"]
-        if mp["enabled"]:
-            pos = sample_positives(self.topk_ids[anchors], mp["num_positives"], top=10, rng=rng)
+            total = total + l.listwise_weight * parts["listwise"]
+        mp = cfg.train.rank.multi_positive
+        if mp.enabled:
+            pos = sample_positives(self.topk_ids[anchors], mp.num_positives, top=10, rng=rng)
             zp = zc[torch.as_tensor(np.searchsorted(uniq, pos), device=dev)]
             if negs is not None:
                 zneg = zc[torch.as_tensor(np.searchsorted(uniq, negs), device=dev)]
@@ -431,18 +383,18 @@ class _Objective:
                                           negative_ids=torch.as_tensor(negs))
             else:
                 parts["rank"] = self.rank(za, zp, None, positive_ids=torch.as_tensor(pos), negative_ids=None)
-            total = total + mp["weight"] * parts["rank"]
-        if l["similarity_weight"] > 0:
+            total = total + mp.weight * parts["rank"]
+        if l.similarity_weight > 0:
             parts["similarity"] = self.sim(za, teacher=xa)
-            total = total + l["similarity_weight"] * parts["similarity"]
-        if l["reconstruction_weight"] > 0:
+            total = total + l.similarity_weight * parts["similarity"]
+        if l.reconstruction_weight > 0:
             if hasattr(model, "residual"):
                 recon = model.residual(xa)                                     # adaptor stays close to identity
             else:
                 w = model.proj.weight                                          # tied decoder W^T
                 recon = z[torch.as_tensor(pos_of, device=dev)] @ w + model.mean
             parts["reconstruction"] = reconstruction_loss(recon.float(), xa.float())
-            total = total + l["reconstruction_weight"] * parts["reconstruction"]
+            total = total + l.reconstruction_weight * parts["reconstruction"]
         if self.queue is not None:
             self.queue.enqueue(zc.detach().float(), torch.as_tensor(uniq), xu.float())
         if not parts:
@@ -508,14 +460,14 @@ class TrainResult:
     codebooks: Any = None
 
 
-def total_steps(cfg: dict, n_train: int) -> int:
+def total_steps(cfg: TrainConfig, n_train: int) -> int:
     "`train.steps`, or `train.epochs * (n_train // batch_size)` when epochs > 0."
-    t = cfg["train"]
-    return int(t["epochs"]) * max(n_train // int(t["batch_size"]), 1) if t["epochs"] > 0 else int(t["steps"])
+    t = cfg.train
+    return int(t.epochs) * max(n_train // int(t.batch_size), 1) if t.epochs > 0 else int(t.steps)
 
 
 def _ckpt(model, cfg, split, metrics, step, codebooks=None, **extra) -> dict:
-    d = {"model": model.state_for_checkpoint(), "config": cfg, "metrics": metrics, "step": int(step),
+    d = {"model": model.state_for_checkpoint(), "config": cfg.to_dict(), "metrics": metrics, "step": int(step),
          "split": {k: torch.as_tensor(np.asarray(v, dtype=np.int64)) for k, v in (split or {}).items()}}
     if codebooks is not None:
         d["pq_codebooks"] = codebooks.centroids.detach().cpu().clone()
@@ -529,54 +481,54 @@ def _save(obj, path: Path):
     atomic_write_bytes(path, buf.getvalue())
 
 
-def fit(cfg: dict, x_train, topk_ids, val: ValData | None = None, out_dir=None, split: dict | None = None,
+def fit(cfg: TrainConfig, x_train, topk_ids, val: ValData | None = None, out_dir=None, split: dict | None = None,
         resume: bool = False, verbose: bool = True, stop_at: int | None = None, checked: bool = False) -> TrainResult:
     """Train a student on `x_train` (n, D) teacher vectors with teacher top-L lists `topk_ids` (n, >=pool_l)
     of row numbers of `x_train`. See the prose above for `val`, `out_dir`, `split` and `resume`;
     `stop_at` interrupts after that many steps (as a killed run would, leaving `last.pt`, no `final.pt`).
     `checked`: `cfg` is already what `check_train_config` returned (as in `train_run`), so it is not checked again."""
     cfg = cfg if checked else check_train_config(cfg)
-    t, l, qc = cfg["train"], cfg["loss"], cfg["quant"]
-    if t["threads"]:
-        set_threads(t["threads"])
-    device = pick_device(t["device"])
-    amp_dtype = check_amp(t["amp"], device)
+    t, l, qc = cfg.train, cfg.loss, cfg.quant
+    if t.threads:
+        set_threads(t.threads)
+    device = pick_device(t.device)
+    amp_dtype = check_amp(t.amp, device)
     x = l2_normalize(x_train)
     topk_ids = np.asarray(topk_ids, dtype=np.int64)
     n = len(x)
-    need = max(cfg["train"]["hard_negative"]["pool_l"] if t["hard_negative"]["enabled"] else 0, l["listwise_top_l"],
-               10 if t["rank"]["multi_positive"]["enabled"] else 0)
+    need = max(cfg.train.hard_negative.pool_l if t.hard_negative.enabled else 0, l.listwise_top_l,
+               10 if t.rank.multi_positive.enabled else 0)
     if topk_ids.ndim != 2 or len(topk_ids) != n or topk_ids.shape[1] < need:
         raise ValueError(f"topk_ids must be (n_train={n}, >= {need}) teacher top-L ids (train.hard_negative.pool_l), got "
                          f"{topk_ids.shape}; compute the teacher top-k of the training rows with k >= {need}.")
     if topk_ids.max() >= n or topk_ids.min() < -1:
         raise ValueError("topk_ids must be row numbers of x_train (0..n-1, -1 padding): the lists must be among the training items.")
-    if t["batch_size"] > n:
-        raise ValueError(f"train.batch_size={t['batch_size']} exceeds the {n} training rows; lower it.")
+    if t.batch_size > n:
+        raise ValueError(f"train.batch_size={t.batch_size} exceeds the {n} training rows; lower it.")
     steps = total_steps(cfg, n)
     out_dir = Path(out_dir) if out_dir is not None else None
-    torch.manual_seed(t["seed"])
-    model = build_model({k: v for k, v in cfg["model"].items()} | {"nested_dims": cfg["model"]["nested_dims"] or None},
+    torch.manual_seed(t.seed)
+    model = build_model(dataclasses.asdict(cfg.model) | {"nested_dims": cfg.model.nested_dims or None},
                         in_dim=x.shape[1], x_train=x).to(device)
     codebooks = None
-    if qc["mode"] == "pq":
-        codebooks = PQCodebooks(model.out_dim, qc["pq_num_chunks"], qc["pq_num_clusters"]).to(device)
-        codebooks.init_kmeans(model.transform(x), seed=t["seed"])
-    groups = [{"params": list(model.parameters()), "lr": t["lr"]}]
+    if qc.mode == "pq":
+        codebooks = PQCodebooks(model.out_dim, qc.num_chunks, qc.num_clusters).to(device)
+        codebooks.init_kmeans(model.transform(x), seed=t.seed)
+    groups = [{"params": list(model.parameters()), "lr": t.lr}]
     if codebooks is not None:
-        groups.append({"params": list(codebooks.parameters()), "lr": qc["pq_codebook_lr"], "weight_decay": 0.0})
+        groups.append({"params": list(codebooks.parameters()), "lr": qc.codebook_lr, "weight_decay": 0.0})
     base_lrs = [g["lr"] for g in groups]
-    opt = torch.optim.AdamW(groups, lr=t["lr"], weight_decay=t["weight_decay"])
+    opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype is torch.float16 else None
     xt = torch.as_tensor(x, device=device)
     obj = _Objective(cfg, xt, topk_ids, model, codebooks)
     logs, best, start, acc = [], {}, 0, {}
-    best_key = f"{'q_' if qc['mode'] != 'none' else ''}recall@{cfg['eval']['k']}"
+    best_key = f"{'q_' if qc.mode != 'none' else ''}recall@{cfg.eval.k}"
     if resume:
         if out_dir is None or not (out_dir / "last.pt").exists():
             raise ValueError(f"resume=True but there is no last.pt in {out_dir}; train without --resume first.")
         st = load_checkpoint_file(out_dir / "last.pt", map_location=device)
-        if st["config"] != cfg:
+        if st["config"] != cfg.to_dict():
             raise ValueError(f"{out_dir / 'last.pt'} was trained with another config; resume with the same config "
                              f"(see its 'config'), or train into a new run.")
         model.load_state_dict(st["model"]["state_dict"])
@@ -589,8 +541,8 @@ def fit(cfg: dict, x_train, topk_ids, val: ValData | None = None, out_dir=None, 
             codebooks.centroids.data.copy_(st["pq_codebooks"].to(device))
         logs, best, start = list(st["logs"]), dict(st["best"]), int(st["step"])
         _log.info(f"resuming from {out_dir / 'last.pt'} at step {start}/{steps}")
-    valq = val.head(cfg["eval"]["max_queries"]) if val is not None else None
-    every = cfg["eval"]["every"] or steps
+    valq = val.head(cfg.eval.max_queries) if val is not None else None
+    every = cfg.eval.every or steps
     t0, done0 = time.perf_counter(), start
     for g, b in zip(opt.param_groups, base_lrs):
         g["initial_lr"] = b                                               # the schedule's base (also after a resume)
@@ -603,12 +555,12 @@ def fit(cfg: dict, x_train, topk_ids, val: ValData | None = None, out_dir=None, 
             acc.setdefault(f"loss_{k}", []).append(v)
         last = step + 1 == steps
         if (step + 1) % every == 0 or last:
-            row = {"step": step + 1, "epoch": (step + 1) / max(n // t["batch_size"], 1), "lr": opt.param_groups[0]["lr"],
+            row = {"step": step + 1, "epoch": (step + 1) / max(n // t.batch_size, 1), "lr": opt.param_groups[0]["lr"],
                    **{k: float(np.mean(v)) for k, v in acc.items()}}
             acc = {}
             if valq is not None:
                 model.eval()
-                m = validate(model, valq, cfg["eval"]["k"], cfg["eval"]["collapse_cos"], qc["mode"], t["seed"], codebooks)
+                m = validate(model, valq, cfg.eval.k, cfg.eval.collapse_cos, qc.mode, t.seed, codebooks)
                 model.train()
                 row.update({f"val_{k}": v for k, v in m.items() if k not in
                             ("out_norm_mean", "out_norm_std", "pair_cos_mean", "pair_cos_std", "collapse_suspect")})
@@ -637,9 +589,9 @@ def fit(cfg: dict, x_train, topk_ids, val: ValData | None = None, out_dir=None, 
         return stop_at is not None and step + 1 >= stop_at and not last
 
     model.train()
-    reached = optimize(opt, lambda step, rng: obj(model, step, rng), steps, start=start, schedule=t["lr_schedule"],
-                       warmup=t["warmup_steps"], grad_clip=t["grad_clip"], amp_dtype=amp_dtype, device=device,
-                       scaler=scaler, seed=t["seed"], on_step=after_step, desc="train", show=show)
+    reached = optimize(opt, lambda step, rng: obj(model, step, rng), steps, start=start, schedule=t.lr_schedule,
+                       warmup=t.warmup_steps, grad_clip=t.grad_clip, amp_dtype=amp_dtype, device=device,
+                       scaler=scaler, seed=t.seed, on_step=after_step, desc="train", show=show)
     if reached < steps:                                                   # stopped at stop_at, as a killed run would
         return TrainResult(model.eval(), pd.DataFrame(logs), best, {}, {"last": out_dir / "last.pt"} if out_dir else {}, codebooks)
     model.eval()
@@ -654,11 +606,8 @@ def fit(cfg: dict, x_train, topk_ids, val: ValData | None = None, out_dir=None, 
         paths["best"] = out_dir / "best.pt"
         paths["last"] = out_dir / "last.pt"
         paths["logs"] = save_parquet(out_dir / "train_logs.parquet", logs_df)
-        if "out_norm_mean" in logs_df:   # the learning curve and collapse diagnostics, PNG where possible
-            paths["figures"] = write_figures(train_figures(logs_df), out_dir / "figures",
-                                             png=None if cfg["eval"]["png"] else False)
         paths["npz"] = export_npz(model, out_dir / "compressor_model.npz",
-                                  meta={"config": cfg, "metrics": final, "best": best, "split": split or {},
+                                  meta={"config": cfg.to_dict(), "metrics": final, "best": best, "split": split or {},
                                         **({"pq_codebooks": codebooks.centroids.detach().cpu().numpy()} if codebooks is not None else {})})
     return TrainResult(model, logs_df, best, final, paths, codebooks)
 

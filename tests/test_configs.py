@@ -30,4 +30,4 @@ def test_sweep_configs_load_and_expand(path, monkeypatch):
 
 def test_train_config_loads():
     cfg = load_train_config(ROOT / "configs/train/default.yaml")
-    assert cfg["model"]["out_dim"] > 0 and cfg["eval"]["png"] is True
+    assert cfg.model.out_dim > 0 and cfg.eval.png is True

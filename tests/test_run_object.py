@@ -22,7 +22,7 @@ def env(tmp_path, monkeypatch):
 @pytest.fixture
 def counts(monkeypatch):
     """Counters of every manifest read (not the read-modify-write inside `update_manifest`), every prepared-data
-    load, every teacher top-k load (per split) and every `check_train_config`, patched into each ecd module."""
+    load, every teacher top-k load (per split) and every check of a train config (`TrainConfig.check`), patched into each ecd module."""
     import importlib
     for m in ("data", "knn", "store", "train", "runs", "student", "cli", "export", "sweep"):
         importlib.import_module(f"ecd.{m}")
@@ -42,8 +42,8 @@ def counts(monkeypatch):
 
     wrap = {ecd.store.read_manifest: counted("manifest", ecd.store.read_manifest),
             ecd.data.load_prepared: counted("load_prepared", ecd.data.load_prepared),
-            ecd.knn.teacher_topk: counted("topk", ecd.knn.teacher_topk, split_of),
-            ecd.train.check_train_config: counted("check_train_config", ecd.train.check_train_config)}
+            ecd.knn.teacher_topk: counted("topk", ecd.knn.teacher_topk, split_of)}
+    monkeypatch.setattr(ecd.train.TrainConfig, "check", counted("check_train_config", ecd.train.TrainConfig.check))
     for mod in [m for n, m in sys.modules.items() if n == "ecd" or n.startswith("ecd.")]:
         for attr, v in list(vars(mod).items()):
             if callable(v) and any(v is f for f in wrap):

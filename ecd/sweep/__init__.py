@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ..config import from_dict, load_config, merge_config, parse_override, register_schema, schema_defaults
+from ..config import from_dict, load_config, merge_config, parse_override, schema_defaults
 from ..core import (atomic_path, atomic_write_text, check_run_id, get_logger, new_run_id, run_dir, save_parquet, utc_now,
                       write_json)
 from ..runs import load_run_data
@@ -98,7 +98,6 @@ class SweepConfig:
         return self
 
 SWEEP_DEFAULTS: dict = schema_defaults(SweepConfig)
-register_schema("sweep", SWEEP_DEFAULTS)
 
 def check_sweep_config(cfg: dict) -> dict:
     """Complete `cfg` with the sweep defaults, check kind, executor, selection, grid and target through
@@ -107,7 +106,7 @@ def check_sweep_config(cfg: dict) -> dict:
 
 def load_sweep_config(path=None, overrides=()) -> dict:
     "`configs/sweep/*.yaml` + `key=value` overrides over `SWEEP_DEFAULTS`, checked."
-    return check_sweep_config(load_config(path, overrides, defaults="sweep"))
+    return check_sweep_config(load_config(path, overrides, defaults=SWEEP_DEFAULTS))
 
 # %% ../../nbs/11_sweep.ipynb #0ba9a6a1
 def select_best(summary: pd.DataFrame, target: float = 0.70, selection: str = "strict", metric: str = "recall@10",
@@ -364,7 +363,7 @@ def dim_out_records(r: SweepResult) -> list[dict]:
         meta = {"dim_out": int(params["dim_out"]), "status": row["status"], "run_id": r.run_id, "sweep_id": r.sweep_id,
                 "combo_id": row["combo_id"], "dataset": man["dataset"]["spec"], "max_items": man["dataset"].get("max_items"),
                 "split": split, "seed": split["seed"], "k": int(params.get("k", 50)),
-                "hyperparameters": combo_train_config(params), "error": row["error"]}
+                "hyperparameters": combo_train_config(params).to_dict(), "error": row["error"]}
         recs.append({"metrics": row["metrics"] or {}, "meta": meta})
     return sorted(recs, key=lambda x: -x["meta"]["dim_out"])
 

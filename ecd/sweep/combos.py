@@ -119,10 +119,9 @@ _NOT_TRAIN = set(EVAL_KEYS) | {"quantizers", "train_config", "k", "spec", "dim_o
 
 def train_overrides(params: dict) -> list[str]:
     "`key=value` train-config overrides of a combo's knobs (short names resolved against the train schema)."
-    from ecd.config import SCHEMAS, flat_keys
-    if "train" not in SCHEMAS:
-        import ecd.train  # noqa: F401  registers the schema
-    keys = flat_keys(SCHEMAS["train"])
+    from ecd.config import flat_keys
+    from ecd.train import TRAIN_DEFAULTS
+    keys = flat_keys(TRAIN_DEFAULTS)
     by_last: dict[str, list[str]] = {}
     for k in keys:
         by_last.setdefault(k.rsplit(".", 1)[-1], []).append(k)
@@ -148,7 +147,7 @@ def train_overrides(params: dict) -> list[str]:
         out.append(f"model.out_dim={int(params['dim_out'])}")
     return out
 
-def combo_train_config(params: dict) -> dict:
+def combo_train_config(params: dict):
     "The full train config of a train/dim_out combo (no PNG figures unless the combo sets `png`: HTML is enough in a sweep)."
     from ecd.train import load_train_config
     path = params.get("train_config") or None
@@ -163,18 +162,20 @@ def faiss_threads() -> int:
 
 def _combo_train(run: Run, params: dict, out_dir=None) -> dict:
     from ecd.train import ValData, fit
-    from ecd.student import eval_student, train_targets
+    from ecd.student import eval_student, train_targets, write_train_figures
     e = _eval_kw(params)
     cfg = combo_train_config(params)   # checked (once: fit is told so)
-    set_threads(cfg["train"]["threads"] or int(os.environ.get("ECD_THREADS", 0) or 0) or faiss_threads())
+    set_threads(cfg.train.threads or int(os.environ.get("ECD_THREADS", 0) or 0) or faiss_threads())
     prep = run.prep
-    pool = max(cfg["train"]["hard_negative"]["pool_l"], cfg["loss"]["listwise_top_l"], 10)
+    pool = max(cfg.train.hard_negative.pool_l, cfg.loss.listwise_top_l, 10)
     t0 = time.perf_counter()
     tk = train_targets(prep, pool)
-    vev = run.eval_data("val", cfg["eval"]["max_queries"] or None)
-    val = ValData(vev.database, vev.query_idx, vev.truth_ids[:, :cfg["eval"]["k"]])
+    vev = run.eval_data("val", cfg.eval.max_queries or None)
+    val = ValData(vev.database, vev.query_idx, vev.truth_ids[:, :cfg.eval.k])
     out = Path(out_dir) / "train" if out_dir and params.get("keep_checkpoint", True) else None
     res = fit(cfg, prep.emb.vectors[tk.rows], tk.ids, val, out_dir=out, split=prep.split, verbose=False, checked=True)
+    if out is not None:
+        write_train_figures(res, out, png=cfg.eval.png)
     train_s = time.perf_counter() - t0
     quants = params.get("quantizers") or ["float32"]
     ev = run.eval_data(e["split"], e["max_queries"])
@@ -182,7 +183,7 @@ def _combo_train(run: Run, params: dict, out_dir=None) -> dict:
     df = eval_student(run, quantizers=quants, rerank_r=e["rerank_r"], ks=e["ks"], ev=ev, write=False, **kw)
     rows = df.to_dict("records")
     m = rows_to_metrics(rows)
-    m.update({"train_s": round(train_s, 2), "steps": int(cfg["train"]["steps"]), "out_dim": int(cfg["model"]["out_dim"])})
+    m.update({"train_s": round(train_s, 2), "steps": int(cfg.train.steps), "out_dim": int(cfg.model.out_dim)})
     m.update({f"val_best:{k}": v for k, v in (res.best or {}).items() if isinstance(v, (int, float))})
     if out is not None:
         m["ckpt_path"] = str(res.paths.get("best", ""))

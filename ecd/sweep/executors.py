@@ -21,7 +21,7 @@ from pathlib import Path
 from ..core import atomic_write_text, config_hash, data_dir, new_run_id, progress, results_dir, run_dir, utc_now, write_json
 from ..store import clean_json, get_run, log_run, read_manifest, runs_db_path
 from .combos import EVAL_KEYS, KINDS, combo_train_config, ensure_run, run_combo
-from .grid import _slug
+from .grid import slug
 
 # %% auto #0
 __all__ = ['EXECUTORS', 'make_task', 'run_task', 'record_start', 'record_result', 'run_and_record', 'notebook_task',
@@ -38,7 +38,7 @@ def make_task(kind: str, params: dict, run_id: str, sweep_id: str, combo_id: str
             "k": m["knn"]["k"]}
     config = clean_json({"kind": kind, **params, "data": data})
     if kind in ("train", "dim_out"):  # the hash covers the resolved train config, not just the file's name
-        config["train_config_hash"] = config_hash(combo_train_config(params))
+        config["train_config_hash"] = config_hash(combo_train_config(params).to_dict())
     return {"kind": kind, "params": clean_json(params), "run_id": run_id, "sweep_id": sweep_id, "combo_id": combo_id,
             "config": config, "config_hash": config_hash(config), "combo_dir": str(combo_dir) if combo_dir else None,
             "results_dir": str(results_dir().resolve()), "data_dir": str(data_dir().resolve()),
@@ -143,10 +143,10 @@ def notebook_task(kind: str = "baseline", params_json: str = "", run_id: str = "
             params["train_config"] = train_config
             if kind == "dim_out": params["k"] = min(50, k - 1)
         params.update(split=split, max_queries=max_queries)
-    run_id = run_id or f"nb_{_slug(dataset)}_{max_items or 'all'}"
+    run_id = run_id or f"nb_{slug(dataset)}_{max_items or 'all'}"
     ensure_run(run_id, dataset, max_items, k, seed)
     if not combo_id:
-        combo_id = "000" + "".join(f"_{_slug(a)}-{_slug(v)}" for a, v in params.items() if a not in EVAL_KEYS + ("train_config",))
+        combo_id = "000" + "".join(f"_{slug(a)}-{slug(v)}" for a, v in params.items() if a not in EVAL_KEYS + ("train_config",))
     sweep_id = sweep_id or new_run_id("sweep")
     combo_dir = combo_dir or str(run_dir(run_id) / "notebook" / "runs" / combo_id)
     return make_task(kind, params, run_id, sweep_id, combo_id, combo_dir, "papermill", threads or None)

@@ -11,7 +11,7 @@ import itertools
 import json
 
 # %% auto #0
-__all__ = ['expand_grid', 'combo_ids']
+__all__ = ['expand_grid', 'slug', 'combo_ids']
 
 # %% ../../nbs/11a_sweep_grid.ipynb #ada16eab
 def expand_grid(grid: dict, fixed: dict | None = None) -> list[dict]:
@@ -26,11 +26,11 @@ def expand_grid(grid: dict, fixed: dict | None = None) -> list[dict]:
             out.append(combo)
     return out
 
-def _slug(v) -> str:
+def slug(v) -> str:
     s = json.dumps(v, default=str) if isinstance(v, (list, dict)) else str(v)
     return "".join(c if c.isalnum() or c in ".-" else "-" for c in s).strip("-")[:24]
 
 def combo_ids(combos: list[dict], axes) -> list[str]:
     "`003_mode-pca_dim-64`: the index and the values of the varying `axes`."
     vary = [a for a in axes if len({json.dumps(c.get(a), default=str) for c in combos}) > 1]
-    return [f"{i:03d}" + "".join(f"_{_slug(a)}-{_slug(c.get(a))}" for a in vary) for i, c in enumerate(combos)]
+    return [f"{i:03d}" + "".join(f"_{slug(a)}-{slug(c.get(a))}" for a in vary) for i, c in enumerate(combos)]
