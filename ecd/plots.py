@@ -355,7 +355,7 @@ def _db(db) -> Path:
     p = Path(db) if db is not None else runs_db_path()
     if not p.exists():
         raise ValueError(f"No run log at {p}: sweeps write it. Run a sweep first (`ecd sweep ...`), "
-                         f"or pass the path of an existing runs.db.")
+                         f"or pass an existing one with --db PATH.")
     with sqlite3.connect(f"file:{p}?mode=ro", uri=True) as con:  # read-only look: is this an ecd run log at all?
         if not con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone():
             raise ValueError(f"{p} has no `runs` table; it is not an ecd run log (expected columns {RUNS_DB_COLS}).")
@@ -483,7 +483,7 @@ def _run_path(run) -> Path:
         if q.is_dir():
             return q
     raise ValueError(f"No run folder at {run!r} (nor {results_dir() / str(run)}); pass 'results/<run_id>' "
-                     f"or a run id under $ECD_RESULTS_DIR, e.g. make_plots('results/demo').")
+                     f"or a run id under $ECD_RESULTS_DIR: `ecd quickstart` writes the run demo, then `ecd plot --run-id demo`.")
 
 def read_run_metrics(run) -> pd.DataFrame:
     "All metric rows of a run folder, read through `ecd.store.read_metrics` (empty frame if none)."
