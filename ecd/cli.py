@@ -17,7 +17,7 @@ from .core import get_logger
 log = get_logger("ecd.cli")
 
 # %% auto #0
-__all__ = ['log', 'QUICKSTART_SPECS', 'QUICKSTART_STUDENT_QUANTIZERS', 'EXTERNAL_COMMANDS', 'int_list', 'str_list', 'cmd_prepare',
+__all__ = ['log', 'QUICKSTART_STUDENT_QUANTIZERS', 'COMMAND_MODULES', 'EXTERNAL_COMMANDS', 'int_list', 'str_list', 'cmd_prepare',
            'say', 'cmd_baselines', 'cmd_sanity', 'mark_front', 'print_speed_front', 'cmd_quickstart', 'build_parser',
            'user_error', 'short_warnings', 'main']
 
@@ -51,8 +51,16 @@ def cmd_prepare(a) -> int:
           f"{', '.join(m['knn']['files'])} cached; {time.perf_counter() - t0:.1f}s")
     return 0
 
+_SPEC_FLAGS = ("dims", "pq_chunks", "modes", "itq_bits")   # flags of the full set that no other preset reads
+
 def _baseline_specs_from_args(a, dim_in: int) -> list[str]:
-    from ecd.runs import baseline_specs, BASELINE_MODES
+    from ecd.runs import baseline_specs, preset_specs, BASELINE_MODES
+    if a.preset and a.preset != "full":
+        given = [f"--{f.replace('_', '-')}" for f in _SPEC_FLAGS if getattr(a, f, None) is not None]
+        if given:
+            raise ValueError(f"--preset {a.preset} is a fixed set of specs; {', '.join(given)} shape the full set: "
+                             f"drop them or use --preset full.")
+        return preset_specs(a.preset, dim_in)
     return baseline_specs(dim_in, dims=a.dims, pq_chunks=a.pq_chunks, pq_clusters=a.pq_clusters,
                           sq_bits=a.sq_bits, modes=a.modes or BASELINE_MODES, budgets=a.budgets,
                           rabitq_bits=a.rabitq_bits, itq_bits=a.itq_bits)
@@ -65,7 +73,8 @@ def cmd_baselines(a) -> int:
     from ecd.runs import Run, run_baselines, format_table
     run = Run.open(a.run_id)
     specs = _baseline_specs_from_args(a, run.manifest["dataset"]["dim"])
-    say(f"evaluating {len(specs)} representations on run {a.run_id} (--modes picks fewer)")
+    say(f"evaluating {len(specs)} representations on run {a.run_id} (preset {a.preset or 'full'}; "
+        "--preset quick|frontier|full or --modes picks others)")
     df = run_baselines(run, specs, scopes=a.scopes, rerank_r=a.rerank_r, split=a.split,
                        max_queries=a.max_queries, max_train=a.max_train, say=say)
     one = (df["scope"] == "vs_teacher") & (df["stage"] == "one_stage") if {"scope", "stage"} <= set(df) else df.index < 0
@@ -116,13 +125,8 @@ def cmd_sanity(a) -> int:
     return 0
 
 # %% ../nbs/16_cli.ipynb #450791af
-# budgets of 8 to 64 bytes per vector in each search layout (float, scalar, look-up tables, fast-scan, RaBitQ,
-# Hamming, decompress), the learned code at 16 B and a fast-scan first stage reranked by the floats; the slow
-# trainers (RQ with a wide beam, LSQ) are left to `ecd baselines`: beam 4 keeps the residual codes in the minutes
-QUICKSTART_SPECS = ("float32", "fp16", "sq:8", "sq:4", "pca_sq8:64", "trunc:64", "pca:64", "pca:32",
-                    "pq:8x256", "pq:16x256", "pq:32x256", "pq:64x256", "opq:16x256", "pqfs:32", "pqfs:64",
-                    "rq:16x8,beam=4", "rabitq:1", "rabitqfs", "itq:128", "binary", "lrq:16x8,beam=4",
-                    "pqfs:32,refine=flat")
+# the quickstart's default set is the `frontier` preset of ecd.runs.PRESETS (one codec per search layout at 8-64 B,
+# the learned code at 16 B, a fast-scan first stage reranked by the floats); `--preset quick|full` picks another
 QUICKSTART_STUDENT_QUANTIZERS = ("float32", "sq8", "pq:16x256", "pq:32x256")
 
 def mark_front(df, x: str = "bytes_per_vector", y: str = "recall@10"):
@@ -158,26 +162,32 @@ def cmd_quickstart(a) -> int:
     run = Run.prepare(a.run_id, a.dataset, max_items=a.max_items, k=a.k, seed=a.seed)   # opened once, passed down
     m = run.manifest
     dim = m["dataset"]["dim"]
-    print(f"[1/{steps}] prepared {m['dataset']['spec']}: n={m['dataset']['n']} dim={dim}, "
-          f"teacher top-{a.k} ({time.perf_counter() - t0:.1f}s)")
+    say(f"[1/{steps}] prepared {m['dataset']['spec']}: n={m['dataset']['n']} dim={dim}, "
+        f"teacher top-{a.k} ({time.perf_counter() - t0:.1f}s)")
     if a.student_dim and not 0 < a.student_dim < dim:
         raise ValueError(f"--student-dim {a.student_dim} must be between 1 and the data's dim - 1 ({dim - 1}); "
                          "pass --student-dim 0 to skip the student.")
-    specs = a.reps or list(QUICKSTART_SPECS)
-    say(f"[2/{steps}] evaluating {len(specs)} representations (--reps picks fewer):")
+    from ecd.runs import PRESETS, preset_specs
+    if a.reps and a.preset:
+        raise ValueError("pass either --reps or --preset, not both (--reps lists the specs itself).")
+    preset = a.preset or "frontier"
+    specs = a.reps or preset_specs(preset, dim)
+    say(f"[2/{steps}] evaluating {len(specs)} representations "
+        f"({'--reps' if a.reps else f'preset {preset}'}; --preset quick|frontier|full or --reps picks others):")
     df = run_baselines(run, specs, scopes=("vs_teacher",), rerank_r=a.rerank_r, max_queries=a.max_queries,
                        say=lambda s, end="\n": say("  " + s, end=end))
-    print(f"[2/{steps}] evaluated {len(specs)} representations ({time.perf_counter() - t0:.1f}s)")
+    say(f"[2/{steps}] evaluated {len(specs)} representations ({time.perf_counter() - t0:.1f}s)")
     if a.student_dim:
         from ecd.student import train_run, eval_student
         cfg = {"model": {"out_dim": a.student_dim}, "train": {"seed": a.seed}, "eval": {"png": False}}
-        if a.student_steps:
-            cfg["train"]["steps"] = a.student_steps
+        steps_ = a.student_steps or (None if a.reps else PRESETS[preset]["student_steps"])
+        if steps_:
+            cfg["train"]["steps"] = steps_
         res = train_run(run, cfg, verbose=False)
         sdf = eval_student(run, quantizers=QUICKSTART_STUDENT_QUANTIZERS, rerank_r=a.rerank_r,
                            max_queries=a.max_queries)
         df = pd.concat([df, sdf], ignore_index=True)
-        print(f"[3/{steps}] trained a d'={a.student_dim} student ({res.train_s:.1f}s training) and evaluated it "
+        say(f"[3/{steps}] trained a d'={a.student_dim} student ({res.train_s:.1f}s training) and evaluated it "
               f"with {len(sdf)} quantizer rows ({time.perf_counter() - t0:.1f}s)")
     one = df[df["stage"] == "one_stage"] if "stage" in df else df
     df = pd.concat([mark_front(one), df.drop(one.index)], ignore_index=True)
@@ -199,6 +209,7 @@ def _add_common(p, run_id=True):
 
 def build_parser() -> argparse.ArgumentParser:
     "The `ecd` argument parser with all subcommands."
+    from ecd.runs import PRESETS, presets_help
     p = argparse.ArgumentParser(prog="ecd", description="Neighbor-preserving embedding compression.")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error too (also ECD_DEBUG=1; "
                    "accepted anywhere on the line)")
@@ -215,10 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=42, help="split, fitting and training seed (default: 42)")
     q.add_argument("--max-queries", type=int, default=1000,
                    help="evaluate on the first N test queries (default 1000, as in every command; 0 = all)")
-    q.add_argument("--reps", type=str_list, default=None, help="representation specs, e.g. pca:64,pq:16x256,sq:8")
+    q.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help=f"which representations (default: frontier): {presets_help()}")
+    q.add_argument("--reps", type=str_list, default=None, help="representation specs instead of a preset, e.g. pca:64,pq:16x256,sq:8")
     q.add_argument("--rerank-r", type=int, default=None, help="also report two-stage rows reranking R candidates")
     q.add_argument("--student-dim", type=int, default=64, help="train and evaluate a student of this dim (0 = skip; default 64)")
-    q.add_argument("--student-steps", type=int, default=None, help="training steps of the student (default: the train config, 600)")
+    q.add_argument("--student-steps", type=int, default=None, help="training steps of the student (default: the train config's 600; 200 with --preset quick)")
     q.set_defaults(func=cmd_quickstart)
 
     pr = sub.add_parser("prepare", help="cache embeddings, split and teacher top-k for a run",
@@ -249,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "binary, ...) on the run's train rows, search the test queries exactly in it and "
                                    "write recall/nDCG vs the teacher to results/<run_id>/<mode>/metrics.parquet.")
     _add_common(b)
+    b.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help=f"which representations (default: full, shaped by the flags below): {presets_help()}")
     b.add_argument("--dims", type=int_list, default=None,
                    help="dims for trunc/pca/rp/pca_sq8 (default: those of 16,32,64 below the input dim)")
     b.add_argument("--pq-chunks", type=int_list, default=None,
@@ -283,12 +298,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check on the first N queries of the split (default 1000, as in every command; 0 = all)")
     s.set_defaults(func=cmd_sanity)
 
+    import importlib
+    for module in COMMAND_MODULES:   # commands in the target shape: the module's add_parser(sub) sets func=run
+        importlib.import_module(module).add_parser(sub)
     for name, (module, fn, helptext) in EXTERNAL_COMMANDS.items():
         e = sub.add_parser(name, help=helptext, add_help=False)
         e.set_defaults(func=None, external=(module, fn))
     return p
 
 # %% ../nbs/16_cli.ipynb #c219259d
+COMMAND_MODULES = ("ecd.compare",)   # modules giving add_parser(sub) and run(args); cli.py only routes them
+
 EXTERNAL_COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("ecd.student", "train_main", "train a student projector for a run (configs/train/default.yaml)"),
     "eval": ("ecd.student", "eval_main", "evaluate a trained student (and student+SQ8/binary/PQ) into the metrics tables"),

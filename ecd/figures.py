@@ -76,7 +76,7 @@ def want_png(png: bool | None) -> bool:
         return False
     ok = png_available()
     if png and not ok:
-        raise ValueError(f"PNG requested but unavailable. {PNG_HOWTO} Or pass png=False / --no-png.")
+        raise ValueError(f"PNG requested but unavailable. {PNG_HOWTO} Or pass --no-png (HTML only).")
     if not ok:
         log.info(f"PNG skipped (HTML written). {PNG_HOWTO}")
     return ok

@@ -454,7 +454,7 @@ def _run_path(run) -> Path:
         if q.is_dir():
             return q
     raise ValueError(f"No run folder at {run!r} (nor {results_dir() / str(run)}); pass 'results/<run_id>' "
-                     f"or a run id under $ECD_RESULTS_DIR, e.g. make_plots('results/demo').")
+                     f"or a run id under $ECD_RESULTS_DIR: `ecd quickstart` writes the run demo, then `ecd plot --run-id demo`.")
 
 def read_run_metrics(run) -> pd.DataFrame:
     "All metric rows of a run folder, read through `ecd.store.read_metrics` (empty frame if none)."

@@ -25,9 +25,10 @@ from .store import read_manifest, update_manifest, write_metrics
 log = get_logger("ecd.runs")
 
 # %% auto #0
-__all__ = ['log', 'BASELINE_MODES', 'BUDGETS', 'LEARNED_MODES', 'MAX_TRAIN', 'prepare_run', 'Run', 'as_run', 'load_run_data',
-           'load_eval_data', 'default_dims', 'default_pq_chunks', 'product_splits', 'baseline_specs', 'duration',
-           'progress_line', 'run_baselines', 'format_table', 'ExternalQueries', 'hdf5_eval_data']
+__all__ = ['log', 'BASELINE_MODES', 'BUDGETS', 'LEARNED_MODES', 'MAX_TRAIN', 'FRONTIER_SPECS', 'QUICK_SPECS', 'PRESETS',
+           'prepare_run', 'Run', 'as_run', 'load_run_data', 'load_eval_data', 'default_dims', 'default_pq_chunks',
+           'product_splits', 'baseline_specs', 'duration', 'progress_line', 'run_baselines', 'presets_help',
+           'spec_fits', 'preset_specs', 'format_table', 'ExternalQueries', 'hdf5_eval_data']
 
 # %% ../nbs/10a_runs.ipynb #5ef1b31d
 def prepare_run(run_id: str, dataset: str = "glove-words-minilm", max_items: int | None = None, k: int = 100,
@@ -334,6 +335,48 @@ def run_baselines(run_id: Run | str, specs: list[str], scopes=("vs_teacher",), r
                                        "rerank_r": rerank_r, "split": split,
                                        "max_train": int(max_train or 0), "n_fit": int(n_fit)})
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+# %% ../nbs/10a_runs.ipynb #d231e006
+# the frontier set: budgets of 8 to 64 bytes per vector in each search layout (float, scalar, look-up tables,
+# fast-scan, RaBitQ, Hamming, decompress), the learned code at 16 B and a fast-scan first stage reranked by the
+# floats; the slow trainers (RQ with a wide beam, LSQ) are left to the full set: beam 4 keeps the residual codes in minutes
+FRONTIER_SPECS = ("float32", "fp16", "sq:8", "sq:4", "pca_sq8:64", "trunc:64", "pca:64", "pca:32",
+                  "pq:8x256", "pq:16x256", "pq:32x256", "pq:64x256", "opq:16x256", "pqfs:32", "pqfs:64",
+                  "rq:16x8,beam=4", "rabitq:1", "rabitqfs", "itq:128", "binary", "lrq:16x8,beam=4",
+                  "pqfs:32,refine=flat")
+QUICK_SPECS = ("float32", "fp16", "sq:8", "sq:4", "pca:32", "pca:64", "pq:8x256", "pq:16x256", "pq:32x256",
+               "pqfs:32", "rabitq:1", "binary")
+PRESETS: dict[str, dict] = {   # name -> what it is, its specs (None: every baseline mode, baseline_specs' defaults)
+    "quick": {"help": "a dozen codecs that fit in seconds, 8-64 B (no ITQ, RQ, LSQ or learned codes) (under a minute on 20k rows)",
+              "specs": QUICK_SPECS, "student_steps": 200},
+    "frontier": {"help": "one codec per search layout at 8-64 B, a learned code and two stages (minutes)",
+                 "specs": FRONTIER_SPECS, "student_steps": None},
+    "full": {"help": "every classic mode at every budget, RQ/LSQ/PRQ included (tens of minutes on 20k rows)",
+             "specs": None, "student_steps": None},
+}
+
+def presets_help() -> str:
+    "The presets as one line of help text: `quick: ...; frontier: ...; full: ...`."
+    return "; ".join(f"{k}: {v['help']}" for k, v in PRESETS.items())
+
+def spec_fits(spec: str, dim_in: int) -> bool:
+    "Can `spec` be fitted on `dim_in`-dimensional data? (chunk counts divide it, projections are narrower.)"
+    import re
+    m = re.match(r"^(pq|opq|pqfs|opqfs|lopq):(\d+)", spec)
+    if m:
+        return dim_in % int(m[2]) == 0 and int(m[2]) < dim_in
+    m = re.match(r"^(pca|trunc|rp|pca_sq8):(\d+)", spec)
+    if m:
+        return int(m[2]) < dim_in
+    m = re.match(r"^itq:(\d+)", spec)
+    return int(m[1]) <= dim_in if m else True
+
+def preset_specs(name: str, dim_in: int) -> list[str]:
+    "The representation specs of the preset `name` (`PRESETS`) that fit `dim_in`-dimensional data."
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}; use --preset {' | '.join(PRESETS)}.")
+    specs = PRESETS[name]["specs"]
+    return baseline_specs(dim_in) if specs is None else [s for s in specs if spec_fits(s, dim_in)]
 
 # %% ../nbs/10a_runs.ipynb #6e71a35c
 def format_table(df: pd.DataFrame, cols=("scope", "stage", "backend", "name", "rep_dim", "bytes_per_vector",

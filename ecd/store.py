@@ -363,7 +363,7 @@ def check_runs_db(db=None) -> Path:
     p = Path(db) if db is not None else runs_db_path()
     if not p.exists():
         raise ValueError(f"No run log at {p}: sweeps write it. Run a sweep first (`ecd sweep ...`), "
-                         f"or pass the path of an existing runs.db.")
+                         f"or pass an existing one with --db PATH.")
     with runs_db_errors(p), sqlite3.connect(f"file:{p}?mode=ro", uri=True) as con:
         if not con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone():
             raise ValueError(f"{p} has no `runs` table; it is not an ecd run log (expected columns {RUNS_DB_COLS}).")

@@ -17,7 +17,7 @@ CORE = ["core", "config", "data", "knn", "metrics", "codecs", "models", "losses"
         "store", "figures"]
 LAYERS = {**{m: 1 for m in CORE},
           **{m: 2 for m in ("runs", "student", "sweep", "export")},
-          **{m: 3 for m in ("plots", "explore")},
+          **{m: 3 for m in ("plots", "explore", "compare")},
           **{m: 4 for m in ("apps",)},
           "cli": 5}
 

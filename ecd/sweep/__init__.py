@@ -20,7 +20,7 @@ import pandas as pd
 from ..config import from_dict, load_config, merge_config, parse_override, schema_defaults
 from ..core import (atomic_path, atomic_write_text, check_run_id, get_logger, new_run_id, run_dir, save_parquet, utc_now,
                       write_json)
-from ..runs import load_run_data
+from ..runs import PRESETS, load_run_data, preset_specs, presets_help
 from ..store import clean_json, find_done, get_run, mark_interrupted, read_runs, runs_db_path, write_metrics
 from .grid import combo_ids, expand_grid
 from .combos import (COMBO_KINDS, EVAL_KEYS, HF_DEFAULT, KINDS, TIMING_KEYS, baseline_spec, combo_train_config,
@@ -39,13 +39,13 @@ _all_ = ["expand_grid", "combo_ids", "KINDS", "EVAL_KEYS", "TIMING_KEYS", "HF_DE
 
 # %% auto #0
 __all__ = ['log', 'SELECTIONS', 'SWEEP_DEFAULTS', 'SweepSection', 'SweepConfig', 'check_sweep_config', 'load_sweep_config',
-           'select_best', 'SweepResult', 'sweep_summary', 'run_sweep', 'sweep_main', 'vq_main', 'dim_out_records',
-           'sweep_dim_out_main', 'expand_grid', 'combo_ids', 'KINDS', 'EVAL_KEYS', 'TIMING_KEYS', 'HF_DEFAULT',
-           'COMBO_KINDS', 'resolve_dataset', 'ensure_run', 'baseline_spec', 'rows_to_metrics', 'train_overrides',
-           'combo_train_config', 'faiss_threads', 'run_combo', 'EXECUTORS', 'register_executor', 'get_executor',
-           'inline_executor', 'process_executor', 'papermill_executor', 'dask_executor', 'execute', 'make_task',
-           'run_task', 'record_start', 'record_result', 'run_and_record', 'notebook_task', 'template_path',
-           'papermill_dir', 'notebook_params', 'die_with_parent']
+           'select_best', 'SweepResult', 'sweep_summary', 'run_sweep', 'dataset_help', 'preset_sweep_config',
+           'sweep_main', 'vq_main', 'dim_out_records', 'sweep_dim_out_main', 'expand_grid', 'combo_ids', 'KINDS',
+           'EVAL_KEYS', 'TIMING_KEYS', 'HF_DEFAULT', 'COMBO_KINDS', 'resolve_dataset', 'ensure_run', 'baseline_spec',
+           'rows_to_metrics', 'train_overrides', 'combo_train_config', 'faiss_threads', 'run_combo', 'EXECUTORS',
+           'register_executor', 'get_executor', 'inline_executor', 'process_executor', 'papermill_executor',
+           'dask_executor', 'execute', 'make_task', 'run_task', 'record_start', 'record_result', 'run_and_record',
+           'notebook_task', 'template_path', 'papermill_dir', 'notebook_params', 'die_with_parent']
 
 # %% ../../nbs/11_sweep.ipynb #26522cc6
 SELECTIONS = ("strict", "loose")
@@ -276,6 +276,11 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError("expected at least one integer")
     return out
 
+def dataset_help() -> str:
+    "The data specs every command takes (`ecd.data.SPEC_FORMS`, and `synthetic:NxD`), for a `--dataset` help text."
+    from ecd.data import SPEC_FORMS
+    return " | ".join([*SPEC_FORMS, "synthetic:NxD (Gaussian clusters)"])
+
 def _add_exec_args(p: argparse.ArgumentParser):
     g = p.add_argument_group("execution")
     g.add_argument("--executor", choices=list(EXECUTORS), help="where combos run (default: the config's sweep.executor, inline)")
@@ -297,6 +302,19 @@ def _print_summary(r: SweepResult, cols) -> None:
         print(f"best: none - {b.get('reason')}")
     print(f"summary: {r.out_dir / 'summary.parquet'}  best: {r.out_dir / 'best.json'}  run log: {runs_db_path()}")
 
+def preset_sweep_config(cfg: dict, preset: str, run_id: str | None = None) -> dict:
+    """`cfg` turned into a sweep of the preset `preset` (`ecd.runs.PRESETS`): kind baseline, one combo per spec that
+    fits the run's data (prepared first when the run is new), saved under `preset_<name>/`."""
+    s = cfg["sweep"]
+    rid = run_id or s["run_id"]
+    if not rid:
+        raise ValueError("--preset needs the run it sweeps: pass --run-id (e.g. --run-id demo).")
+    m = ensure_run(rid, s["dataset"], s["max_items"], s["k"], s["seed"])
+    specs = preset_specs(preset, int(m["dataset"]["dim"]))
+    fixed = {k: v for k, v in s["fixed"].items() if k not in ("mode", "dim", "spec")}
+    return check_sweep_config({"sweep": {**s, "name": f"preset_{preset}", "kind": "baseline", "run_id": rid,
+                                         "fixed": fixed, "grid": {"spec": specs}}})
+
 def sweep_main(argv=None) -> int:
     "`ecd sweep`: run a sweep config (`configs/sweep/*.yaml`)."
     p = argparse.ArgumentParser(prog="ecd sweep", description="Run a grid sweep from configs/sweep/*.yaml; results in "
@@ -305,9 +323,14 @@ def sweep_main(argv=None) -> int:
     p.add_argument("--run-id", "--run_id", dest="run_id", help="the prepared run (prepared from sweep.dataset if new)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override, repeatable, e.g. 'sweep.grid.lr_schedule=[\"cosine\"]'")
+    p.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help="sweep a preset's representations instead of the config's grid (kind baseline, one combo per "
+                        f"spec, folder preset_<name>; the config still gives the data and the target): {presets_help()}")
     _add_exec_args(p)
     a = p.parse_args(argv)
     cfg = load_sweep_config(a.config, a.override)
+    if a.preset:
+        cfg = preset_sweep_config(cfg, a.preset, a.run_id)
     r = run_sweep(cfg, a.run_id, a.sweep_id, a.executor, a.workers, a.scheduler, a.force)
     print(f"Sweep ID: {r.sweep_id}  (run {r.run_id}, {r.counts['combos']} combos: {r.counts['ran']} ran, "
           f"{r.counts['reused']} reused, {r.counts['failed']} failed)")
@@ -327,7 +350,8 @@ def vq_main(argv=None) -> int:
     q.add_argument("--pq-chunks", type=_int_list, default=[8, 16], help="comma-separated, e.g. 4,8,16 (must divide the dim)")
     q.add_argument("--pq-clusters", type=_int_list, default=[256], help="comma-separated, e.g. 128,256")
     q.add_argument("--sq-bits", type=_int_list, default=[4, 8], help="comma-separated, of 4,6,8,16")
-    q.add_argument("--dataset", default="synthetic", help="synthetic[:NxD] | glove-50 | huggingface | hf:REPO | npy:PATH | ...")
+    q.add_argument("--dataset", default="glove-words-minilm",
+                   help=f"data spec, as in ecd prepare (default %(default)s): {dataset_help()}")
     q.add_argument("--max-items", type=int, default=20000, help="first N items (0 = all; default %(default)s)")
     q.add_argument("--k", type=int, default=100, help="teacher top-k (default %(default)s)")
     q.add_argument("--max-queries", type=int, default=1000, help="test queries (0 = all; default %(default)s)")
@@ -335,6 +359,9 @@ def vq_main(argv=None) -> int:
     q.add_argument("--run-id", help="prepared run to use (default: the sweep id)")
     _add_exec_args(q)
     a = p.parse_args(argv)
+    if a.dataset.strip() == "huggingface":
+        log.warning(f"--dataset huggingface is the old name of --dataset {HF_DEFAULT} (the data spec every command "
+                    "takes); it still works here")
     if a.method == "sq":
         grid = {"bits": a.sq_bits}
     else:
@@ -362,7 +389,7 @@ def dim_out_records(r: SweepResult) -> list[dict]:
         params = {k: v for k, v in row["config"].items() if k not in ("kind", "data", "train_config_hash")}
         meta = {"dim_out": int(params["dim_out"]), "status": row["status"], "run_id": r.run_id, "sweep_id": r.sweep_id,
                 "combo_id": row["combo_id"], "dataset": man["dataset"]["spec"], "max_items": man["dataset"].get("max_items"),
-                "split": split, "seed": split["seed"], "k": int(params.get("k", 50)),
+                "split": split, "seed": split["seed"], "k": int(params.get("k", 10)),
                 "hyperparameters": combo_train_config(params).to_dict(), "error": row["error"]}
         recs.append({"metrics": row["metrics"] or {}, "meta": meta})
     return sorted(recs, key=lambda x: -x["meta"]["dim_out"])
@@ -372,13 +399,15 @@ def sweep_dim_out_main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="ecd sweep-dim-out", description="Train and evaluate a student at each dim_out "
                                 "(a sweep of kind dim_out) and write one JSONL (or JSON) record per dim with its metrics and meta.")
     p.add_argument("--dim-outs", type=_int_list, default=[64, 32, 16], help="comma-separated, e.g. 64,32,16")
-    p.add_argument("--dataset", default="glove-words-minilm", help="data spec (default %(default)s)")
+    p.add_argument("--dataset", default="glove-words-minilm", help=f"data spec (default %(default)s): {dataset_help()}")
     p.add_argument("--input", help="a local .npy file of embeddings; same as --dataset npy:PATH")
     p.add_argument("--max-items", type=int, default=20000, help="first N items (default %(default)s, as everywhere)")
-    p.add_argument("--k", type=int, default=50, help="the k of the reported recall@k, ndcg@k, overlap@k (default "
-                   "%(default)s; the teacher top-100 is prepared, as everywhere)")
-    p.add_argument("--epochs", type=int, default=20, help="training epochs (default %(default)s; 0 = use --steps)")
-    p.add_argument("--steps", type=int, default=0, help="training steps instead of epochs")
+    p.add_argument("--k", type=int, default=10, help="the k of the reported recall@k, ndcg@k, overlap@k (default "
+                   "%(default)s, as every command reports recall@10; the teacher top-100 is prepared, as everywhere)")
+    p.add_argument("--steps", type=int, default=0,
+                   help="training steps of each student (default 0 = the train config's train.steps, 600, as in ecd train)")
+    p.add_argument("--epochs", type=int, default=0,
+                   help="train for this many passes over the training rows instead of --steps (default 0: steps)")
     p.add_argument("--seed", type=int, default=42, help="split, fitting and training seed (default %(default)s)")
     p.add_argument("--train-config", default="configs/train/default.yaml",
                    help="the base train config of every dim (default %(default)s)")
@@ -391,9 +420,13 @@ def sweep_dim_out_main(argv=None) -> int:
     _add_exec_args(p)
     a = p.parse_args(argv)
     dataset = f"npy:{a.input}" if a.input else a.dataset
-    fixed = {"k": a.k, "epochs": a.epochs, "seed": a.seed}
+    if a.steps and a.epochs:
+        raise ValueError("pass --steps or --epochs, not both (--epochs trains for passes over the data, --steps counts steps).")
+    fixed = {"k": a.k, "seed": a.seed}
     if a.steps:
         fixed.update(steps=a.steps, epochs=0)
+    elif a.epochs:
+        fixed.update(epochs=a.epochs)
     for o in a.override:
         key, v = parse_override(o)
         fixed[key] = v

@@ -192,7 +192,7 @@ def _combo_train(run: Run, params: dict, out_dir=None) -> dict:
 def _combo_dim_out(run: Run, params: dict, out_dir=None) -> dict:
     if "dim_out" not in params:
         raise ValueError("A dim_out combo needs 'dim_out' (e.g. --dim-outs 64,32,16).")
-    k = int(params.get("k", 50))
+    k = int(params.get("k", 10))
     p = {**params, "quantizers": ["float32"], "ks": sorted({1, 10, k})}
     return _combo_train(run, p, out_dir)
 
