@@ -254,7 +254,7 @@ class Float32(FaissCodec):
     def _bytes(self): return 4 * self.input_dim
     def _code_size(self): return 4 * self.input_dim
 
-
+# %% ../nbs/05_codecs.ipynb #3031cb96
 _SQ_TYPES = {4: "QT_4bit", 6: "QT_6bit", 8: "QT_8bit", 16: "QT_fp16"}
 
 class SQ(FaissCodec):
@@ -274,7 +274,7 @@ class SQ(FaissCodec):
         return faiss.IndexScalarQuantizer(d, qt, faiss.METRIC_INNER_PRODUCT)
     def _bytes(self): return math.ceil(self.input_dim * self.bits / 8)
 
-
+# %% ../nbs/05_codecs.ipynb #17ce6a4c
 class FP16(SQ):
     "Half-precision floats (faiss IndexScalarQuantizer QT_fp16): 2 bytes per dimension."
     mode = "fp16"
@@ -298,6 +298,7 @@ def _pq_nbits(num_clusters) -> int:
 def _divisors(d: int) -> list[int]:
     return [m for m in range(1, d + 1) if d % m == 0]
 
+# %% ../nbs/05_codecs.ipynb #d12e7772
 METRICS = ("l2", "ip")
 
 def _metric_in(metric, mode: str) -> str:
@@ -313,9 +314,11 @@ def with_norm(x: np.ndarray, weight: float) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     return np.ascontiguousarray(np.hstack([x, (-weight * np.einsum("ij,ij->i", x, x))[:, None]]), dtype=np.float32)
 
+# %% ../nbs/05_codecs.ipynb #e7d01be3
 def with_one(q: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.hstack([q, np.ones((len(q), 1), np.float32)]), dtype=np.float32)
 
+# %% ../nbs/05_codecs.ipynb #7c40e818
 def decoded_search(index, codes: np.ndarray, q: np.ndarray, k: int, norm_weight: float = 0.5,
                    block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-`k` of `q` over the reconstructions of `codes` (faiss `index.sa_decode`, a block at a time), ranked by
@@ -329,6 +332,7 @@ def decoded_search(index, codes: np.ndarray, q: np.ndarray, k: int, norm_weight:
     heap.finalize()
     return heap.D, heap.I
 
+# %% ../nbs/05_codecs.ipynb #4d0cee36
 class _Metric:
     """Mixin of the codecs that score a reconstruction `x_hat`: `metric='l2'` (faiss's default) ranks by the L2
     distance, i.e. `<q, x_hat> - ||x_hat||^2 / 2` for a unit query (the score search returns), `'ip'` by `<q, x_hat>`.
@@ -345,6 +349,7 @@ class _Metric:
             return (x if query else self._score_decode(self._encode(x))), "ip"
         return (with_one(x) if query else with_norm(self._score_decode(self._encode(x)), self.norm_weight)), "ip"
 
+# %% ../nbs/05_codecs.ipynb #140753ce
 class PQ(_Metric, FaissCodec):
     "Product quantization (faiss IndexPQ; `metric` 'l2', faiss's default, or 'ip'): `num_chunks` x `num_clusters`."
     mode = "pq"
@@ -396,7 +401,7 @@ class PQ(_Metric, FaissCodec):
     def _rep_dim(self): return self.input_dim
     def _bytes(self): return self.num_chunks * math.ceil(self.nbits / 8)
 
-
+# %% ../nbs/05_codecs.ipynb #0bdbb574
 class OPQ(PQ):
     "OPQ rotation then PQ (faiss OPQMatrix + IndexPQ in an IndexPreTransform; `metric` as for PQ)."
     mode = "opq"
@@ -451,6 +456,7 @@ def _progress(**kw):
     from ecd.core import progress
     return progress(**kw)
 
+# %% ../nbs/05_codecs.ipynb #14dbee26
 _ENCODE_CHUNK = 4096
 
 class AdditiveCodec(_Metric, FaissCodec):
@@ -555,6 +561,7 @@ class AdditiveCodec(_Metric, FaissCodec):
             return decoded_search(self.index, self.stored_codes(), q, k, self.norm_weight)
         return self._search(q, k)
 
+# %% ../nbs/05_codecs.ipynb #6d02115e
 _IP = faiss.METRIC_INNER_PRODUCT
 NORMS = ("qint8", "qint4", "cqint8", "cqint4", "float")
 
@@ -570,6 +577,7 @@ def _norm_in(norm, mode: str, metric: str) -> str | None:
         raise ValueError(f"{mode} norm={norm!r} only matters for metric='l2' (the inner product ignores the norm); drop one.")
     return n
 
+# %% ../nbs/05_codecs.ipynb #e4acce20
 def codebook_tables(index) -> None:
     """Compute the codebook look-up tables of a trained faiss additive-quantizer index (in an IndexPreTransform or
     not): L2 search with `ST_norm_from_LUT` reads the codebooks' cross products, which LSQ's training leaves empty."""
@@ -581,6 +589,7 @@ def codebook_tables(index) -> None:
     else:
         aq.compute_codebook_tables()
 
+# %% ../nbs/05_codecs.ipynb #637b8c3e
 class RQ(AdditiveCodec):
     """Residual quantizer (faiss IndexResidualQuantizer, inner product): `num_codebooks` (M) x `nbits` (B),
     encoded by a beam search of width `beam`; bytes_per_vector = sa_code_size() = ceil(M*B/8)."""
@@ -609,7 +618,7 @@ class RQ(AdditiveCodec):
         self._set_rq(ix.rq)
         return ix
 
-
+# %% ../nbs/05_codecs.ipynb #5d69fef8
 class LSQ(AdditiveCodec):
     """Local search quantizer (faiss IndexLocalSearchQuantizer, inner product): `num_codebooks` (M) x `nbits` (B)
     trained jointly; bytes_per_vector = sa_code_size() = ceil(M*B/8)."""
@@ -625,7 +634,7 @@ class LSQ(AdditiveCodec):
         self._set_lsq(ix.lsq)
         return ix
 
-
+# %% ../nbs/05_codecs.ipynb #ea0f8d0b
 class _Product:
     "Mixin of the product forms: `num_splits` (S) splits of the vector, an additive quantizer on each."
     def _init_splits(self, num_splits):
@@ -647,7 +656,7 @@ class _Product:
     def _subquantizers(self, paq):
         return [faiss.downcast_AdditiveQuantizer(paq.subquantizer(i)) for i in range(self.num_splits)]
 
-
+# %% ../nbs/05_codecs.ipynb #cf0b0874
 class PRQ(_Product, RQ):
     """Product residual quantizer (faiss IndexProductResidualQuantizer, inner product): `num_splits` (S) splits,
     an RQ of `num_codebooks` (M) x `nbits` (B) on each; bytes_per_vector = sa_code_size() = ceil(S*M*B/8)."""
@@ -665,7 +674,7 @@ class PRQ(_Product, RQ):
             self._set_rq(rq)
         return ix
 
-
+# %% ../nbs/05_codecs.ipynb #13e867af
 class PLSQ(_Product, LSQ):
     """Product local search quantizer (faiss IndexProductLocalSearchQuantizer, inner product): `num_splits` (S)
     splits, an LSQ of `num_codebooks` (M) x `nbits` (B) on each; bytes_per_vector = sa_code_size() = ceil(S*M*B/8)."""
@@ -682,7 +691,7 @@ class PLSQ(_Product, LSQ):
             self._set_lsq(lsq)
         return ix
 
-
+# %% ../nbs/05_codecs.ipynb #f1e9b987
 class OPQRQ(RQ):
     """OPQ rotation (faiss OPQMatrix, `opq_chunks` chunks, `niter` iterations) then a residual quantizer, in an
     IndexPreTransform; bytes_per_vector = the RQ's sa_code_size() = ceil(M*B/8) (the rotation is shared)."""
@@ -794,7 +803,7 @@ class _FastScanAQ:
         D, I = self.index.search(q, k)                 # faiss's additive fast-scan leaves ||q||^2 out of the L2 distance
         return -D / 2, I
 
-
+# %% ../nbs/05_codecs.ipynb #da3408ab
 class RQFastScan(_FastScanAQ, RQ):
     """Residual quantizer of `num_codebooks` 4-bit codebooks searched by fast-scan (faiss
     `IndexResidualQuantizerFastScan`, norm `rq2x4`), spec `rqfs:M`; bytes_per_vector = (M + 2) / 2 (`rqfs:30` = 16 B)."""
@@ -808,7 +817,7 @@ class RQFastScan(_FastScanAQ, RQ):
         self._set_rq(ix.rq)
         return ix
 
-
+# %% ../nbs/05_codecs.ipynb #caf6f448
 class LSQFastScan(_FastScanAQ, LSQ):
     """Local search quantizer of `num_codebooks` 4-bit codebooks searched by fast-scan (faiss
     `IndexLocalSearchQuantizerFastScan`, norm `lsq2x4`), spec `lsqfs:M`; bytes_per_vector = (M + 2) / 2."""
@@ -822,7 +831,7 @@ class LSQFastScan(_FastScanAQ, LSQ):
         self._set_lsq(ix.lsq)
         return ix
 
-
+# %% ../nbs/05_codecs.ipynb #b032ff7f
 class RaBitQFastScan(RaBitQ):
     "1-bit RaBitQ searched by fast-scan (faiss `IndexRaBitQFastScan`, inner product), spec `rabitqfs`; bytes = sa_code_size()."
     mode = "rabitqfs"
@@ -959,11 +968,13 @@ class Transform:
     def reverse(self, y: np.ndarray) -> np.ndarray:
         self._need_fit(); return self.vt.reverse_transform(np.ascontiguousarray(y, dtype=np.float32))
 
+# %% ../nbs/05_codecs.ipynb #c9f8221b
 class Truncate(Transform):
     "Keep the first `dim` coordinates (faiss RemapDimensionsTransform)."
     kind = "trunc"
     def _make(self, d_in): return faiss.RemapDimensionsTransform(d_in, self.dim, False)
 
+# %% ../nbs/05_codecs.ipynb #cc84be06
 class PCA(Transform):
     "Projection onto the top `dim` principal axes (faiss PCAMatrix); the mean is kept unless `center`."
     kind = "pca"
@@ -977,6 +988,7 @@ class PCA(Transform):
             faiss.copy_array_to_vector(np.zeros(self.dim, dtype=np.float32), self.vt.b)
         return self
 
+# %% ../nbs/05_codecs.ipynb #3029e9d4
 class RandomProjection(Transform):
     "Seeded random orthonormal projection to `dim` dims (faiss RandomRotationMatrix)."
     kind = "rp"
@@ -1000,7 +1012,7 @@ def _to_numpy(y) -> np.ndarray:
         y = y.detach().cpu().numpy()
     return np.asarray(y)
 
-
+# %% ../nbs/05_codecs.ipynb #080440c5
 class TransformThen(Representation):
     "Apply a float `transform` (fit here if it is a `Transform`, used as given otherwise), then a `quantizer`."
     def __init__(self, transform, quantizer: Representation | str = "float32", renormalize: bool = True,
@@ -1057,7 +1069,7 @@ class TransformThen(Representation):
     def _bytes(self): return self.quantizer.bytes_per_vector
     def _code_size(self): return self.quantizer.code_size
 
-
+# %% ../nbs/05_codecs.ipynb #7b20723a
 class Projected(TransformThen):
     "`trunc`, `pca` or `rp` to `dim` dims, stored as float32 (4*dim bytes), inner-product search."
     _transforms = {"trunc": Truncate, "pca": PCA, "rp": RandomProjection}
@@ -1070,7 +1082,7 @@ class Projected(TransformThen):
     def name(self): return self.transform.name
     def _params(self): return {"dim": self.transform.dim, "renormalize": self.renormalize}
 
-
+# %% ../nbs/05_codecs.ipynb #6a4e0226
 class PCASQ8(TransformThen):
     "PCA to `dim` dims, renormalize, then SQ8: `dim` bytes per vector."
     def __init__(self, dim: int, renormalize: bool = True, normalize: bool = True, seed: int = 0):
@@ -1100,6 +1112,7 @@ def register_mode(mode: str, factory: Callable[..., Representation], spec: str |
         _SPECS.insert(0, (re.compile(spec), parse))
     SPEC_FORMS.extend(f for f in forms if f not in SPEC_FORMS)
 
+# %% ../nbs/05_codecs.ipynb #118d95b7
 def load_families() -> None:
     "Import the modules of `FAMILY_MODULES` (once), so their families are registered: a plugin list, not a layer."
     import importlib
@@ -1111,6 +1124,7 @@ def rep_modes() -> list[str]:
     load_families()
     return list(REP_MODES)
 
+# %% ../nbs/05_codecs.ipynb #da02f85d
 def spec_forms() -> list[str]:
     "Every spec form (`pq:MxK`, `lrq:MxB (learned)`, ...), the registered families included."
     load_families()
@@ -1122,6 +1136,7 @@ def _mode_signature(mode):
     ps = [p for p in sig.parameters.values() if p.name not in ("self", "kind")]
     return {p.name: p.default for p in ps}
 
+# %% ../nbs/05_codecs.ipynb #07500d99
 def make_representation(mode: str, **params) -> Representation:
     "Build the representation `mode` (one of `rep_modes()`) with its parameters."
     if mode not in REP_MODES:
@@ -1138,6 +1153,7 @@ def make_representation(mode: str, **params) -> Representation:
         raise ValueError(f"mode {mode!r} needs {', '.join(f'{m}=...' for m in missing)} (e.g. {mode}:64 as a spec).")
     return REP_MODES[mode](**params)
 
+# %% ../nbs/05_codecs.ipynb #9148c19e
 _B = r"(?:(?:x|_b)(\d+))?"  # optional bits per codebook, 8 when left out
 _SPECS = [
     (re.compile(r"^(float32|fp32|fp16|binary)$"), lambda m: ({"fp32": "float32"}.get(m[1], m[1]), {})),
@@ -1178,6 +1194,7 @@ def _knob_value(text: str):
             pass
     return t
 
+# %% ../nbs/05_codecs.ipynb #977876ba
 def _split_spec(t: str) -> tuple[str, dict]:
     "`rq:16x8,beam=32` -> ('rq:16x8', {'beam': 32}); names' knob suffixes (`_beam32`, `_qb8`, `_rot`) too."
     head, *rest = [p.strip() for p in t.split(",")]
@@ -1200,6 +1217,7 @@ def _split_spec(t: str) -> tuple[str, dict]:
         head, knobs = m[1], {m[2]: int(m[3]), **knobs}
     return head, knobs
 
+# %% ../nbs/05_codecs.ipynb #d71865b7
 def parse_rep(text: str, **params) -> Representation:
     """Representation from a spec like `pq:16x256`, `rq:16x8,beam=32`, `pca:64`, `sq8` or a representation name
     like `pq_m16_k256` / `rq_m16_b8`; knobs after commas and keyword `params` go to the constructor."""
@@ -1220,6 +1238,7 @@ def parse_rep(text: str, **params) -> Representation:
     mode, p = match
     return make_representation(mode, **{**p, **knobs, **params})
 
+# %% ../nbs/05_codecs.ipynb #ff5e02c7
 def _match_spec(head: str):
     "(mode, params) of the first registered spec pattern that reads `head`, or None."
     for rx, parse in _SPECS:

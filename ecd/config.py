@@ -58,6 +58,7 @@ def flat_keys(d: Mapping, prefix: str = "") -> list[str]:
             out.append(key)
     return out
 
+# %% ../nbs/01_config.ipynb #34e8b63e
 def _suggest(key: str, known: Iterable[str]) -> str:
     "' Did you mean ...?' from the schema's keys: its leaves and its sections (`sweep.gird` -> `sweep.grid`)."
     known = list(known)
@@ -71,6 +72,7 @@ def _suggest(key: str, known: Iterable[str]) -> str:
     m = m or [lasts[x] for x in difflib.get_close_matches(last, list(lasts), n=1, cutoff=0.6)]
     return f" Did you mean {m[0]!r}?" if m else ""
 
+# %% ../nbs/01_config.ipynb #ac6b1595
 def _type_ok(default, value) -> bool:
     if default is None or value is None:
         return True
@@ -88,6 +90,7 @@ def _type_ok(default, value) -> bool:
         return isinstance(value, Mapping)
     return True
 
+# %% ../nbs/01_config.ipynb #5fc42acb
 def _type_name(v) -> str:
     return {bool: "bool", int: "int", float: "float", str: "str", list: "list", tuple: "list", dict: "mapping"}.get(type(v), type(v).__name__)
 
@@ -197,6 +200,7 @@ def schema_defaults(cls) -> dict:
     import dataclasses
     return dataclasses.asdict(cls())
 
+# %% ../nbs/01_config.ipynb #b0c4b249
 def _check_choice(name: str, hint, value) -> None:
     "A `Literal[...]` field takes only its listed values."
     import typing
@@ -204,6 +208,7 @@ def _check_choice(name: str, hint, value) -> None:
         ok = ", ".join(map(str, typing.get_args(hint)))
         raise ValueError(f"{name}={value!r} is not one of {ok}; pick one of them.")
 
+# %% ../nbs/01_config.ipynb #e10234a0
 def from_dict(cls, d: Mapping, prefix: str = ""):
     """The (nested) dataclass `cls` built from a checked config dict `d` (sections become their dataclasses;
     a `Literal[...]` field refuses a value it does not list)."""
@@ -221,6 +226,7 @@ def from_dict(cls, d: Mapping, prefix: str = ""):
                 kw[f.name] = copy.deepcopy(v)
     return cls(**kw)
 
+# %% ../nbs/01_config.ipynb #9e35a85c
 def load_typed(cls, path=None, overrides: Iterable[str] = ()):
     """A typed config: the dataclass `cls` (its defaults are the schema) <- YAML `path` <- `key=value` overrides.
     Unknown keys are refused with the closest key of the schema; `cls.check()` runs when it exists."""

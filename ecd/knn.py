@@ -106,6 +106,7 @@ def _build_index(base: np.ndarray, metric: str, normalize: bool) -> faiss.IndexF
         index.add(l2_normalize(block) if normalize else np.ascontiguousarray(block))
     return index
 
+# %% ../nbs/03_knn.ipynb #4f157367
 def drop_excluded(D: np.ndarray, I: np.ndarray, excl: np.ndarray):
     "From `(n, k+1)` results drop per row the column holding `excl[row]`, else the last column."
     n, k1 = I.shape
@@ -114,6 +115,7 @@ def drop_excluded(D: np.ndarray, I: np.ndarray, excl: np.ndarray):
     keep = np.arange(k1)[None, :] != col[:, None]
     return D[keep].reshape(n, k1 - 1), I[keep].reshape(n, k1 - 1)
 
+# %% ../nbs/03_knn.ipynb #9cae4f57
 def _search(index: faiss.IndexFlat, queries: np.ndarray, k: int, normalize: bool,
             exclude_ids: np.ndarray | None, bounds: np.ndarray, desc: str = "knn"):
     "Search of `queries` (validated float32) in `index` chunk by chunk (`bounds`); returns (scores, ids)."
@@ -131,6 +133,7 @@ def _search(index: faiss.IndexFlat, queries: np.ndarray, k: int, normalize: bool
         scores[i0:i1], ids[i0:i1] = D, I
     return scores, ids
 
+# %% ../nbs/03_knn.ipynb #2658c750
 def _check_exclude(exclude_ids, nq: int, n_base: int) -> np.ndarray | None:
     if exclude_ids is None:
         return None
@@ -143,6 +146,7 @@ def _check_exclude(exclude_ids, nq: int, n_base: int) -> np.ndarray | None:
                          f"got values in [{e.min()}, {e.max()}].")
     return e.astype(np.int64, copy=False)
 
+# %% ../nbs/03_knn.ipynb #d8a28f49
 def _bounds(chunk_size, n_base, nq, k, dim, mem_budget_mb=256) -> np.ndarray:
     if chunk_size is None:
         return chunk_bounds(nq, default_chunk_size(n_base, nq, k, dim, mem_budget_mb), dim, blas_floor=True)
@@ -150,6 +154,7 @@ def _bounds(chunk_size, n_base, nq, k, dim, mem_budget_mb=256) -> np.ndarray:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}; leave it None to pick one.")
     return chunk_bounds(nq, int(chunk_size), dim, blas_floor=False)
 
+# %% ../nbs/03_knn.ipynb #f717d089
 def exact_topk(base, queries, k: int, metric: str = "ip", normalize: bool = True, exclude_ids=None,
                chunk_size: int | None = None, mem_budget_mb: float = 256):
     """Exact top-`k` of each query among the rows of `base` with a faiss flat index.
@@ -183,6 +188,7 @@ def shard_bounds(n: int, shards: int) -> np.ndarray:
     "Start/stop rows of `shards` near-equal row ranges of `n` rows."
     return np.linspace(0, n, int(shards) + 1).round().astype(np.int64)
 
+# %% ../nbs/03_knn.ipynb #c2609858
 def _check_query_idx(query_idx, n: int) -> np.ndarray:
     q = np.asarray(query_idx)
     if q.ndim != 1 or q.size == 0 or not np.issubdtype(q.dtype, np.integer):
@@ -197,6 +203,7 @@ def _check_count(v, name: str, hint: str) -> int:
         raise ValueError(f"{name} must be a positive int, got {v!r}; {hint}.")
     return int(v)
 
+# %% ../nbs/03_knn.ipynb #256054ef
 def _npy_file(a) -> str | None:
     "The `.npy` file `a` maps as a whole (so workers can open it themselves), else None."
     b = a
@@ -213,6 +220,7 @@ def _npy_file(a) -> str | None:
             and a.ctypes.data == b.ctypes.data)
     return str(Path(fn).resolve()) if same else None
 
+# %% ../nbs/03_knn.ipynb #d83f6054
 def _npy_open_lock():
     """One process-wide lock around `np.load` of a `.npy` header: numpy parses it with `ast`, which CPython 3.11
     cannot run in two threads at once (threaded Dask workers open the file together). Kept on the numpy module so
@@ -227,6 +235,7 @@ def _rows(src, s0: int, s1: int) -> np.ndarray:
         return mm[s0:s1]
     return src
 
+# %% ../nbs/03_knn.ipynb #10d9b0a3
 def _take(qsrc) -> np.ndarray:
     "A query block: an array, or `(npy_path, row_numbers)` read from the file."
     if isinstance(qsrc, tuple):
@@ -311,6 +320,7 @@ def _dask_client(scheduler, workers: int, processes: bool):
                            silence_logs=logging.ERROR)
     return Client(cluster), cluster
 
+# %% ../nbs/03_knn.ipynb #3665a02c
 @contextlib.contextmanager
 def dask_client(executor: str = "dask", workers: int = 2, scheduler: str | None = None, processes: bool = True):
     """A dask Client for several sharded searches in a row (one cluster start): on `scheduler`, or on a
@@ -329,6 +339,7 @@ def dask_client(executor: str = "dask", workers: int = 2, scheduler: str | None 
         if cluster is not None:
             cluster.close()
 
+# %% ../nbs/03_knn.ipynb #ce2ffdd9
 def _run_pieces(todo: list, submit_args, executor: str, workers: int, scheduler, client, processes: bool,
                 threads, on_done, file_src: str | None):
     "Compute the pieces `todo` [(s, b)] with `executor`, calling `on_done(s, b, D, I)` as each finishes."
@@ -367,6 +378,7 @@ def _run_pieces(todo: list, submit_args, executor: str, workers: int, scheduler,
             if cluster is not None:
                 cluster.close()
 
+# %% ../nbs/03_knn.ipynb #46e90007
 class _Args:
     "The arguments of piece (s, b) for `_piece`, from a file path or from in-memory arrays."
     def __init__(self, key, base, file_src, sb, bb, qidx, queries, k1, metric, normalize):
@@ -509,6 +521,7 @@ class TopK:
         return (f"TopK(n_queries={self.ids.shape[0]}, k={self.k}, split={self.manifest.get('split')!r}, "
                 f"metric={self.manifest.get('metric')!r}, from_cache={self.from_cache}, path={str(self.path)!r})")
 
+# %% ../nbs/03_knn.ipynb #f3572493
 _SPLIT_OK = re.compile(r"^[A-Za-z0-9_.-]+$")
 _MATCH_FIELDS = ("vectors_hash", "query_hash", "n", "dim", "n_queries", "metric", "normalize", "exclude_self", "split")
 
@@ -531,6 +544,7 @@ def _load_cached(man_path: Path, want: dict, k: int):
         return None
     return np.ascontiguousarray(scores[:, :k]), np.ascontiguousarray(ids[:, :k]), man
 
+# %% ../nbs/03_knn.ipynb #e75fc88e
 def teacher_topk(vectors, query_idx, k: int = 100, split: str = "test", cache_dir=None,
                  exclude_self: bool = True, metric: str = "ip", normalize: bool = True,
                  chunk_size: int | None = None, shards: int | None = None, executor: str = "inline",

@@ -52,7 +52,7 @@ def _ids_np(ids, name):
         raise ValueError(f"{name} must be a 2-D integer array (anchors, ranked ids), got shape {a.shape} dtype {a.dtype}.")
     return a.astype(np.int64, copy=False), was_torch, dev
 
-
+# %% ../nbs/07_losses.ipynb #02757293
 def _back(a, was_torch, dev):
     return torch.from_numpy(np.ascontiguousarray(a)).to(dev) if was_torch else a
 
@@ -65,7 +65,7 @@ def _random_items(shape, n_items, rng, avoid=None):
         r[hit] = (r[hit] + 1) % n_items
     return r
 
-
+# %% ../nbs/07_losses.ipynb #e32af8eb
 def sample_positives(teacher_top_ids, num_positives: int, top: int = 10, rng=None):
     """`train.rank.multi_positive`: `num_positives` distinct ids per anchor drawn uniformly from
     its teacher top-`top` (B, >=top) -> (B, num_positives); same type (numpy/torch) as the input."""
@@ -76,14 +76,14 @@ def sample_positives(teacher_top_ids, num_positives: int, top: int = 10, rng=Non
     pick = _rng(rng).random((len(ids), top)).argsort(axis=1)[:, :num_positives]
     return _back(np.take_along_axis(ids[:, :top], pick, axis=1), was_torch, dev)
 
-
+# %% ../nbs/07_losses.ipynb #a3f4f9b6
 class HardNegatives(NamedTuple):
     "Output of `sample_hard_negatives`: ids (B, n), teacher ranks (B, n) (-1 for random items), is_random (B, n)."
     ids: np.ndarray
     ranks: np.ndarray
     is_random: np.ndarray
 
-
+# %% ../nbs/07_losses.ipynb #9847de0f
 def sample_hard_negatives(teacher_topL_ids, tail_from: int, tail_to: int, n_per_anchor: int = 1,
                           mix_random_ratio: float = 0.0, n_items: int | None = None, rng=None,
                           anchor_ids=None) -> HardNegatives:
@@ -124,7 +124,7 @@ def sample_hard_negatives(teacher_topL_ids, tail_from: int, tail_to: int, n_per_
         ranks = np.where(is_random, -1, ranks)
     return HardNegatives(*(_back(a, was_torch, dev) for a in (out, ranks, is_random)))
 
-
+# %% ../nbs/07_losses.ipynb #d65696ae
 def dedup_mask(ids) -> np.ndarray:
     "(B, C) bool: True at the first occurrence of each id in its row, False at repeats and at -1 padding."
     ids = np.asarray(ids)
@@ -136,7 +136,7 @@ def dedup_mask(ids) -> np.ndarray:
     np.put_along_axis(mask, order, first, axis=1)
     return mask & (ids >= 0)
 
-
+# %% ../nbs/07_losses.ipynb #78098ec9
 def listwise_candidates(teacher_top_ids, top_l: int, hard_negatives=None, n_random: int = 0,
                         n_items: int | None = None, rng=None, anchor_ids=None):
     """Candidate list per anchor for `listwise_kl` (the ranking compressor): the teacher top-`top_l`, then the given hard

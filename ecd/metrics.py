@@ -33,6 +33,7 @@ def _check_ids(a, name: str) -> np.ndarray:
                          "a ranking lists each id once (pad with -1).")
     return a
 
+# %% ../nbs/04_metrics.ipynb #2013e96e
 def _check_pair(pred, truth, truth_name: str = "truth"):
     pred, truth = _check_ids(pred, "pred"), _check_ids(truth, truth_name)
     if pred.shape[0] != truth.shape[0]:
@@ -48,6 +49,7 @@ def _check_k(k, width: int, name: str) -> int:
                          f"or compute {name} with at least {k} ids per query.")
     return int(k)
 
+# %% ../nbs/04_metrics.ipynb #6b78a309
 def match_columns(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     "For each `pred[i, j]` the column `c` with `truth[i, c] == pred[i, j]`, or -1 (padding never matches)."
     nq, P = pred.shape

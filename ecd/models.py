@@ -45,7 +45,7 @@ def _as_matrix(x, name: str = "x", dim: int | None = None) -> np.ndarray:
         raise ValueError(f"{name} has {len(bad)} rows with NaN/Inf (first: {bad[:5].tolist()}); drop or repair them before projecting.")
     return x
 
-
+# %% ../nbs/06_models.ipynb #07ce9622
 def pca_components(x, n_components: int, chunk_size: int = 16384):
     """PCA of the rows of `x`: returns `(mean (D,), components (n_components, D), variances (n_components,))`,
     components orthonormal, ordered by decreasing variance, sign-fixed (largest |coordinate| positive)."""
@@ -83,7 +83,7 @@ def _check_nested(nested_dims, out_dim: int) -> tuple[int, ...]:
         raise ValueError(f"nested_dims={list(nested_dims)} must lie in 1..out_dim={out_dim}; drop the larger ones or raise out_dim.")
     return tuple(dims)
 
-
+# %% ../nbs/06_models.ipynb #c9f9cb7f
 class Projector(nn.Module):
     "Base of the students: nested prefixes, optional L2 normalisation, numpy `transform`, checkpoint state."
     kind = "base"
@@ -264,7 +264,7 @@ def build_model(cfg: dict, in_dim: int | None = None, x_train=None) -> Projector
         m.init_pca(x_train)
     return m
 
-
+# %% ../nbs/06_models.ipynb #a9175626
 def _other_checkpoints(path: Path) -> str:
     "The other checkpoints beside `path` (`best.pt`, `final.pt`, `last.pt`) as advice, or how to retrain."
     others = [str(path.parent / n) for n in ("best.pt", "final.pt", "last.pt") if n != path.name and (path.parent / n).exists()]
@@ -272,6 +272,7 @@ def _other_checkpoints(path: Path) -> str:
         else "Retrain"
     return f"{use} (`ecd train --run-id <run>`; `--resume` continues from last.pt if that one is intact)."
 
+# %% ../nbs/06_models.ipynb #56ba69f1
 def load_checkpoint_file(path, map_location: str = "cpu") -> dict:
     "`torch.load(path, weights_only=True)`; a truncated or damaged file is a `CorruptFileError` naming it and the alternatives."
     path = Path(path)
@@ -286,6 +287,7 @@ def load_checkpoint_file(path, map_location: str = "cpu") -> dict:
         raise CorruptFileError(f"checkpoint {path} is truncated or damaged ({type(e).__name__}: {first}). "
                                + _other_checkpoints(path)) from e
 
+# %% ../nbs/06_models.ipynb #6b223e60
 def load_model_from_checkpoint(ckpt, map_location: str = "cpu") -> Projector:
     """Rebuild a student from `state_for_checkpoint()`'s dict, from a checkpoint dict holding it under
     `'model'`, or from a path to such a `.pt` file (loaded with `torch.load(weights_only=True)`)."""
@@ -317,7 +319,7 @@ def _split_meta(meta, prefix, arrays):
         return [_split_meta(v, f"{prefix}/{i}", arrays) for i, v in enumerate(meta)]
     return meta
 
-
+# %% ../nbs/06_models.ipynb #3c8a700b
 def _join_meta(meta, z):
     if isinstance(meta, dict):
         if set(meta) == {"__npz__"}:
@@ -327,7 +329,7 @@ def _join_meta(meta, z):
         return [_join_meta(v, z) for v in meta]
     return meta
 
-
+# %% ../nbs/06_models.ipynb #80b38006
 def export_npz(model: Projector, path, meta: dict | None = None) -> Path:
     "Write `model` (weights + config) and `meta` (arrays kept as arrays) to a `.npz` file atomically."
     if not isinstance(model, Projector):
@@ -345,12 +347,12 @@ def export_npz(model: Projector, path, meta: dict | None = None) -> Path:
             np.savez(f, **arrays)
     return path
 
-
+# %% ../nbs/06_models.ipynb #0b5e79a3
 def _gelu_np(x):
     from scipy.special import erf
     return (0.5 * x * (1.0 + erf(x / np.float32(np.sqrt(2.0))))).astype(np.float32)
 
-
+# %% ../nbs/06_models.ipynb #18e13702
 class NumpyProjector:
     "A student loaded from `.npz`: `transform(x, dim=None)` in numpy, same outputs as the torch model."
 
@@ -394,7 +396,7 @@ class NumpyProjector:
     def __repr__(self):
         return f"NumpyProjector(kind={self.kind!r}, in_dim={self.in_dim}, out_dim={self.out_dim}, nested_dims={list(self.nested_dims)})"
 
-
+# %% ../nbs/06_models.ipynb #ae8f80f4
 def load_npz(path) -> NumpyProjector:
     "Load a `.npz` written by `export_npz` into a `NumpyProjector` (config, params, meta with its arrays)."
     path = Path(path)

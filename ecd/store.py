@@ -78,11 +78,13 @@ def metrics_path(run_id: str, mode: str) -> Path:
 def _missing(v) -> bool:
     return v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)) or v is pd.NA or v is pd.NaT
 
+# %% ../nbs/10_store.ipynb #dc9b5da9
 def _deepest_cutoff(row: pd.Series):
     "The largest N of the row's non-empty `recall@N`-style columns (the `k` it was evaluated at), or None."
     ns = [int(m.group(1)) for c, v in row.items() if (m := _CUTOFF.match(str(c))) and not _missing(v)]
     return max(ns) if ns else None
 
+# %% ../nbs/10_store.ipynb #9e89cbb8
 def canonical_rows(df: pd.DataFrame) -> pd.DataFrame:
     "`df` with the key columns every row must have filled: scope/stage/backend defaults, `k` from the deepest cutoff."
     df = df.copy()
@@ -98,6 +100,7 @@ def canonical_rows(df: pd.DataFrame) -> pd.DataFrame:
         df["k"] = k.astype("int64")  # 100, not 100.0, when every row has one
     return df
 
+# %% ../nbs/10_store.ipynb #440391ab
 def _key_part(v) -> str:
     "One key cell as text: missing -> '', 100.0 -> '100' (a column with gaps turns ints into floats)."
     if _missing(v):
@@ -115,6 +118,7 @@ def row_keys(df: pd.DataFrame) -> pd.Series:
     parts = zip(*(cols[c].tolist() for c in ROW_KEY))
     return pd.Series(["|".join(_key_part(v) for v in p) for p in parts], index=df.index, dtype=object)
 
+# %% ../nbs/10_store.ipynb #ebb17732
 def merge_rows(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
     "`old` rows whose key is not in `new`, then `new` (one row per key: the last one written wins)."
     frames = [f for f in (old, new) if f is not None and len(f)]
@@ -131,6 +135,7 @@ def lock_timeout() -> float:
     except ValueError:
         raise ValueError(f"ECD_LOCK_TIMEOUT={os.environ['ECD_LOCK_TIMEOUT']!r} is not a number of seconds; e.g. ECD_LOCK_TIMEOUT=300.")
 
+# %% ../nbs/10_store.ipynb #ead95398
 @contextlib.contextmanager
 def table_lock(path, timeout: float | None = None):
     "Hold the `FileLock` `<path>.lock` (an `flock`: the kernel drops it when its process dies); `LockedError` after `timeout` s."
@@ -151,6 +156,7 @@ def table_lock(path, timeout: float | None = None):
     finally:
         lock.release()
 
+# %% ../nbs/10_store.ipynb #ce2c0a12
 def read_table(path) -> pd.DataFrame:
     "Read a parquet table whole (its bytes in one read, so an atomic replace in between cannot tear it)."
     path = Path(path)
@@ -167,6 +173,7 @@ def read_table(path) -> pd.DataFrame:
                                "half-written, so it was changed outside ecd: move it away (its rows are lost) and "
                                "rerun the commands that wrote it (`ecd baselines`, `ecd eval`, the sweep).") from e
 
+# %% ../nbs/10_store.ipynb #409c5dc1
 def write_metrics(run_id: str, df: pd.DataFrame, mode: str | None = None, timeout: float | None = None) -> list[Path]:
     """Merge metric rows into `results/<run_id>/<mode>/metrics.parquet` (one file per `mode` in `df`): under the
     table's lock, rows with the same `ROW_KEY` are replaced, others kept; the file is replaced atomically."""
@@ -187,6 +194,7 @@ def write_metrics(run_id: str, df: pd.DataFrame, mode: str | None = None, timeou
         paths.append(p)
     return paths
 
+# %% ../nbs/10_store.ipynb #5b4cac22
 def read_metrics(run_id: str, mode: str | None = None, scope: str | None = None) -> pd.DataFrame:
     "All metric rows of `run_id` (optionally one `mode` and/or `scope`); never a torn file, no lock needed."
     root = run_dir(run_id)
@@ -248,6 +256,7 @@ def runs_db_path() -> Path:
     "`results/runs.db` (under `$ECD_RESULTS_DIR`)."
     return results_dir() / "runs.db"
 
+# %% ../nbs/10_store.ipynb #8533138b
 class RunsConnection(sqlite3.Connection):
     "A connection to the run log whose SQLite errors become `EcdError`s naming the file and the fix."
     path: Path | None = None
@@ -256,6 +265,7 @@ class RunsConnection(sqlite3.Connection):
         with runs_db_errors(self.path, self.wait):
             return super().execute(*args, **kw)
 
+# %% ../nbs/10_store.ipynb #59c0610e
 def connect_runs(db=None, timeout: float = 60.0) -> sqlite3.Connection:
     "Open (creating if needed) the run log: WAL, `busy_timeout`, autocommit, the `runs` table and its indexes."
     p = Path(db) if db is not None else runs_db_path()
@@ -293,6 +303,7 @@ def connect_runs(db=None, timeout: float = 60.0) -> sqlite3.Connection:
         raise
     return con
 
+# %% ../nbs/10_store.ipynb #4901bd86
 def clean_json(obj):
     "`obj` with numpy scalars as Python numbers and NaN/inf as None (valid JSON for SQLite)."
     if isinstance(obj, dict):
@@ -305,6 +316,7 @@ def clean_json(obj):
         return None
     return obj
 
+# %% ../nbs/10_store.ipynb #41ad7138
 def _json_text(obj) -> str | None:
     return None if obj is None else to_json(clean_json(obj), indent=None)
 
@@ -331,6 +343,7 @@ def log_run(sweep_id: str, combo_id: str, db=None, con: sqlite3.Connection | Non
     finally:
         if own: con.close()
 
+# %% ../nbs/10_store.ipynb #689ec715
 def _row_dict(r: sqlite3.Row) -> dict:
     d = dict(r)
     for k in ("config_json", "metrics_json"):
@@ -346,6 +359,7 @@ def get_run(sweep_id: str, combo_id: str, db=None) -> dict | None:
         con.close()
     return _row_dict(r) if r else None
 
+# %% ../nbs/10_store.ipynb #f41996ab
 def find_done(config_hash: str, db=None) -> dict | None:
     "The most recent `done` row whose config hash is `config_hash` (and that was not itself a reuse), or None."
     con = connect_runs(db)
@@ -356,6 +370,7 @@ def find_done(config_hash: str, db=None) -> dict | None:
         con.close()
     return _row_dict(r) if r else None
 
+# %% ../nbs/10_store.ipynb #120e0659
 RUNS_DB_COLS = ("run_id", "sweep_id", "combo_id", "status", "config_json", "metrics_json", "started", "finished", "error")
 
 def check_runs_db(db=None) -> Path:
@@ -369,6 +384,7 @@ def check_runs_db(db=None) -> Path:
             raise ValueError(f"{p} has no `runs` table; it is not an ecd run log (expected columns {RUNS_DB_COLS}).")
     return p
 
+# %% ../nbs/10_store.ipynb #249d9782
 def read_runs(sweep_id: str | None = None, db=None, status: str | None = None) -> pd.DataFrame:
     "Rows of the run log (optionally one sweep / one status), with `config` and `metrics` parsed into dicts."
     p = Path(db) if db is not None else runs_db_path()
@@ -385,6 +401,7 @@ def read_runs(sweep_id: str | None = None, db=None, status: str | None = None) -
     df = pd.DataFrame(rows, columns=["rowid_", *RUNS_COLUMNS, "config", "metrics"])
     return df.drop(columns="rowid_")
 
+# %% ../nbs/10_store.ipynb #a89bf8f5
 def _pid_alive(pid) -> bool:
     try:
         os.kill(int(pid), 0)
@@ -394,6 +411,7 @@ def _pid_alive(pid) -> bool:
         return True
     return True
 
+# %% ../nbs/10_store.ipynb #c0bf0a52
 def mark_interrupted(db=None, sweep_id: str | None = None, pids=None) -> int:
     """Rows `queued`/`running` on this host whose process is gone (killed) -> `interrupted`; returns how many.
     With `sweep_id` (and optionally `pids`): that sweep's unfinished rows, whatever their process (Ctrl-C)."""

@@ -51,6 +51,7 @@ class StudentModel:
     nested_dims: list = field(default_factory=list)
     pca_init: bool = True
 
+# %% ../nbs/08_train.ipynb #43a9e83f
 @dataclass
 class HardNegative:
     "`train.hard_negative:`, negatives from ranks `tail_from..tail_to` of the teacher top-`pool_l`."
@@ -68,11 +69,13 @@ class MultiPositive:
     num_positives: int = 4
     weight: float = 1.0
 
+# %% ../nbs/08_train.ipynb #3bfbb3eb
 @dataclass
 class RankTerms:
     "`train.rank:`"
     multi_positive: MultiPositive = field(default_factory=MultiPositive)
 
+# %% ../nbs/08_train.ipynb #8bc8ef38
 @dataclass
 class TrainLoop:
     "`train:`, the loop: length, batch, optimiser, AMP, device, seed, threads, sampling."
@@ -91,6 +94,7 @@ class TrainLoop:
     hard_negative: HardNegative = field(default_factory=HardNegative)
     rank: RankTerms = field(default_factory=RankTerms)
 
+# %% ../nbs/08_train.ipynb #3449789b
 @dataclass
 class TrainLoss:
     "`loss:`, the weights and temperatures of the objective."
@@ -108,6 +112,7 @@ class TrainLoss:
     matryoshka_dims: list = field(default_factory=list)
     matryoshka_weights: list = field(default_factory=list)
 
+# %% ../nbs/08_train.ipynb #b77530f9
 @dataclass
 class TrainEval:
     "`eval:`, validation during training."
@@ -126,6 +131,7 @@ class TrainQuant:
     num_clusters: int = 256
     codebook_lr: float = 0.0005
 
+# %% ../nbs/08_train.ipynb #1e86da2f
 @dataclass
 class TrainConfig:
     "The schema of `configs/train/*.yaml`: its defaults are `TRAIN_DEFAULTS`; `check()` the value rules."
@@ -173,6 +179,7 @@ class TrainConfig:
         "A checked config from a full or partial dict (unknown keys refused with a suggestion, old names accepted)."
         return from_dict(cls, merge_config(TRAIN_DEFAULTS, d or {})).check()
 
+# %% ../nbs/08_train.ipynb #0bbdca3f
 TRAIN_DEFAULTS: dict = schema_defaults(TrainConfig)
 
 def check_amp(amp: str, device: str):
@@ -192,7 +199,7 @@ def check_amp(amp: str, device: str):
         return torch.float16
     raise ValueError(f"train.amp={amp!r} is unknown; use one of none, fp16, bf16.")
 
-
+# %% ../nbs/08_train.ipynb #c3e292a1
 def check_train_config(cfg: "TrainConfig | Mapping | None") -> TrainConfig:
     "`cfg` as a checked `TrainConfig`: a `TrainConfig` is checked again, a (partial) dict completed with the defaults."
     return cfg.check() if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
@@ -270,7 +277,7 @@ class ValData:
         "The first `n` queries (all when `n` <= 0)."
         return self if n <= 0 or n >= len(self.query_idx) else ValData(self.base, self.query_idx[:n], self.truth[:n])
 
-
+# %% ../nbs/08_train.ipynb #abb714a1
 @torch.no_grad()
 def quantized_topk(zb: np.ndarray, zq: np.ndarray, k: int, mode: str, exclude_ids=None, codebooks=None):
     """Top-`k` of the queries `zq` among the database `zb` stored as `quant.mode` stores it, the same quantizer the
@@ -287,7 +294,7 @@ def quantized_topk(zb: np.ndarray, zq: np.ndarray, k: int, mode: str, exclude_id
         db = codebooks(z.to(dev, codebooks.centroids.dtype)).cpu()
     return exact_topk(db.numpy(), zq, k, metric="l2", normalize=False, exclude_ids=exclude_ids)
 
-
+# %% ../nbs/08_train.ipynb #55583a71
 @torch.no_grad()
 def validate(model: Projector, val: ValData, k: int = 10, collapse_cos: float = 0.9, quant: str = "none",
              seed: int = 0, codebooks=None) -> dict:
@@ -319,7 +326,7 @@ def _matryoshka(fn, cfg, out_dim):
     dims = l.matryoshka_dims or [out_dim]
     return MatryoshkaLoss(fn, dims, l.matryoshka_weights or None)
 
-
+# %% ../nbs/08_train.ipynb #2315ccf6
 class _Objective:
     "Everything a step needs besides the model: data tensors, loss wrappers, the queue and PQ codebooks."
 
@@ -459,7 +466,7 @@ class TrainResult:
     paths: dict = field(default_factory=dict)
     codebooks: Any = None
 
-
+# %% ../nbs/08_train.ipynb #3af5ee59
 def total_steps(cfg: TrainConfig, n_train: int) -> int:
     "`train.steps`, or `train.epochs * (n_train // batch_size)` when epochs > 0."
     t = cfg.train
@@ -474,13 +481,13 @@ def _ckpt(model, cfg, split, metrics, step, codebooks=None, **extra) -> dict:
     d.update(extra)
     return d
 
-
+# %% ../nbs/08_train.ipynb #e12a4e63
 def _save(obj, path: Path):
     buf = io.BytesIO()  # serialized in memory first: a full disk is an OSError that knows the bytes needed
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
 
-
+# %% ../nbs/08_train.ipynb #2b58967b
 def fit(cfg: TrainConfig, x_train, topk_ids, val: ValData | None = None, out_dir=None, split: dict | None = None,
         resume: bool = False, verbose: bool = True, stop_at: int | None = None, checked: bool = False) -> TrainResult:
     """Train a student on `x_train` (n, D) teacher vectors with teacher top-L lists `topk_ids` (n, >=pool_l)
@@ -611,7 +618,7 @@ def fit(cfg: TrainConfig, x_train, topk_ids, val: ValData | None = None, out_dir
                                         **({"pq_codebooks": codebooks.centroids.detach().cpu().numpy()} if codebooks is not None else {})})
     return TrainResult(model, logs_df, best, final, paths, codebooks)
 
-
+# %% ../nbs/08_train.ipynb #508835ad
 def load_trained(path, map_location: str = "cpu") -> tuple[Projector, dict]:
     "A student and its checkpoint dict from `best.pt` / `final.pt` / `last.pt`."
     path = Path(path)

@@ -71,6 +71,7 @@ def baseline_spec(params: dict) -> str:
         raise ValueError(f"mode {mode!r} needs 'dim' (e.g. dim: 64).")
     return f"{mode}:{params['dim']}"
 
+# %% ../../nbs/11b_sweep_combos.ipynb #54d2d2bf
 def rows_to_metrics(rows: list[dict]) -> dict:
     "Flat metrics of evaluation rows: the first vs_teacher one-stage row, then the others prefixed by stage/scope."
     if not rows:
@@ -91,11 +92,13 @@ def rows_to_metrics(rows: list[dict]) -> dict:
                     and k not in skip})
     return clean_json(out)
 
+# %% ../../nbs/11b_sweep_combos.ipynb #d07f914c
 def _eval_kw(params: dict) -> dict:
     return {"split": params.get("split", "test"), "max_queries": params.get("max_queries") or None,
             "ks": tuple(params.get("ks", (1, 10, 100))), "rerank_r": params.get("rerank_r") or None,
             "scopes": tuple(params.get("scopes", ("vs_teacher",)))}
 
+# %% ../../nbs/11b_sweep_combos.ipynb #13f899b1
 def _combo_baseline(run: Run, params: dict, out_dir=None) -> dict:
     if params.get("mode") == "student":  # a learned student among the modes: train one at this dim (ckpt_path kept)
         return _combo_train(run, {k: v for k, v in params.items() if k != "mode"}, out_dir)
@@ -107,6 +110,7 @@ def _combo_baseline(run: Run, params: dict, out_dir=None) -> dict:
     rows = evaluate_rep(rep, ev, scopes=e["scopes"], ks=e["ks"], rerank_r=e["rerank_r"], extra={"spec": spec})
     return {"spec": spec, **rows_to_metrics(rows)}
 
+# %% ../../nbs/11b_sweep_combos.ipynb #13d9f87f
 def _combo_vq(run: Run, params: dict, out_dir=None) -> dict:
     method = params.get("method")
     if method not in ("pq", "sq", "opq"):
@@ -147,6 +151,7 @@ def train_overrides(params: dict) -> list[str]:
         out.append(f"model.out_dim={int(params['dim_out'])}")
     return out
 
+# %% ../../nbs/11b_sweep_combos.ipynb #8bb4ef3f
 def combo_train_config(params: dict):
     "The full train config of a train/dim_out combo (no PNG figures unless the combo sets `png`: HTML is enough in a sweep)."
     from ecd.train import load_train_config
@@ -160,6 +165,7 @@ def faiss_threads() -> int:
     import faiss
     return faiss.omp_get_max_threads()
 
+# %% ../../nbs/11b_sweep_combos.ipynb #ed0a3a98
 def _combo_train(run: Run, params: dict, out_dir=None) -> dict:
     from ecd.train import ValData, fit
     from ecd.student import eval_student, train_targets, write_train_figures
@@ -189,6 +195,7 @@ def _combo_train(run: Run, params: dict, out_dir=None) -> dict:
         m["ckpt_path"] = str(res.paths.get("best", ""))
     return clean_json(m)
 
+# %% ../../nbs/11b_sweep_combos.ipynb #80cfd37d
 def _combo_dim_out(run: Run, params: dict, out_dir=None) -> dict:
     if "dim_out" not in params:
         raise ValueError("A dim_out combo needs 'dim_out' (e.g. --dim-outs 64,32,16).")

@@ -44,6 +44,7 @@ def make_task(kind: str, params: dict, run_id: str, sweep_id: str, combo_id: str
             "results_dir": str(results_dir().resolve()), "data_dir": str(data_dir().resolve()),
             "executor": executor, "threads": threads}
 
+# %% ../../nbs/11c_sweep_executors.ipynb #5db7f227
 @contextlib.contextmanager
 def _task_env(task: dict):
     old = {k: os.environ.get(k) for k in ("ECD_RESULTS_DIR", "ECD_DATA_DIR")}
@@ -55,6 +56,7 @@ def _task_env(task: dict):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
+# %% ../../nbs/11c_sweep_executors.ipynb #634667d1
 def _set_threads(n: int | None = None) -> int:
     "faiss (and torch, if already imported) threads: `n`, else `$ECD_THREADS` or all cores; never imports torch (2-3 s per worker)."
     n = int(n or os.environ.get("ECD_THREADS", 0) or os.cpu_count() or 1)
@@ -64,6 +66,7 @@ def _set_threads(n: int | None = None) -> int:
         sys.modules["torch"].set_num_threads(n)
     return n
 
+# %% ../../nbs/11c_sweep_executors.ipynb #59d8c8cf
 def run_task(task: dict) -> dict:
     "Run one task; returns `{status, metrics, error, started, finished, duration_s, host, pid}` (never raises on combo errors)."
     started, t0 = utc_now(), time.perf_counter()
@@ -78,12 +81,14 @@ def run_task(task: dict) -> dict:
     out["finished"], out["duration_s"] = utc_now(), round(time.perf_counter() - t0, 3)
     return out
 
+# %% ../../nbs/11c_sweep_executors.ipynb #61f94168
 def record_start(task: dict, status: str = "running", db=None) -> None:
     "Write the task's row as `queued`/`running` (this process's pid and host)."
     log_run(task["sweep_id"], task["combo_id"], db=db, run_id=task["run_id"], kind=task["kind"], status=status,
             config=task["config"], config_hash=task["config_hash"], started=utc_now(), finished=None, metrics=None,
             error=None, executor=task.get("executor"), pid=os.getpid(), host=socket.gethostname(), reused_from=None)
 
+# %% ../../nbs/11c_sweep_executors.ipynb #bcd0fbea
 def record_result(task: dict, res: dict, db=None) -> None:
     "Write a finished task's result (status, metrics, error, times, where it ran) and its `runs/<combo_id>/` files."
     log_run(task["sweep_id"], task["combo_id"], db=db, run_id=task["run_id"], kind=task["kind"], status=res["status"],
@@ -97,6 +102,7 @@ def record_result(task: dict, res: dict, db=None) -> None:
         if res.get("error"):
             atomic_write_text(d / "error.txt", res["error"])
 
+# %% ../../nbs/11c_sweep_executors.ipynb #7c6eb992
 def run_and_record(task: dict, db=None) -> dict:
     "Record `running`, run the task, record its result; returns the result."
     with _task_env(task):
@@ -163,6 +169,7 @@ def template_path() -> Path:
     raise ValueError(f"No papermill template found (looked at {[str(c) for c in cands]}); run from an ecd checkout "
                      "or set ECD_SWEEP_TEMPLATE=/path/to/sweep.ipynb.")
 
+# %% ../../nbs/11c_sweep_executors.ipynb #be1891fb
 def papermill_dir() -> Path:
     "Where executed notebooks go: `$ECD_PAPERMILL_DIR`, default `./papermill_runs`."
     return Path(os.environ.get("ECD_PAPERMILL_DIR", "papermill_runs"))
@@ -173,6 +180,7 @@ def notebook_params(task: dict, db: str = "") -> dict:
             "sweep_id": task["sweep_id"], "combo_id": task["combo_id"], "out_dir": task["results_dir"],
             "data_dir": task["data_dir"], "combo_dir": task.get("combo_dir") or "", "threads": task.get("threads") or 0}
 
+# %% ../../nbs/11c_sweep_executors.ipynb #04410d6e
 def _papermill_one(task: dict, db: str, out_root: str) -> dict:
     import papermill as pm
     out = Path(out_root) / task["sweep_id"] / f"{task['combo_id']}.ipynb"
@@ -196,6 +204,7 @@ def _papermill_one(task: dict, db: str, out_root: str) -> dict:
     res["notebook"] = str(out)
     return res
 
+# %% ../../nbs/11c_sweep_executors.ipynb #f22d6445
 def die_with_parent(parent_pid: int | None = None, poll_s: float = 0.5) -> None:
     """End this worker process as soon as the sweep driver `parent_pid` dies (killed with -9 included):
     Linux's `PR_SET_PDEATHSIG` (the kernel sends SIGKILL), and everywhere a watchdog thread that polls
@@ -218,6 +227,7 @@ def die_with_parent(parent_pid: int | None = None, poll_s: float = 0.5) -> None:
     import threading
     threading.Thread(target=watch, name="ecd-driver-watch", daemon=True).start()
 
+# %% ../../nbs/11c_sweep_executors.ipynb #240b13c8
 def _threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(workers, 1))
 
@@ -235,6 +245,7 @@ def register_executor(name: str, records_itself: bool = False):
         return fn
     return deco
 
+# %% ../../nbs/11c_sweep_executors.ipynb #56099a09
 def get_executor(name: str):
     "The registered executor `name`; a `ValueError` naming the registered ones for any other name."
     if name not in EXECUTORS:
@@ -250,6 +261,7 @@ def _submit_all(pool, fn, tasks: list[dict], done, threads: int | None, db, *arg
     for f in cf.as_completed(futs):
         done(futs[f], f.result())
 
+# %% ../../nbs/11c_sweep_executors.ipynb #e00388f5
 @register_executor("inline")
 def inline_executor(tasks: list[dict], done, workers: int = 1, scheduler: str | None = None, db=None) -> None:
     "One task after the other in this process."
@@ -265,6 +277,7 @@ def process_executor(tasks: list[dict], done, workers: int = 2, scheduler: str |
                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         _submit_all(pool, run_task, tasks, done, th, db)
 
+# %% ../../nbs/11c_sweep_executors.ipynb #52fe5466
 @register_executor("papermill", records_itself=True)
 def papermill_executor(tasks: list[dict], done, workers: int = 2, scheduler: str | None = None, db=None) -> None:
     "`workers` kernels at once, each executing the template into `papermill_runs/<sweep_id>/<combo_id>.ipynb`."
@@ -273,6 +286,7 @@ def papermill_executor(tasks: list[dict], done, workers: int = 2, scheduler: str
     with cf.ThreadPoolExecutor(max_workers=workers) as pool:
         _submit_all(pool, _papermill_one, tasks, done, th, db, db, out_root)
 
+# %% ../../nbs/11c_sweep_executors.ipynb #3ec13eb6
 @register_executor("dask")
 def dask_executor(tasks: list[dict], done, workers: int = 2, scheduler: str | None = None, db=None) -> None:
     "`dask.distributed`: the cluster at `scheduler`, or a `LocalCluster` of `workers` single-threaded processes."
@@ -299,6 +313,7 @@ def dask_executor(tasks: list[dict], done, workers: int = 2, scheduler: str | No
         if cluster is not None:
             cluster.close()
 
+# %% ../../nbs/11c_sweep_executors.ipynb #6c9b5d74
 def execute(tasks: list[dict], executor: str = "inline", workers: int = 2, scheduler: str | None = None,
             on_result=None, db=None) -> list[dict]:
     "Run `tasks` with the registered `executor`; `on_result(task, result)` is called as each finishes; returns the results in task order."
