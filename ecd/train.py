@@ -34,7 +34,7 @@ _log = get_logger("ecd.train")
 __all__ = ['TRAIN_DEFAULTS', 'StudentModel', 'HardNegative', 'MultiPositive', 'RankTerms', 'TrainLoop', 'TrainLoss', 'TrainEval',
            'TrainQuant', 'TrainConfig', 'check_amp', 'check_train_config', 'load_train_config', 'lr_factor',
            'anchor_batch', 'step_candidates', 'ste_minmax_uint8', 'ValData', 'quantized_topk', 'validate', 'optimize',
-           'TrainResult', 'total_steps', 'fit', 'load_trained']
+           'TrainResult', 'total_steps', 'check_targets', 'fit', 'load_trained']
 
 # %% ../nbs/08_train.ipynb #4d17ea31
 @dataclass
@@ -488,22 +488,10 @@ def _save(obj, path: Path):
     atomic_write_bytes(path, buf.getvalue())
 
 # %% ../nbs/08_train.ipynb #2b58967b
-def fit(cfg: TrainConfig, x_train, topk_ids, val: ValData | None = None, out_dir=None, split: dict | None = None,
-        resume: bool = False, verbose: bool = True, stop_at: int | None = None, checked: bool = False) -> TrainResult:
-    """Train a student on `x_train` (n, D) teacher vectors with teacher top-L lists `topk_ids` (n, >=pool_l)
-    of row numbers of `x_train`. See the prose above for `val`, `out_dir`, `split` and `resume`;
-    `stop_at` interrupts after that many steps (as a killed run would, leaving `last.pt`, no `final.pt`).
-    `checked`: `cfg` is already what `check_train_config` returned (as in `train_run`), so it is not checked again."""
-    cfg = cfg if checked else check_train_config(cfg)
-    t, l, qc = cfg.train, cfg.loss, cfg.quant
-    if t.threads:
-        set_threads(t.threads)
-    device = pick_device(t.device)
-    amp_dtype = check_amp(t.amp, device)
-    x = l2_normalize(x_train)
-    topk_ids = np.asarray(topk_ids, dtype=np.int64)
-    n = len(x)
-    need = max(cfg.train.hard_negative.pool_l if t.hard_negative.enabled else 0, l.listwise_top_l,
+def check_targets(cfg: TrainConfig, topk_ids: np.ndarray, n: int) -> None:
+    "Refuse teacher lists `topk_ids` too short for the config, or not row numbers of the `n` training rows."
+    t, l = cfg.train, cfg.loss
+    need = max(t.hard_negative.pool_l if t.hard_negative.enabled else 0, l.listwise_top_l,
                10 if t.rank.multi_positive.enabled else 0)
     if topk_ids.ndim != 2 or len(topk_ids) != n or topk_ids.shape[1] < need:
         raise ValueError(f"topk_ids must be (n_train={n}, >= {need}) teacher top-L ids (train.hard_negative.pool_l), got "
@@ -512,111 +500,153 @@ def fit(cfg: TrainConfig, x_train, topk_ids, val: ValData | None = None, out_dir
         raise ValueError("topk_ids must be row numbers of x_train (0..n-1, -1 padding): the lists must be among the training items.")
     if t.batch_size > n:
         raise ValueError(f"train.batch_size={t.batch_size} exceeds the {n} training rows; lower it.")
-    steps = total_steps(cfg, n)
-    out_dir = Path(out_dir) if out_dir is not None else None
-    torch.manual_seed(t.seed)
-    model = build_model(dataclasses.asdict(cfg.model) | {"nested_dims": cfg.model.nested_dims or None},
-                        in_dim=x.shape[1], x_train=x).to(device)
-    codebooks = None
-    if qc.mode == "pq":
-        codebooks = PQCodebooks(model.out_dim, qc.num_chunks, qc.num_clusters).to(device)
-        codebooks.init_kmeans(model.transform(x), seed=t.seed)
-    groups = [{"params": list(model.parameters()), "lr": t.lr}]
-    if codebooks is not None:
-        groups.append({"params": list(codebooks.parameters()), "lr": qc.codebook_lr, "weight_decay": 0.0})
-    base_lrs = [g["lr"] for g in groups]
-    opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype is torch.float16 else None
-    xt = torch.as_tensor(x, device=device)
-    obj = _Objective(cfg, xt, topk_ids, model, codebooks)
-    logs, best, start, acc = [], {}, 0, {}
-    best_key = f"{'q_' if qc.mode != 'none' else ''}recall@{cfg.eval.k}"
-    if resume:
+
+# %% ../nbs/08_train.ipynb #c9135790
+_DIAGNOSTICS = ("out_norm_mean", "out_norm_std", "pair_cos_mean", "pair_cos_std", "collapse_suspect")
+
+class _Training:
+    "One training's state between steps: model, PQ codebooks, optimizer, scaler, objective, logs and best metrics."
+
+    def __init__(self, cfg: TrainConfig, x: np.ndarray, topk_ids: np.ndarray, device, amp_dtype):
+        t, qc = cfg.train, cfg.quant
+        self.cfg, self.n, self.device = cfg, len(x), device
+        torch.manual_seed(t.seed)
+        self.model = build_model(dataclasses.asdict(cfg.model) | {"nested_dims": cfg.model.nested_dims or None},
+                                 in_dim=x.shape[1], x_train=x).to(device)
+        self.codebooks = None
+        if qc.mode == "pq":
+            self.codebooks = PQCodebooks(self.model.out_dim, qc.num_chunks, qc.num_clusters).to(device)
+            self.codebooks.init_kmeans(self.model.transform(x), seed=t.seed)
+        groups = [{"params": list(self.model.parameters()), "lr": t.lr}]
+        if self.codebooks is not None:
+            groups.append({"params": list(self.codebooks.parameters()), "lr": qc.codebook_lr, "weight_decay": 0.0})
+        self.opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
+        for g in self.opt.param_groups:
+            g["initial_lr"] = g["lr"]                                     # the schedule's base (also after a resume)
+        self.scaler = torch.amp.GradScaler("cuda") if amp_dtype is torch.float16 else None
+        self.obj = _Objective(cfg, torch.as_tensor(x, device=device), topk_ids, self.model, self.codebooks)
+        self.logs, self.best, self.start, self.acc = [], {}, 0, {}
+        self.best_key = f"{'q_' if qc.mode != 'none' else ''}recall@{cfg.eval.k}"
+
+    def resume(self, out_dir: Path | None) -> None:
+        "Continue from `out_dir/last.pt` (same config only): weights, optimizer, scaler, queue, codebooks, logs."
         if out_dir is None or not (out_dir / "last.pt").exists():
             raise ValueError(f"resume=True but there is no last.pt in {out_dir}; train without --resume first.")
-        st = load_checkpoint_file(out_dir / "last.pt", map_location=device)
-        if st["config"] != cfg.to_dict():
+        st = load_checkpoint_file(out_dir / "last.pt", map_location=self.device)
+        if st["config"] != self.cfg.to_dict():
             raise ValueError(f"{out_dir / 'last.pt'} was trained with another config; resume with the same config "
                              f"(see its 'config'), or train into a new run.")
-        model.load_state_dict(st["model"]["state_dict"])
-        opt.load_state_dict(st["optimizer"])
-        if scaler is not None and st.get("scaler"):
-            scaler.load_state_dict(st["scaler"])
-        if obj.queue is not None and st.get("queue") is not None:
-            obj.queue.load_state_dict(st["queue"])
-        if codebooks is not None:
-            codebooks.centroids.data.copy_(st["pq_codebooks"].to(device))
-        logs, best, start = list(st["logs"]), dict(st["best"]), int(st["step"])
-        _log.info(f"resuming from {out_dir / 'last.pt'} at step {start}/{steps}")
+        initial = [g["initial_lr"] for g in self.opt.param_groups]
+        self.model.load_state_dict(st["model"]["state_dict"])
+        self.opt.load_state_dict(st["optimizer"])
+        for g, b in zip(self.opt.param_groups, initial):
+            g["initial_lr"] = b
+        if self.scaler is not None and st.get("scaler"):
+            self.scaler.load_state_dict(st["scaler"])
+        if self.obj.queue is not None and st.get("queue") is not None:
+            self.obj.queue.load_state_dict(st["queue"])
+        if self.codebooks is not None:
+            self.codebooks.centroids.data.copy_(st["pq_codebooks"].to(self.device))
+        self.logs, self.best, self.start = list(st["logs"]), dict(st["best"]), int(st["step"])
+
+    def log_row(self, step: int, valq: ValData | None) -> dict:
+        "The log row after `step`: mean losses since the last row, lr, and the validation metrics and diagnostics."
+        row = {"step": step, "epoch": step / max(self.n // self.cfg.train.batch_size, 1),
+               "lr": self.opt.param_groups[0]["lr"], **{k: float(np.mean(v)) for k, v in self.acc.items()}}
+        self.acc = {}
+        if valq is not None:
+            self.model.eval()
+            m = validate(self.model, valq, self.cfg.eval.k, self.cfg.eval.collapse_cos, self.cfg.quant.mode,
+                         self.cfg.train.seed, self.codebooks)
+            self.model.train()
+            row.update({f"val_{k}": v for k, v in m.items() if k not in _DIAGNOSTICS})
+            row.update({k: m[k] for k in _DIAGNOSTICS})
+            if m["collapse_suspect"]:
+                _log.warning(f"step {step}: student outputs look collapsed (random-pair cosine "
+                             f"{m['pair_cos_mean']:.3f} ± {m['pair_cos_std']:.3f}); see the README's collapse diagnostics.")
+        return row
+
+    def checkpoint(self, out_dir: Path, split, step: int, metrics: dict, improved: bool) -> None:
+        "`best.pt` when the validation improved, `last.pt` (all a resume needs) and the log so far."
+        cb = self.codebooks
+        if improved:
+            _save(_ckpt(self.model, self.cfg, split, self.best, step, cb), out_dir / "best.pt")
+        _save(_ckpt(self.model, self.cfg, split, metrics, step, cb, optimizer=self.opt.state_dict(),
+                    scaler=self.scaler.state_dict() if self.scaler is not None else None,
+                    queue=self.obj.queue.state_dict() if self.obj.queue is not None else None,
+                    logs=self.logs, best=self.best), out_dir / "last.pt")
+        save_parquet(out_dir / "train_logs.parquet", pd.DataFrame(self.logs))  # an interrupted run keeps its log
+
+    def finish(self, out_dir: Path, split, steps: int, final: dict, validated: bool) -> dict:
+        "`final.pt`, `best.pt` (the final model when nothing was validated), the log and `compressor_model.npz`."
+        cb, paths = self.codebooks, {"final": out_dir / "final.pt", "best": out_dir / "best.pt", "last": out_dir / "last.pt"}
+        _save(_ckpt(self.model, self.cfg, split, final, steps, cb), paths["final"])
+        if not validated:   # no validation: the final model is the best we know
+            _save(_ckpt(self.model, self.cfg, split, final, steps, cb), paths["best"])
+        paths["logs"] = save_parquet(out_dir / "train_logs.parquet", pd.DataFrame(self.logs))
+        paths["npz"] = export_npz(self.model, out_dir / "compressor_model.npz",
+                                  meta={"config": self.cfg.to_dict(), "metrics": final, "best": self.best,
+                                        "split": split or {},
+                                        **({"pq_codebooks": cb.centroids.detach().cpu().numpy()} if cb is not None else {})})
+        return paths
+
+# %% ../nbs/08_train.ipynb #bdc78075
+def fit(cfg: TrainConfig, x_train, topk_ids, val: ValData | None = None, out_dir=None, split: dict | None = None,
+        resume: bool = False, verbose: bool = True, stop_at: int | None = None, checked: bool = False) -> TrainResult:
+    """Train a student on `x_train` (n, D) teacher vectors with teacher top-L lists `topk_ids` (n, >=pool_l)
+    of row numbers of `x_train`. See the prose above for `val`, `out_dir`, `split` and `resume`;
+    `stop_at` interrupts after that many steps (as a killed run would, leaving `last.pt`, no `final.pt`).
+    `checked`: `cfg` is already what `check_train_config` returned (as in `train_run`), so it is not checked again."""
+    cfg = cfg if checked else check_train_config(cfg)
+    t = cfg.train
+    if t.threads:
+        set_threads(t.threads)
+    device = pick_device(t.device)
+    amp_dtype = check_amp(t.amp, device)
+    x, topk_ids = l2_normalize(x_train), np.asarray(topk_ids, dtype=np.int64)
+    check_targets(cfg, topk_ids, len(x))
+    steps = total_steps(cfg, len(x))
+    out_dir = Path(out_dir) if out_dir is not None else None
+    tr = _Training(cfg, x, topk_ids, device, amp_dtype)
+    if resume:
+        tr.resume(out_dir)
+        _log.info(f"resuming from {out_dir / 'last.pt'} at step {tr.start}/{steps}")
     valq = val.head(cfg.eval.max_queries) if val is not None else None
     every = cfg.eval.every or steps
-    t0, done0 = time.perf_counter(), start
-    for g, b in zip(opt.param_groups, base_lrs):
-        g["initial_lr"] = b                                               # the schedule's base (also after a resume)
-    show = {}
+    t0, done0, show = time.perf_counter(), tr.start, {}
 
     def after_step(step, lv, parts):                                      # logs, validation, checkpoints
-        nonlocal acc, best
-        acc.setdefault("loss", []).append(lv)
+        tr.acc.setdefault("loss", []).append(lv)
         for k, v in parts.items():
-            acc.setdefault(f"loss_{k}", []).append(v)
+            tr.acc.setdefault(f"loss_{k}", []).append(v)
         last = step + 1 == steps
         if (step + 1) % every == 0 or last:
-            row = {"step": step + 1, "epoch": (step + 1) / max(n // t.batch_size, 1), "lr": opt.param_groups[0]["lr"],
-                   **{k: float(np.mean(v)) for k, v in acc.items()}}
-            acc = {}
-            if valq is not None:
-                model.eval()
-                m = validate(model, valq, cfg.eval.k, cfg.eval.collapse_cos, qc.mode, t.seed, codebooks)
-                model.train()
-                row.update({f"val_{k}": v for k, v in m.items() if k not in
-                            ("out_norm_mean", "out_norm_std", "pair_cos_mean", "pair_cos_std", "collapse_suspect")})
-                row.update({k: m[k] for k in ("out_norm_mean", "out_norm_std", "pair_cos_mean", "pair_cos_std", "collapse_suspect")})
-                if m["collapse_suspect"]:
-                    _log.warning(f"step {step + 1}: student outputs look collapsed (random-pair cosine "
-                                 f"{m['pair_cos_mean']:.3f} ± {m['pair_cos_std']:.3f}); see the README's collapse diagnostics.")
+            row = tr.log_row(step + 1, valq)
             row["elapsed_s"] = time.perf_counter() - t0
             row["steps_per_s"] = (step + 1 - done0) / max(row["elapsed_s"], 1e-9)
-            logs.append(row)
+            tr.logs.append(row)
             show.update({k.replace("val_", "val "): row[k] for k in ("val_recall@10",) if k in row})
             if verbose:
                 _log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
             metrics = {k[4:]: v for k, v in row.items() if k.startswith("val_")}
-            improved = valq is not None and (not best or metrics[best_key] > best.get(best_key, -1))
+            improved = valq is not None and (not tr.best or metrics[tr.best_key] > tr.best.get(tr.best_key, -1))
             if improved:
-                best = {**metrics, "step": step + 1}
+                tr.best = {**metrics, "step": step + 1}
             if out_dir is not None:
-                if improved:
-                    _save(_ckpt(model, cfg, split, best, step + 1, codebooks), out_dir / "best.pt")
-                _save(_ckpt(model, cfg, split, metrics, step + 1, codebooks, optimizer=opt.state_dict(),
-                            scaler=scaler.state_dict() if scaler is not None else None,
-                            queue=obj.queue.state_dict() if obj.queue is not None else None,
-                            logs=logs, best=best), out_dir / "last.pt")
-                save_parquet(out_dir / "train_logs.parquet", pd.DataFrame(logs))  # an interrupted run keeps its log
+                tr.checkpoint(out_dir, split, step + 1, metrics, improved)
         return stop_at is not None and step + 1 >= stop_at and not last
 
-    model.train()
-    reached = optimize(opt, lambda step, rng: obj(model, step, rng), steps, start=start, schedule=t.lr_schedule,
-                       warmup=t.warmup_steps, grad_clip=t.grad_clip, amp_dtype=amp_dtype, device=device,
-                       scaler=scaler, seed=t.seed, on_step=after_step, desc="train", show=show)
+    tr.model.train()
+    reached = optimize(tr.opt, lambda step, rng: tr.obj(tr.model, step, rng), steps, start=tr.start,
+                       schedule=t.lr_schedule, warmup=t.warmup_steps, grad_clip=t.grad_clip, amp_dtype=amp_dtype,
+                       device=device, scaler=tr.scaler, seed=t.seed, on_step=after_step, desc="train", show=show)
+    tr.model.eval()
     if reached < steps:                                                   # stopped at stop_at, as a killed run would
-        return TrainResult(model.eval(), pd.DataFrame(logs), best, {}, {"last": out_dir / "last.pt"} if out_dir else {}, codebooks)
-    model.eval()
-    logs_df = pd.DataFrame(logs)
-    final = {k[4:]: v for k, v in logs[-1].items() if k.startswith("val_")} if logs else {}
-    paths = {}
-    if out_dir is not None:
-        paths["final"] = out_dir / "final.pt"
-        _save(_ckpt(model, cfg, split, final, steps, codebooks), paths["final"])
-        if valq is None:   # no validation: the final model is the best we know
-            _save(_ckpt(model, cfg, split, final, steps, codebooks), out_dir / "best.pt")
-        paths["best"] = out_dir / "best.pt"
-        paths["last"] = out_dir / "last.pt"
-        paths["logs"] = save_parquet(out_dir / "train_logs.parquet", logs_df)
-        paths["npz"] = export_npz(model, out_dir / "compressor_model.npz",
-                                  meta={"config": cfg.to_dict(), "metrics": final, "best": best, "split": split or {},
-                                        **({"pq_codebooks": codebooks.centroids.detach().cpu().numpy()} if codebooks is not None else {})})
-    return TrainResult(model, logs_df, best, final, paths, codebooks)
+        return TrainResult(tr.model, pd.DataFrame(tr.logs), tr.best, {},
+                           {"last": out_dir / "last.pt"} if out_dir else {}, tr.codebooks)
+    final = {k[4:]: v for k, v in tr.logs[-1].items() if k.startswith("val_")} if tr.logs else {}
+    paths = tr.finish(out_dir, split, steps, final, valq is not None) if out_dir is not None else {}
+    return TrainResult(tr.model, pd.DataFrame(tr.logs), tr.best, final, paths, tr.codebooks)
 
 # %% ../nbs/08_train.ipynb #508835ad
 def load_trained(path, map_location: str = "cpu") -> tuple[Projector, dict]:
