@@ -719,11 +719,6 @@ class OPQRQ(RQ):
         return faiss.IndexPreTransform(opq, rq)
 
 # %% ../nbs/05_codecs.ipynb #ec7bd6c4
-def _rabitq_bytes(d: int, nbits: int) -> int:
-    "faiss's RaBitQ code size: sign bits + factors (+ extra bits and their factors for nbits > 1)."
-    sign = (d + 7) // 8
-    return sign + 8 if nbits == 1 else sign + 12 + (d * (nbits - 1) + 7) // 8 + 8
-
 class RaBitQ(FaissCodec):
     """RaBitQ (faiss IndexRaBitQ, inner product; `rotate`: after a seeded random rotation): `nbits` (1..8) bits per dimension,
     queries quantized to `qb` bits (0 = float). bytes_per_vector = sa_code_size(): the bits and the per-vector

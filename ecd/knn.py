@@ -407,6 +407,47 @@ class _Args:
         return shard, s0, s1, block, self.k1, self.metric, self.normalize
 
 # %% ../nbs/03_knn.ipynb #f57d4b71
+def _sharded_inputs(base, queries, query_idx, k: int, exclude_ids):
+    "The checked `(base, queries or None, query rows or None, n_queries, k, exclusions)` of `sharded_topk`."
+    if isinstance(base, (str, Path)):
+        base = np.load(base, mmap_mode="r")
+    base = _as_matrix(base, "base")
+    n, dim = base.shape
+    if (queries is None) == (query_idx is None):
+        raise ValueError("pass exactly one of queries (an array) and query_idx (rows of base).")
+    qidx = None
+    if query_idx is not None:
+        qidx = _check_query_idx(query_idx, n)
+        nq = qidx.size
+    else:
+        queries = _as_matrix(queries, "queries")
+        if queries.shape[1] != dim:
+            raise ValueError(f"Dimension mismatch: base has dim {dim} but queries have dim {queries.shape[1]}; "
+                             "embed both with the same model (or slice to the same dims).")
+        nq = queries.shape[0]
+    return base, queries, qidx, nq, _check_k(k, n), _check_exclude(exclude_ids, nq, n)
+
+# %% ../nbs/03_knn.ipynb #15ec78ac
+def _piece_grid(n: int, dim: int, nq: int, shards: int | None, block_rows: int | None):
+    "(database shard bounds, query block bounds) of the piece grid."
+    S = default_shards(n, dim) if shards is None else _check_count(shards, "shards", "e.g. shards=4")
+    br = min(nq, 65536) if block_rows is None else _check_count(block_rows, "block_rows", "e.g. block_rows=10000")
+    return shard_bounds(n, min(S, n)), np.unique(np.r_[np.arange(0, nq, br), nq]).astype(np.int64)
+
+# %% ../nbs/03_knn.ipynb #ece4c945
+def _merged(heaps, bb, nq: int, k: int, excl):
+    "Finalize each query block's heap into `(scores, ids)` (nq, k), the excluded ids dropped."
+    scores, ids = np.empty((nq, k), np.float32), np.empty((nq, k), np.int64)
+    for b, h in enumerate(heaps):
+        h.finalize()
+        D, I = h.D, h.I
+        b0, b1 = bb[b], bb[b + 1]
+        if excl is not None:
+            D, I = drop_excluded(D, I, excl[b0:b1])
+        scores[b0:b1], ids[b0:b1] = D, I
+    return scores, ids
+
+# %% ../nbs/03_knn.ipynb #54516a75
 def sharded_topk(base, queries=None, k: int = 10, metric: str = "ip", normalize: bool = True, exclude_ids=None,
                  query_idx=None, shards: int | None = None, block_rows: int | None = None, cache_dir=None,
                  executor: str = "inline", workers: int = 2, scheduler: str | None = None, client=None,
@@ -425,44 +466,21 @@ def sharded_topk(base, queries=None, k: int = 10, metric: str = "ip", normalize:
                          "or the cluster at scheduler=...).")
     if scheduler or client is not None:
         executor = "dask"
-    if isinstance(base, (str, Path)):
-        base = np.load(base, mmap_mode="r")
-    base = _as_matrix(base, "base")
+    base, queries, qidx, nq, k, excl = _sharded_inputs(base, queries, query_idx, k, exclude_ids)
     n, dim = base.shape
-    if (queries is None) == (query_idx is None):
-        raise ValueError("pass exactly one of queries (an array) and query_idx (rows of base).")
-    qidx = None
-    if query_idx is not None:
-        qidx = _check_query_idx(query_idx, n)
-        nq = qidx.size
-    else:
-        queries = _as_matrix(queries, "queries")
-        if queries.shape[1] != dim:
-            raise ValueError(f"Dimension mismatch: base has dim {dim} but queries have dim {queries.shape[1]}; "
-                             "embed both with the same model (or slice to the same dims).")
-        nq = queries.shape[0]
-    k = _check_k(k, n)
-    excl = _check_exclude(exclude_ids, nq, n)
     k1 = k + (excl is not None)
-    S = default_shards(n, dim) if shards is None else _check_count(shards, "shards", "e.g. shards=4")
-    S = min(S, n)
-    br = min(nq, 65536) if block_rows is None else _check_count(block_rows, "block_rows", "e.g. block_rows=10000")
-    sb = shard_bounds(n, S)
-    bb = np.unique(np.r_[np.arange(0, nq, br), nq]).astype(np.int64)
-    B = len(bb) - 1
+    sb, bb = _piece_grid(n, dim, nq, shards, block_rows)
+    S, B = len(sb) - 1, len(bb) - 1
     file_src = _npy_file(base) if executor == "dask" else None
-
     cache = None
     if cache_dir is not None:
         h = _hashes or {"base_hash": array_hash(base),
                         "query_hash": array_hash(qidx) if qidx is not None else array_hash(queries)}
-        want = {**h, "n": n, "dim": dim, "n_queries": int(nq), "queries": "rows" if qidx is not None else "array",
-                "k1": k1, "metric": metric, "normalize": bool(normalize),
-                "exclude_hash": None if excl is None else array_hash(excl),
-                "shard_bounds": sb.tolist(), "block_bounds": bb.tolist()}
-        cache = _PieceCache(cache_dir, want)
-    keep_max = metric == "ip"
-    heaps = [faiss.ResultHeap(int(bb[b + 1] - bb[b]), k1, keep_max=keep_max) for b in range(B)]
+        cache = _PieceCache(cache_dir, {**h, "n": n, "dim": dim, "n_queries": int(nq),
+                                        "queries": "rows" if qidx is not None else "array", "k1": k1, "metric": metric,
+                                        "normalize": bool(normalize), "exclude_hash": None if excl is None else array_hash(excl),
+                                        "shard_bounds": sb.tolist(), "block_bounds": bb.tolist()})
+    heaps = [faiss.ResultHeap(int(bb[b + 1] - bb[b]), k1, keep_max=metric == "ip") for b in range(B)]
     todo, reused = [], 0
     for b in range(B):
         for s in range(S):
@@ -486,15 +504,7 @@ def sharded_topk(base, queries=None, k: int = 10, metric: str = "ip", normalize:
     finally:
         bar.close()
         faiss.omp_set_num_threads(nthreads)   # in-process workers must not leave their thread count behind
-    scores = np.empty((nq, k), np.float32)
-    ids = np.empty((nq, k), np.int64)
-    for b, h in enumerate(heaps):
-        h.finalize()
-        D, I = h.D, h.I
-        b0, b1 = bb[b], bb[b + 1]
-        if excl is not None:
-            D, I = drop_excluded(D, I, excl[b0:b1])
-        scores[b0:b1], ids[b0:b1] = D, I
+    scores, ids = _merged(heaps, bb, nq, k, excl)
     if cache is not None and not keep_pieces:
         cache.clear()
     stats = {"shards": S, "blocks": B, "pieces": S * B, "computed": len(computed), "reused": reused,
