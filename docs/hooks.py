@@ -8,11 +8,12 @@
   module needs no config change;
 - plotly: the site serves `assets/javascripts/plotly.min.js` (from the installed plotly) and
   pages that hold a plotly chart load it in `<head>`; CDN script tags that plotly renderers
-  may have stored in a notebook are removed;
+  may have stored in a notebook are removed, and so is a stored `init_notebook_mode` output that
+  inlines all of plotly.js (pages stay under 1.5 MB);
 - offline check: the build fails if any page still loads a script or stylesheet from
   another host;
-- navigation: Home, then the notebooks in their numbered order, then the API reference (no
-  "ecd > ecd", no "Api" section named after its folder);
+- navigation: Home, then the notebooks in their numbered order under readable names (`NAV_TITLES`, not
+  the module slugs), then the API reference (no "ecd > ecd", no "Api" section named after its folder);
 - layout: `docs/ecd.css` (wide content column, code blocks and tables that do not wrap
   their headers) is served as `assets/ecd.css`;
 - stored outputs: as the site shows them, without the build machine's paths (the checkout,
@@ -64,10 +65,20 @@ def _clean_text(text: str) -> str:
     return _TMP_PATH.sub("<tmp>", text)
 
 
+def _embeds_plotlyjs(o: dict) -> bool:
+    "Is this output plotly's `init_notebook_mode` cell (the whole plotly.js inlined, ~4.7 MB)? The site loads its one copy."
+    html = o.get("data", {}).get("text/html", "")
+    html = "".join(html) if isinstance(html, list) else html
+    return len(html) > 500_000 and "plotly.js v" in html[:2000] and "plotly-graph-div" not in html
+
+
 def clean_outputs(outputs: list) -> list:
-    "Stored outputs without machine paths, and stderr streams without Python warnings (a stream left empty is dropped)."
+    """Stored outputs without machine paths, stderr streams without Python warnings (a stream left empty is dropped),
+    and without a copy of plotly.js inlined by `init_notebook_mode` (every page loads the site's one plotly.js)."""
     out = []
     for o in outputs:
+        if _embeds_plotlyjs(o):
+            continue
         o = json.loads(json.dumps(o))
         if o.get("output_type") == "stream":
             text = "".join(o.get("text", "")) if isinstance(o.get("text"), list) else o.get("text", "")
@@ -188,8 +199,29 @@ def _pages(items):
             yield it
 
 
+NAV_TITLES = {   # notebook -> its name in the navigation (a reader's words, not the module's slug)
+    "00_core": "Core: paths, seeds, threads", "00a_figures": "Figure files", "01_config": "Configs",
+    "02_data": "Data sources", "03_knn": "Teacher top-k", "04_metrics": "Metrics", "05_codecs": "Representations",
+    "06_models": "Student models", "07_losses": "Ranking losses", "08_train": "Training a student",
+    "08a_learned": "Learned codes", "09_evaluate": "Evaluation", "10_store": "Results store",
+    "10a_runs": "Runs and baselines", "10b_student": "Student runs", "10c_export": "Export and deploy",
+    "11_sweep": "Sweeps", "11a_sweep_grid": "Sweep grids", "11b_sweep_combos": "Sweep combos",
+    "11c_sweep_executors": "Sweep executors", "12_plots": "Plots", "12b_compare": "Comparing runs",
+    "13_explore": "Explorer (JupyterLab)", "14_retrieval": "Matryoshka retrieval", "14a_retrieval_data": "Retrieval data",
+    "15_cascade": "Dimensional cascade", "16_cli": "Command line", "17_scale": "Scaling out",
+}
+
+
+def nav_title(stem: str, heading: str | None = None) -> str:
+    "A notebook's name in the navigation: `NAV_TITLES`, else its heading with the first letter capitalized."
+    if stem in NAV_TITLES:
+        return NAV_TITLES[stem]
+    h = (heading or stem.split("_", 1)[-1]).replace("_", " ").strip()
+    return h[:1].upper() + h[1:]
+
+
 def on_nav(nav, config, files):
-    "Home, the notebooks in their numbered order (titled by their headings), the API reference."
+    "Home, the notebooks in their numbered order (titled by `nav_title`), the API reference."
     from mkdocs.structure.nav import Section
     pages = list(_pages(nav.items))
     home = [p for p in pages if p.file.src_uri in ("index.md", "index.ipynb")]
@@ -198,6 +230,8 @@ def on_nav(nav, config, files):
     api = sorted(api, key=lambda p: (p.file.src_uri != "api/index.md", p.file.src_uri))
     for p in home:
         p.title = "Home"
+    for p in nbs:
+        p.title = nav_title(Path(p.file.src_uri).stem, p.title)
     for p in api:
         if p.file.src_uri == "api/index.md":
             p.title = "Overview"
@@ -228,6 +262,8 @@ def on_page_context(context, page, config, nav):
     "The home page is 'Home' in the navigation (its heading, the site name, stays on the page)."
     if page.file.src_uri in ("index.md", "index.ipynb"):
         page.title = "Home"
+    elif page.file.src_uri.endswith(".ipynb"):
+        page.title = nav_title(Path(page.file.src_uri).stem, page.title)
     return context
 
 

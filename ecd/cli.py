@@ -69,6 +69,13 @@ def say(text: str, end: str = "\n") -> None:
     "A progress line of a long command, on stderr (the results stay alone on stdout)."
     print(text, end=end, file=sys.stderr, flush=True)
 
+def _max_train(a) -> int:
+    "`--max-train` as given, else the preset's (quick: 8,000 rows), else `ecd.runs.MAX_TRAIN` (200,000)."
+    from ecd.runs import MAX_TRAIN, PRESETS
+    if getattr(a, "max_train", None) is not None:
+        return a.max_train
+    return PRESETS.get(getattr(a, "preset", None) or "", {}).get("max_train") or MAX_TRAIN
+
 def cmd_baselines(a) -> int:
     from ecd.runs import Run, run_baselines, format_table
     run = Run.open(a.run_id)
@@ -76,7 +83,7 @@ def cmd_baselines(a) -> int:
     say(f"evaluating {len(specs)} representations on run {a.run_id} (preset {a.preset or 'full'}; "
         "--preset quick|frontier|full or --modes picks others)")
     df = run_baselines(run, specs, scopes=a.scopes, rerank_r=a.rerank_r, split=a.split,
-                       max_queries=a.max_queries, max_train=a.max_train, say=say)
+                       max_queries=a.max_queries, max_train=_max_train(a), say=say)
     one = (df["scope"] == "vs_teacher") & (df["stage"] == "one_stage") if {"scope", "stage"} <= set(df) else df.index < 0
     if one.any():
         import pandas as pd
@@ -158,6 +165,12 @@ def cmd_quickstart(a) -> int:
     import pandas as pd
     from ecd.runs import Run, run_baselines, format_table
     t0 = time.perf_counter()
+    from ecd.runs import PRESETS, preset_specs
+    if a.reps and a.preset:
+        raise ValueError("pass either --reps or --preset, not both (--reps lists the specs itself).")
+    preset = a.preset or "frontier"
+    if a.student_dim is None:   # the preset's choice (quick: no student), else a d'=64 student
+        a.student_dim = 64 if a.reps or PRESETS[preset]["student_dim"] is None else PRESETS[preset]["student_dim"]
     steps = 3 if a.student_dim else 2
     run = Run.prepare(a.run_id, a.dataset, max_items=a.max_items, k=a.k, seed=a.seed)   # opened once, passed down
     m = run.manifest
@@ -167,14 +180,11 @@ def cmd_quickstart(a) -> int:
     if a.student_dim and not 0 < a.student_dim < dim:
         raise ValueError(f"--student-dim {a.student_dim} must be between 1 and the data's dim - 1 ({dim - 1}); "
                          "pass --student-dim 0 to skip the student.")
-    from ecd.runs import PRESETS, preset_specs
-    if a.reps and a.preset:
-        raise ValueError("pass either --reps or --preset, not both (--reps lists the specs itself).")
-    preset = a.preset or "frontier"
     specs = a.reps or preset_specs(preset, dim)
     say(f"[2/{steps}] evaluating {len(specs)} representations "
         f"({'--reps' if a.reps else f'preset {preset}'}; --preset quick|frontier|full or --reps picks others):")
     df = run_baselines(run, specs, scopes=("vs_teacher",), rerank_r=a.rerank_r, max_queries=a.max_queries,
+                       max_train=_max_train(argparse.Namespace(preset=None if a.reps else preset)),
                        say=lambda s, end="\n": say("  " + s, end=end))
     say(f"[2/{steps}] evaluated {len(specs)} representations ({time.perf_counter() - t0:.1f}s)")
     if a.student_dim:
@@ -230,8 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"which representations (default: frontier): {presets_help()}")
     q.add_argument("--reps", type=str_list, default=None, help="representation specs instead of a preset, e.g. pca:64,pq:16x256,sq:8")
     q.add_argument("--rerank-r", type=int, default=None, help="also report two-stage rows reranking R candidates")
-    q.add_argument("--student-dim", type=int, default=64, help="train and evaluate a student of this dim (0 = skip; default 64)")
-    q.add_argument("--student-steps", type=int, default=None, help="training steps of the student (default: the train config's 600; 200 with --preset quick)")
+    q.add_argument("--student-dim", type=int, default=None,
+                   help="train and evaluate a student of this dim (0 = skip; default 64, none with --preset quick)")
+    q.add_argument("--student-steps", type=int, default=None, help="training steps of the student (default: the train config's 600)")
     q.set_defaults(func=cmd_quickstart)
 
     pr = sub.add_parser("prepare", help="cache embeddings, split and teacher top-k for a run",
@@ -282,9 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--split", default="test", choices=["val", "test"], help="evaluation queries (default: test)")
     b.add_argument("--max-queries", type=int, default=1000,
                    help="evaluate on the first N queries of the split (default 1000, as in every command; 0 = all)")
-    b.add_argument("--max-train", type=int, default=200_000,
+    b.add_argument("--max-train", type=int, default=None,
                    help="fit each codec on at most this many training rows, a seeded sample recorded in every row "
-                        "(0 = all; default 200000)")
+                        "(0 = all; default 200000, 8000 with --preset quick)")
     b.set_defaults(func=cmd_baselines)
 
     s = sub.add_parser("sanity", help="backend fidelity (vs_student), norm/cosine statistics, training diagnostics",

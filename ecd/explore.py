@@ -212,12 +212,14 @@ class Explorer(W.VBox):
         self.y = W.Dropdown(description="y", layout=lay(), style=wide)
         self.log_x = W.Checkbox(value=True, description="log x", layout=lay(), style=wide)
         self.point = W.Dropdown(options=[], description="point", layout=W.Layout(width="95%"), style=wide)
-        self.query = W.BoundedIntText(value=0, min=0, max=0, description="query #", layout=lay(width="200px"), style=wide)
+        # one numbering of the queries, 1..N as in "query 3 of the 1,000 test queries" under the table
+        self.query = W.BoundedIntText(value=1, min=1, max=1, description="query", layout=lay(width="200px"), style=wide)
         self.status = W.HTML(layout=W.Layout())
         self.details = W.HTML(layout=W.Layout())
         self.query_view = W.HTML(layout=W.Layout())
         self.fig = go.FigureWidget(layout=dict(template="plotly_white", height=520))
         self._busy = False
+        self._has_dims = False
         note = "" if sweeps else f"<i>no run log at {self.db}: sweeps appear here once `ecd sweep` has written it</i>"
         if not runs:
             note += f"<br><i>no metrics tables under {self.root}/&lt;run_id&gt;/&lt;mode&gt;/metrics.parquet yet</i>"
@@ -258,23 +260,29 @@ class Explorer(W.VBox):
             modes = sorted(d["mode"].dropna().astype(str).unique()) if "mode" in d.columns else []
             self.mode.options = modes
             self.mode.value = tuple(modes)
+            # a filter offers what the rows have (never a greyed-out control): one stage is a one-option list
             stages = set(d["stage"].fillna("one_stage")) if "stage" in d.columns else {"one_stage"}
-            self.stage.disabled = stages == {"one_stage"}
-            if self.stage.value != "all" and self.stage.value not in stages:
-                self.stage.value = "one_stage" if "one_stage" in stages else "all"
-            self.scope.disabled = "scope" not in d.columns
+            was = self.stage.value                    # new options reset a dropdown's value: keep the user's pick
+            self.stage.options = [s for s in STAGES if s in stages] + (["all"] if len(stages) > 1 else [])
+            self.stage.value = was if was in self.stage.options else (
+                "one_stage" if "one_stage" in stages else self.stage.options[0])
+            scopes = sorted(set(d["scope"].dropna())) if "scope" in d.columns else []
+            was = self.scope.value
+            self.scope.options = (scopes + (["all"] if len(scopes) > 1 else [])) or ["all"]
+            self.scope.value = was if was in self.scope.options else (
+                "vs_teacher" if "vs_teacher" in scopes else self.scope.options[0])
             backends = sorted(d["backend"].dropna().astype(str).unique()) if "backend" in d.columns else []
             self.backend.options = backends
             self.backend.value = tuple(backends)
-            self.backend.disabled = len(backends) < 2
             if "rep_dim" in d.columns and d["rep_dim"].notna().any():
                 lo, hi = int(d["rep_dim"].min()), int(d["rep_dim"].max())
                 self.dims.min, self.dims.max = 0, max(hi, 1)
                 self.dims.min = lo
                 self.dims.value = (lo, hi)
-                self.dims.disabled = False
+                self._has_dims = True
             else:
-                self.dims.disabled = True
+                self._has_dims = False
+            self.dims.layout.display = None if self._has_dims else "none"   # no dimension column: no slider
             cols = numeric_columns(d)
             self.x.options, self.y.options = cols, cols
             if cols:
@@ -297,7 +305,7 @@ class Explorer(W.VBox):
             d = d[d["scope"] == self.scope.value]
         if "backend" in d.columns and self.backend.options:
             d = d[d["backend"].astype(str).isin(self.backend.value) | d["backend"].isna()]
-        if "rep_dim" in d.columns and not self.dims.disabled:
+        if "rep_dim" in d.columns and self._has_dims:
             lo, hi = self.dims.value
             d = d[d["rep_dim"].between(lo, hi) | d["rep_dim"].isna()]
         return d
@@ -387,26 +395,26 @@ class Explorer(W.VBox):
             rerank_r = _num(r.get("rerank_r"))
             ev = self.cache.eval_data(str(r["run_id"]), self.split)
             n_eval = min(_num(r.get("n_queries")) or len(ev.query_idx), len(ev.query_idx))
-            self.query.max = n_eval - 1
-            t = query_neighbors(str(r["run_id"]), row_spec(r), int(self.query.value), k=min(self.k, ev.k_truth),
+            self.query.max = n_eval
+            t = query_neighbors(str(r["run_id"]), row_spec(r), int(self.query.value) - 1, k=min(self.k, ev.k_truth),
                                 split=self.split, seed=seed, cache=self.cache, ckpt_path=ckpt, stage=stage,
                                 rerank_r=rerank_r)
         except (ValueError, FileNotFoundError, KeyError, NotImplementedError) as e:
             self.query_view.value = f"<i>per-query view unavailable: {_html.escape(str(e))}</i>"
             return
         texts = self.cache.texts_of(str(r["run_id"]))
-        qrow = int(ev.query_idx[int(self.query.value)])
-        qtext = texts[qrow] if texts is not None else f"#{qrow}"
+        qrow = int(ev.query_idx[int(self.query.value) - 1])
+        qtext = texts[qrow] if texts is not None else f"(no text: dataset row {qrow})"
         name = str(r.get("name") or row_spec(r))
         what = f"{name}, top-{rerank_r} reranked by the teacher" if stage == "two_stage" else name
         rec = r.get(f"recall@{len(t)}")
-        note = (f"query {int(self.query.value) + 1} of the {n_eval:,} {self.split} queries the row was evaluated on"
+        note = (f"query {int(self.query.value)} of the {n_eval:,} {self.split} queries the row was evaluated on"
                 + (f"; its recall@{len(t)} = {float(rec):.4f} is the mean kept/{len(t)} over them" if rec is not None and pd.notna(rec) else ""))
         if r.get("scope") == "vs_student":
             note += (f". This row measures the {r.get('backend')} index against brute force in the same space; "
                      "the table shows exact search in the representation against the teacher")
         self.neighbors = t
-        self.query_view.value = neighbors_html(t, f"{qtext} (#{qrow})", what=what, note=note)
+        self.query_view.value = neighbors_html(t, qtext, what=what, note=note)
 
 def explore(root="results", db=None, split: str = "test", k: int = 10) -> Explorer:
     "The explorer app over the results folder `root` (and its run log `root/runs.db`); display it in JupyterLab."

@@ -34,7 +34,7 @@ log = get_logger("ecd.figures")
 __all__ = ['log', 'BROWSER_NAMES', 'PNG_HOWTO', 'MODE_STYLES', 'FAMILY_COLORS', 'FAMILY_SYMBOLS', 'find_browser', 'browser_fails',
            'png_available', 'want_png', 'write_plotlyjs', 'plotlyjs_home', 'to_offline_html', 'write_pngs',
            'write_figures', 'write_figure', 'norm_stats', 'cosine_stats', 'learning_curve', 'train_figures',
-           'mode_style']
+           'fit_title', 'mode_style']
 
 # %% ../nbs/00a_figures.ipynb #166b8550
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -294,6 +294,9 @@ MODE_STYLES: dict[str, tuple[str, str]] = {   # mode -> (colour, symbol), the sa
     "student+opq": ("#c5b0d5", "star-diamond"), "student+binary": ("#7b4173", "star-triangle-down"),
     "student+learnedpq": ("#a55194", "star-triangle-up"), "learnedpq": ("#a55194", "star-triangle-up"),
     "lrq": ("#e377c2", "hexagram"), "lopq": ("#ce6dbd", "hexagram"), "llsq": ("#de9ed6", "hexagram"),
+    # fast-scan layouts: their code's hue family, a symbol of their own
+    "pqfs": ("#aec7e8", "circle-cross"), "opqfs": ("#5254a3", "diamond-cross"), "rqfs": ("#9c9ede", "hourglass"),
+    "lsqfs": ("#b5cf6b", "bowtie"), "rabitqfs": ("#cedb9c", "star-triangle-down"),
 }
 FAMILY_COLORS = {  # each family's palette: its modes' colours first, then spares for modes outside MODE_STYLES
     "classic": ("#000000", "#7f7f7f", "#bcbd22", "#2ca02c", "#98df8a", "#637939", "#17becf", "#525252", "#8c6d31",
@@ -306,6 +309,18 @@ FAMILY_COLORS = {  # each family's palette: its modes' colours first, then spare
 FAMILY_SYMBOLS = {"classic": ("circle", "square", "triangle-up", "diamond", "cross", "x", "pentagon",
                               "hexagon", "triangle-down", "star-triangle-up"),
                   "learned": ("star",), "learned+quantized": ("star-diamond", "diamond-wide", "star-square")}
+
+def fit_title(text: str, width: int = 80) -> str:
+    """A figure title that fits a ~900 px figure (JupyterLab, the docs column): longer than `width` characters, it
+    is split at its last `: `, ` (` or `, ` before `width` into a title line and a smaller second line."""
+    text = str(text)
+    if len(text) <= width or "<br>" in text:
+        return text
+    for sep, keep in ((": ", 1), (" (", 0), (", ", 1), (" ", 0)):
+        i = text.rfind(sep, 0, width)
+        if i > 10:
+            return f"{text[:i + keep]}<br><sup>{text[i + len(sep) - (1 if sep == ' (' else 0):]}</sup>"
+    return text
 
 def mode_style(mode: str, family: str = "classic", taken: set | None = None) -> dict:
     """`dict(color, symbol, family)` of `mode`: its `MODE_STYLES` entry, else the first (colour, symbol) of its

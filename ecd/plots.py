@@ -24,7 +24,7 @@ import plotly.io as pio
 from .core import get_logger, results_dir
 from .store import check_runs_db, read_metrics, read_runs
 from .figures import FAMILY_COLORS, FAMILY_SYMBOLS  # noqa: F401  (the palettes, still importable from ecd.plots)
-from .figures import MODE_STYLES, want_png, mode_style, train_figures, write_figures, write_pngs
+from .figures import MODE_STYLES, want_png, fit_title, mode_style, train_figures, write_figures, write_pngs
 
 log = get_logger("ecd.plots")
 
@@ -207,9 +207,10 @@ def pareto_chart(df: pd.DataFrame, x: str = "bytes_per_vector", y: str = "recall
     """Scatter of `y` against `x`, one trace per `color` value (styled by family: classic / learned /
     learned+quantized), the Pareto front drawn as a line and its points ringed."""
     fig = go.Figure()
-    title = title or f"{y} vs {_label(x)}"
+    title = fit_title(title or f"{y} vs {_label(x)}")   # long titles: a second, smaller line instead of cut off
     fig.update_layout(title=title, xaxis_title=_label(x), yaxis_title=_label(y), template="plotly_white",
-                      legend_title_text=color, hovermode="closest", legend=dict(groupclick="toggleitem"))
+                      legend_title_text=color, hovermode="closest", legend=dict(groupclick="toggleitem"),
+                      height=540, margin=dict(t=90 if "<br>" in title else 60))
     if df.empty:
         return _empty(fig, "no rows to plot")
     _check_cols(df, [x, y])
@@ -255,6 +256,10 @@ def pareto_chart(df: pd.DataFrame, x: str = "bytes_per_vector", y: str = "recall
                                            shape="hv" if x_dir == "min" and y_dir == "max" else "linear"),
                                  text=labels, textposition=where, textfont=dict(size=10, color="#333"),
                                  hoverinfo="skip", customdata=pf.index.to_numpy()))
+    if len(styles) > 10:   # a long legend goes under the chart, which keeps its full height (JupyterLab, docs)
+        rows = -(-len(styles) // 5) + len(fams)
+        fig.update_layout(height=540 + 24 * rows, legend=dict(orientation="h", yanchor="top", y=-0.14, x=0,
+                                                              groupclick="toggleitem"))
     if log_x is None:
         xs = d[x][d[x] > 0]
         log_x = len(xs) == len(d) and len(xs) > 1 and xs.max() / xs.min() >= 10
@@ -292,7 +297,7 @@ def metric_vs_dim(df: pd.DataFrame, metric: str = "recall@10", x: str = "rep_dim
     if len(d) and x in d.columns and by in d.columns:
         d = d[d.groupby(d[by].astype(str))[x].transform("nunique") > 1]
     fig = go.Figure()
-    fig.update_layout(title=title or f"{metric} ({scope}) vs {_label(x)}{_queries_note(d)}", xaxis_title=_label(x),
+    fig.update_layout(title=fit_title(title or f"{metric} ({scope}) vs {_label(x)}{_queries_note(d)}"), xaxis_title=_label(x),
                       yaxis_title=metric, template="plotly_white", legend_title_text=by, hovermode="closest")
     if d.empty or metric not in d.columns or x not in d.columns:
         return _empty(fig, f"no {scope} rows with {metric} and {x} (or no {by} spans several {_label(x)}s)")

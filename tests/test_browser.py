@@ -28,7 +28,7 @@ DRIVER = shutil.which("chromedriver") or next((p for p in ("/usr/bin/chromedrive
                                                if Path(p).exists()), None)
 pytestmark = pytest.mark.skipif(BROWSER is None or DRIVER is None,
                                 reason="no Chromium + chromedriver (Debian: apt-get install -y chromium chromium-driver)")
-CONTROLS = ("runs", "mode", "stage", "scope", "backend", "dim", "x", "y", "point", "query #")
+CONTROLS = ("runs", "mode", "stage", "scope", "backend", "dim", "x", "y", "point", "query")
 
 
 def _free_port() -> int:
@@ -143,6 +143,8 @@ def test_explorer_runs_in_jupyterlab(lab, driver, workdir):
     # every control is visible; in the runs view only the sweeps list is hidden
     hidden = [c for c in CONTROLS if not (_control(d, c) is not None and _control(d, c).is_displayed())]
     assert not hidden, f"controls not visible: {hidden}"
+    greyed = [c for c in CONTROLS if _control(d, c).find_elements(By.CSS_SELECTOR, "[disabled], .mod-disabled")]
+    assert not greyed, f"controls that look disabled: {greyed}"     # a one-option filter is still a live control
     assert _control(d, "sweeps") is None or not _control(d, "sweeps").is_displayed()
     assert "gl" in _control(d, "runs").text and {"pca", "pq", "sq"} <= set(_control(d, "mode").text.split())
     assert "teacher top-10" not in _output_text(d)          # nothing selected yet: no per-query table
@@ -155,11 +157,11 @@ def test_explorer_runs_in_jupyterlab(lab, driver, workdir):
     assert "kept" in text and "of the 30 test queries the row was evaluated on" in text, text[-2000:]
     first = text[text.index("teacher top-10"):]
     # another query number: the table changes
-    box = _control(d, "query #").find_element(By.CSS_SELECTOR, "input")
+    box = _control(d, "query").find_element(By.CSS_SELECTOR, "input")
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys("5\n")
     _wait(lambda: _output_text(d)[_output_text(d).index("teacher top-10"):] != first, 60, "the view of query 5")
-    assert "query 6 of the 30" in _output_text(d)
+    assert "query 5 of the 30" in _output_text(d)   # the number typed is the number shown
     d.save_screenshot(str(workdir / "explorer_clicked.png"))
 
 

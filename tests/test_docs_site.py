@@ -83,6 +83,25 @@ def test_pages_exist_and_are_offline(site):
     assert (site / "assets/ecd.css").exists() and "assets/ecd.css" in (site / "12_plots.html").read_text(encoding="utf-8")
 
 
+def test_pages_are_light(site):
+    "Every page under 1.5 MB: figures load the site's one plotly.js, no page inlines a copy of it."
+    big = {p.relative_to(site).as_posix(): p.stat().st_size for p in site.rglob("*.html") if p.stat().st_size > 1_500_000}
+    assert not big, big
+    inlined = [p.name for p in site.glob("*.html") if "* plotly.js v" in p.read_text(encoding="utf-8")]
+    assert not inlined, inlined
+
+
+def test_navigation_names_are_readable(site):
+    "The notebooks appear under readers' names, never under their module slugs (core, knn, sweep.combos, ...)."
+    page = (site / "12_plots.html").read_text(encoding="utf-8")
+    nav = page[page.index('class="md-nav md-nav--primary"'):]
+    labels = {text(m).strip() for m in re.findall(r'<span class="md-ellipsis">(.*?)</span>', nav, re.S)}
+    slugs = {p.stem.split("_", 1)[1].replace("_", ".") for p in (ROOT / "nbs").glob("[0-9]*.ipynb")}
+    slugs |= {p.stem.split("_", 1)[1] for p in (ROOT / "nbs").glob("[0-9]*.ipynb")}
+    assert not labels & slugs, sorted(labels & slugs)
+    assert {"Plots", "Comparing runs", "Command line", "Representations"} <= labels, sorted(labels)
+
+
 def test_navigation(site):
     "Home, the notebooks, the API reference: no section named after a folder ('Api'), no 'ecd > ecd'."
     page = (site / "12_plots.html").read_text(encoding="utf-8")
@@ -150,3 +169,27 @@ def test_clean_notebook_drops_nbdev_directives():
          "text": f"{ROOT}/ecd/evaluate.py:168: UserWarning: few rows\n  warnings.warn(msg)\n"},
         {"output_type": "stream", "name": "stdout", "text": f"cached in /tmp/tmpab12cd/data/x and {ROOT}/results\n"}])
     assert outs == [{"output_type": "stream", "name": "stdout", "text": "cached in <tmp>/data/x and results\n"}]
+
+
+@pytest.mark.skipif(BROWSER is None or not (shutil.which("chromedriver") or Path("/usr/bin/chromedriver").exists()),
+                    reason="no Chromium + chromedriver")
+def test_wide_column_and_code_that_does_not_scroll(server, tmp_path):
+    "At 1,400 px the content column is wide (> 1,000 px) and no code block of the codecs page scrolls sideways."
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    opts = Options()
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        opts.add_argument(a)
+    opts.binary_location = BROWSER
+    d = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=opts)
+    try:
+        d.get(f"{server}/05_codecs.html")
+        width = d.execute_script("return document.querySelector('.md-content').getBoundingClientRect().width")
+        code = d.execute_script("""return [...document.querySelectorAll('.jp-InputArea pre, .md-typeset pre > code')]
+            .filter(e => e.offsetParent !== null).map(e => e.scrollWidth > e.clientWidth + 1)""")
+        d.save_screenshot(str(tmp_path / "codecs_1400.png"))
+    finally:
+        d.quit()
+    assert width > 1000, width
+    assert code and not any(code), f"{sum(code)} of {len(code)} code blocks scroll sideways"

@@ -35,7 +35,9 @@ def test_pyproject_torch_range_admits_the_cpu_build():
 
 # The docs home (nbs/index.ipynb) and the README name the run ids, paths and representations the code has.
 import json                                    # noqa: E402
+import os                                      # noqa: E402
 import subprocess                              # noqa: E402
+import sys                                     # noqa: E402
 
 
 def _docs_home_markdown() -> str:
@@ -81,20 +83,80 @@ def test_docs_and_readme_figure_paths_are_where_ecd_plot_writes():
         assert "<mode>/figures" not in text, f"{name}: figures are not written per mode"
 
 
-def test_docs_home_lists_every_representation():
-    "Every spec form of `ecd.codecs.spec_forms()` (the learned ones included) is named in the docs home's prose."
-    from ecd.codecs import spec_forms
-    words = {"float32": None, "fp16": "fp16", "binary": "binary", "trunc": "truncation", "pca": "PCA",
-             "rp": "random projection", "pca_sq8": "PCA+SQ8", "pq": "PQ", "opq": "OPQ", "sq": "SQ", "sq8": "SQ",
-             "rq": "RQ", "lsq": "LSQ", "opq_rq": "OPQ+RQ", "lrq": "lrq:", "lopq": "lopq:", "llsq": "llsq:",
-             "prq": "PRQ", "plsq": "PLSQ", "rabitq": "RaBitQ", "itq": "ITQ", "pqfs": "pqfs:", "opqfs": "opqfs:",
-             "rqfs": "rqfs:", "lsqfs": "lsqfs:", "rabitqfs": "rabitqfs"}
-    home = _docs_home_markdown()
-    heads = [f.split(":")[0].split(" ")[0] for f in spec_forms()]
-    unknown = [h for h in heads if h not in words]
-    assert not unknown, f"new spec forms {unknown}: name them in nbs/index.ipynb and add them here"
-    missing = [h for h in heads if words[h] and not re.search(rf"(?<![\w+]){re.escape(words[h])}", home)]
-    assert not missing, f"the docs home does not name {missing}"
+def _docs_home_cells() -> list[dict]:
+    return json.loads((ROOT / "nbs" / "index.ipynb").read_text())["cells"]
+
+
+def test_lists_of_representations_are_generated_from_the_code():
+    """The docs home prints every spec form from `ecd.codecs.spec_forms()` (its stored output is what the code says now:
+    re-save it with docs/save_outputs.sh nbs/index.ipynb), and the README's representation and preset blocks are
+    what tools/gen_readme.py writes from `spec_forms()` and `ecd.runs.PRESETS`."""
+    from ecd.codecs import SPEC_KNOBS, spec_forms
+    cell = next(c for c in _docs_home_cells() if c["cell_type"] == "code" and "spec_forms" in "".join(c["source"]))
+    shown = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+    assert shown.strip() == "\n".join(spec_forms() + [SPEC_KNOBS]).strip(), "the docs home's stored spec list is stale: re-save nbs/index.ipynb"
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_readme.py"), "--check"], cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, "README.md's generated blocks are stale: run python tools/gen_readme.py"
+    prose = "\n".join("".join(c["source"]) for c in _docs_home_cells() if c["cell_type"] == "markdown")
+    assert "\\n" not in prose, "a literal \\n in the docs home's prose"
+
+
+def _ecd_lines(text: str) -> list[str]:
+    "Every `ecd ...` command of the text's bash blocks, as written (from `ecd` on; `.venv/bin/ecd` counts)."
+    out = []
+    for ln in _shell_lines(text):
+        for part in re.split(r"&&|;", ln):
+            m = re.match(r"^\s*(?:\S*/)?ecd\s+(.*)$", part.strip())
+            if m:
+                out.append(m.group(1).strip())
+    return out
+
+
+class _Parsed(Exception):
+    pass
+
+
+def _parse(argv: list[str], monkeypatch) -> None:
+    "Parse `ecd ARGV` with the real parser of that command (nothing runs); an unknown flag or bad value fails."
+    import argparse
+    import importlib
+    from ecd.cli import EXTERNAL_COMMANDS, build_parser
+    if argv[0] in EXTERNAL_COMMANDS:
+        module, fn, _ = EXTERNAL_COMMANDS[argv[0]]
+        orig = argparse.ArgumentParser.parse_known_args
+
+        def parse_then_stop(self, args=None, namespace=None):
+            ns, rest = orig(self, args, namespace)
+            if self.prog.startswith("ecd") and not any(isinstance(a, argparse._SubParsersAction) and
+                                                       getattr(ns, a.dest, None) is None for a in self._actions):
+                raise _Parsed(rest)
+            return ns, rest
+        monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", parse_then_stop)
+        try:
+            getattr(importlib.import_module(module), fn)(argv[1:])
+        except _Parsed as e:
+            assert not e.args[0], f"unrecognized arguments {e.args[0]} in `ecd {' '.join(argv)}`"
+        finally:
+            monkeypatch.undo()
+        return
+    a = build_parser().parse_args(argv)
+    assert getattr(a, "func", None), f"`ecd {' '.join(argv)}` names no command"
+
+
+def test_every_documented_command_parses_as_written(monkeypatch, capsys):
+    "Every `ecd` line of the README and the docs home, exactly as written, is a command whose flags and values parse."
+    import shlex
+    n = 0
+    for name, text in (("docs home", _docs_home_markdown()), ("README", (ROOT / "README.md").read_text())):
+        for line in _ecd_lines(text):
+            argv = shlex.split(line, comments=True)
+            try:
+                _parse(argv, monkeypatch)
+            except SystemExit as e:
+                raise AssertionError(f"{name}: `ecd {line}` does not parse: {capsys.readouterr().err[-500:]}") from e
+            n += 1
+    assert n >= 30, n
 
 
 def test_deploy_recipe_says_where_new_vectors_come_from_and_exports_are_ignored():
