@@ -200,7 +200,7 @@ def _pages(items):
 
 
 NAV_TITLES = {   # notebook -> its name in the navigation (a reader's words, not the module's slug)
-    "00_core": "Core: paths, seeds, threads", "00a_figures": "Figure files", "01_config": "Configs",
+    "00_core": "Core: paths, seeds, threads", "00a_figures": "Figure files", "00b_charts": "Charts of results", "01_config": "Configs",
     "02_data": "Data sources", "03_knn": "Teacher top-k", "04_metrics": "Metrics", "05_codecs": "Representations",
     "06_models": "Student models", "07_losses": "Ranking losses", "08_train": "Training a student",
     "08a_learned": "Learned codes", "09_evaluate": "Evaluation", "10_store": "Results store",
@@ -260,10 +260,11 @@ _EMPTY_SCRIPT = re.compile(r"""<script\s+src=["']["']\s*>\s*</script>""", re.I) 
 
 def on_page_context(context, page, config, nav):
     "The home page is 'Home' in the navigation (its heading, the site name, stays on the page)."
-    if page.file.src_uri in ("index.md", "index.ipynb"):
-        page.title = "Home"
-    elif page.file.src_uri.endswith(".ipynb"):
-        page.title = nav_title(Path(page.file.src_uri).stem, page.title)
+    for p in nav.pages:    # every notebook, not only this page: pages read later would show their module slug
+        if p.file.src_uri in ("index.md", "index.ipynb"):
+            p.title = "Home"
+        elif p.file.src_uri.endswith(".ipynb"):
+            p.title = nav_title(Path(p.file.src_uri).stem, p.title)
     return context
 
 

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,17 +24,19 @@ import plotly.io as pio
 from .core import get_logger, results_dir
 from .store import check_runs_db, read_metrics, read_runs
 from .figures import FAMILY_COLORS, FAMILY_SYMBOLS  # noqa: F401  (the palettes, still importable from ecd.plots)
-from .figures import MODE_STYLES, want_png, fit_title, mode_style, train_figures, write_figures, write_pngs
+from .figures import MODE_STYLES, want_png, fit_title, mode_style, train_figures, write_figures, write_pngs  # noqa: F401
+from .charts import (FAMILIES, HOVER_COLS, MINIMIZE, SPEED_CLASSES, SWEEP_KINDS, better, family_of,  # noqa: F401
+                        hover_text, index_fidelity_vs_student, metric_vs_dim, mode_styles, ndcg_vs_teacher_dim,
+                        overlap_vs_teacher_dim, pareto_chart, pareto_front, pareto_mask, pareto_vs_teacher,
+                        queries_note, recall_vs_teacher_dim, scope_rows, speed_chart, speed_front, stage_rows,
+                        sweep_pareto)
 
 log = get_logger("ecd.plots")
 
 # %% auto #0
-__all__ = ['log', 'HOVER_COLS', 'FAMILIES', 'MINIMIZE', 'SWEEP_KINDS', 'TEACHER_FIGURES', 'SPEED_CLASSES', 'DocsHtmlRenderer',
-           'use_docs_renderer', 'pareto_mask', 'pareto_front', 'hover_text', 'family_of', 'mode_styles', 'better',
-           'pareto_chart', 'pareto_vs_teacher', 'metric_vs_dim', 'recall_vs_teacher_dim', 'overlap_vs_teacher_dim',
-           'ndcg_vs_teacher_dim', 'index_fidelity_vs_student', 'sweep_ids', 'load_runs', 'compression_vs',
-           'sweep_tradeoffs', 'sweep_pareto', 'results_root', 'read_run_metrics', 'run_figures', 'make_plots',
-           'plot_sweeps', 'plot_main', 'speed_front', 'speed_chart']
+__all__ = ['log', 'TEACHER_FIGURES', 'DocsHtmlRenderer', 'use_docs_renderer', 'sweep_ids', 'load_runs', 'compression_vs',
+           'sweep_tradeoffs', 'results_root', 'read_run_metrics', 'run_figures', 'make_plots', 'plot_sweeps',
+           'plot_main']
 
 # %% ../nbs/12_plots.ipynb #d078f996
 from plotly.io._base_renderers import MimetypeRenderer
@@ -50,298 +52,6 @@ pio.renderers["ecd_docs"] = DocsHtmlRenderer()
 def use_docs_renderer():
     "Show figures in JupyterLab (plotly mimetype) and store a CDN-free HTML copy for the docs site."
     pio.renderers.default = "plotly_mimetype+ecd_docs"
-
-# %% ../nbs/12_plots.ipynb #09d239bd
-def _check_cols(df: pd.DataFrame, cols: Iterable[str], what: str = "table"):
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ValueError(f"The {what} has no column(s) {missing}; it has {list(df.columns)}. "
-                         f"Pick axes among those columns (e.g. x='bytes_per_vector', y='recall@10').")
-
-def _direction(d: str, name: str) -> bool:
-    if d not in ("min", "max"):
-        raise ValueError(f"{name} must be 'min' or 'max', got {d!r}.")
-    return d == "min"
-
-def pareto_mask(df: pd.DataFrame, x: str = "bytes_per_vector", y: str = "recall@10",
-                x_dir: str = "min", y_dir: str = "max") -> np.ndarray:
-    "Boolean array: which rows of `df` are Pareto-optimal for `x` (`x_dir` 'min'|'max') and `y` (`y_dir`)."
-    _check_cols(df, [x, y])
-    xs = pd.to_numeric(df[x], errors="coerce").to_numpy(float)
-    ys = pd.to_numeric(df[y], errors="coerce").to_numpy(float)
-    # turn both axes into "smaller is better"
-    if not _direction(x_dir, "x_dir"): xs = -xs
-    if _direction(y_dir, "y_dir") is False: ys = -ys
-    ok = np.isfinite(xs) & np.isfinite(ys)
-    mask = np.zeros(len(df), bool)
-    idx = np.flatnonzero(ok)
-    if not len(idx):
-        return mask
-    px, py = xs[idx], ys[idx]
-    # sort by x then y; sweep keeping the best y seen so far (strictly better than all earlier points)
-    order = np.lexsort((py, px))
-    best = np.inf
-    i = 0
-    while i < len(order):
-        # group exact-equal x values: inside a group only the smallest y can be optimal
-        j = i
-        while j < len(order) and px[order[j]] == px[order[i]]:
-            j += 1
-        grp = order[i:j]
-        gmin = py[grp].min()
-        if gmin < best:
-            mask[idx[grp[py[grp] == gmin]]] = True
-            best = gmin
-        i = j
-    return mask
-
-def pareto_front(df: pd.DataFrame, x: str = "bytes_per_vector", y: str = "recall@10",
-                 x_dir: str = "min", y_dir: str = "max") -> pd.DataFrame:
-    "The Pareto-optimal rows of `df` (minimize `x`, maximize `y` by default), sorted by `x`."
-    m = pareto_mask(df, x, y, x_dir, y_dir)
-    return df[m].sort_values([x, y], ascending=[True, y_dir == "min"], kind="stable")
-
-# %% ../nbs/12_plots.ipynb #ee5288bd
-HOVER_COLS = ("name", "mode", "family", "run_id", "scope", "stage", "backend", "rep_dim", "bytes_per_vector",
-              "compression_ratio", "k", "rerank_r", "recall@10", "ndcg@10", "n_queries", "ms_per_query", "distortion",
-              "spec", "params", "combo_id", "sweep_id", "method")
-
-def _fmt(v) -> str:
-    if isinstance(v, (float, np.floating)):
-        return "" if not np.isfinite(v) else (f"{v:.4g}")
-    return str(v)
-
-def hover_text(df: pd.DataFrame, cols: Sequence[str] = HOVER_COLS, extra: Sequence[str] = ()) -> list[str]:
-    "One HTML hover string per row: `col: value` for the config/metric columns present (missing values left out)."
-    use = [c for c in dict.fromkeys([*cols, *extra]) if c in df.columns]
-    out = []
-    for row in df[use].itertuples(index=False, name=None):
-        parts = [f"<b>{c}</b>: {_fmt(v)}" for c, v in zip(use, row)
-                 if v is not None and not (isinstance(v, float) and np.isnan(v)) and _fmt(v) != ""]
-        out.append("<br>".join(parts))
-    return out
-
-# %% ../nbs/12_plots.ipynb #cba1db46
-FAMILIES = ("classic", "learned", "learned+quantized")
-# FAMILY_COLORS, FAMILY_SYMBOLS and the one mode -> (colour, symbol) map MODE_STYLES live in ecd.figures
-_FLOAT_QUANT = ("", "float32", "fp32", "float")
-
-def _is_learned(mode: str, ckpt) -> bool:
-    has_ckpt = isinstance(ckpt, str) and ckpt != "" or (ckpt is not None and not isinstance(ckpt, (str, float)))
-    return has_ckpt or str(mode).split("+", 1)[0].startswith(("student", "learned", "lpq", "lrq", "lopq", "llsq"))
-
-def family_of(df: pd.DataFrame) -> pd.Series:
-    """`classic`, `learned` or `learned+quantized` for each metric row, generically: a row is learned when it names a
-    checkpoint (`ckpt_path`) or its mode starts with `student`/`learned`; a learned row is quantized when it stores
-    codes, i.e. its mode has a quantizer after `+` (`student+pq`) or it stores fewer bytes than float32 at its
-    `rep_dim` (learned codes)."""
-    if df.empty:
-        return pd.Series([], dtype=object, index=df.index)
-    mode = df["mode"].astype(str) if "mode" in df else pd.Series("", index=df.index)
-    ckpt = df["ckpt_path"] if "ckpt_path" in df else pd.Series(None, index=df.index, dtype=object)
-    ckpt = ckpt.where(ckpt.notna(), None)
-    bpv = pd.to_numeric(df["bytes_per_vector"], errors="coerce") if "bytes_per_vector" in df else pd.Series(np.nan, index=df.index)
-    dim = pd.to_numeric(df["rep_dim"], errors="coerce") if "rep_dim" in df else pd.Series(np.nan, index=df.index)
-    out = []
-    for m, c, b, d in zip(mode, ckpt, bpv, dim):
-        if not _is_learned(m, c):
-            out.append("classic"); continue
-        quant = m.split("+", 1)[1] if "+" in m else ""
-        codes = quant.lower() not in _FLOAT_QUANT or (np.isfinite(b) and np.isfinite(d) and b < 4 * d)
-        out.append("learned+quantized" if codes else "learned")
-    return pd.Series(out, index=df.index, dtype=object)
-
-def mode_styles(df: pd.DataFrame, by: str = "mode") -> dict:
-    """`{value of by: dict(color, symbol, family)}`: a mode's colour and symbol from `ecd.figures.MODE_STYLES`, the
-    same in every figure and in the explorer; a value outside the map takes a free style of its family (classic /
-    learned / learned+quantized) in this figure."""
-    fam = family_of(df)
-    keys = df[by].astype(str) if by in df else pd.Series("all", index=df.index)
-    first = pd.DataFrame({"key": keys, "family": fam}).drop_duplicates("key")
-    taken = {MODE_STYLES[k] for k in first["key"] if k in MODE_STYLES}
-    known = first[first["key"].isin(list(MODE_STYLES))]
-    out = {k: mode_style(k, f) for k, f in zip(known["key"], known["family"])}
-    for k, f in sorted(zip(first["key"], first["family"])):
-        if k not in out:
-            out[k] = mode_style(k, f, taken)
-    return out
-
-# %% ../nbs/12_plots.ipynb #842d6926
-def _scope(df: pd.DataFrame, scope: str) -> pd.DataFrame:
-    if "scope" in df.columns:
-        df = df[df["scope"] == scope]
-    return df
-
-MINIMIZE = ("bytes_per_vector", "rep_dim", "ms_per_query", "distortion", "fit_s", "loss", "duration_s")
-
-def better(col: str) -> str:
-    "'min' for columns where smaller is better (bytes, dims, latency, distortion), else 'max'."
-    return "min" if col in MINIMIZE else "max"
-
-def _stage(df: pd.DataFrame, stage: str | None) -> pd.DataFrame:
-    "Rows of one stage (`one_stage` / `two_stage`); rows without a stage count as one-stage."
-    if stage is None or "stage" not in df.columns:
-        return df if stage in (None, "one_stage") else df.iloc[:0]
-    return df[df["stage"].fillna("one_stage") == stage]
-
-def _label(col: str) -> str:
-    return {"bytes_per_vector": "bytes / vector", "rep_dim": "dimension", "compression_ratio": "compression ratio",
-            "ms_per_query": "ms / query"}.get(col, col)
-
-def _queries_note(df: pd.DataFrame) -> str:
-    "' (1000 test queries)': how many evaluation queries the numbers of `df` average over."
-    if "n_queries" not in df.columns or df["n_queries"].notna().sum() == 0:
-        return ""
-    n = sorted({int(v) for v in pd.to_numeric(df["n_queries"], errors="coerce").dropna()})
-    split = sorted({str(v) for v in df["split"].dropna()}) if "split" in df.columns else []
-    what = f"{'/'.join(split)} queries" if split else "queries"
-    return f" ({n[0]:,} {what})" if len(n) == 1 else f" ({n[0]:,}–{n[-1]:,} {what})"
-
-def _empty(fig: go.Figure, msg: str) -> go.Figure:
-    fig.add_annotation(text=msg, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font=dict(size=14))
-    return fig
-
-def pareto_chart(df: pd.DataFrame, x: str = "bytes_per_vector", y: str = "recall@10", color: str = "mode",
-                 x_dir: str = "min", y_dir: str = "max", title: str | None = None, log_x: bool | None = None,
-                 front: bool = True, hover_extra: Sequence[str] = ()) -> go.Figure:
-    """Scatter of `y` against `x`, one trace per `color` value (styled by family: classic / learned /
-    learned+quantized), the Pareto front drawn as a line and its points ringed."""
-    fig = go.Figure()
-    title = fit_title(title or f"{y} vs {_label(x)}")   # long titles: a second, smaller line instead of cut off
-    fig.update_layout(title=title, xaxis_title=_label(x), yaxis_title=_label(y), template="plotly_white",
-                      legend_title_text=color, hovermode="closest", legend=dict(groupclick="toggleitem"),
-                      height=540, margin=dict(t=90 if "<br>" in title else 60))
-    if df.empty:
-        return _empty(fig, "no rows to plot")
-    _check_cols(df, [x, y])
-    d = df.copy()
-    d[x] = pd.to_numeric(d[x], errors="coerce")
-    d[y] = pd.to_numeric(d[y], errors="coerce")
-    d = d[np.isfinite(d[x]) & np.isfinite(d[y])]
-    if d.empty:
-        return _empty(fig, f"no rows with both {x} and {y}")
-    if color not in d.columns:
-        d[color] = "all"
-    d[color] = d[color].astype(str)
-    styles = mode_styles(d, color)
-    fams = [f for f in FAMILIES if any(s["family"] == f for s in styles.values())]
-    titled = set()
-    pf = pareto_front(d, x, y, x_dir, y_dir) if front else d.iloc[:0]
-    for g in sorted(styles, key=lambda g: (FAMILIES.index(styles[g]["family"]), g)):
-        part = d[d[color] == g].sort_values([x, y])
-        st = styles[g]
-        group = dict(legendgroup=st["family"]) if len(fams) > 1 else {}
-        if group and st["family"] not in titled:
-            group["legendgrouptitle_text"] = st["family"]; titled.add(st["family"])
-        on = part.index.isin(pf.index)       # front points: larger, outlined in black, in their mode's own colour
-        size = 12 if st["family"] != "classic" else 9
-        fig.add_trace(go.Scatter(x=part[x], y=part[y], mode="markers", name=str(g), **group,
-                                 marker=dict(size=np.where(on, size + 5, size), color=st["color"], symbol=st["symbol"],
-                                             opacity=0.95, line=dict(width=np.where(on, 1.5, 0.5),
-                                                                     color=np.where(on, "black", "white"))),
-                                 text=hover_text(part, extra=(x, y, *hover_extra)),
-                                 hovertemplate=np.where(on, "<b>on the Pareto front</b><br>", "") + "%{text}<extra></extra>",
-                                 customdata=part.index.to_numpy()))
-    if front:   # the front as a dashed line through its points, each labelled with its name above its left side:
-        # no point beats a front point on both axes, so that corner is empty (the first label goes right, inside the plot)
-        labels = (pf["name"] if "name" in pf.columns else pf[color]).astype(str)
-        corner = "top left" if x_dir == "min" else "top right"
-        where = [corner] * len(pf)
-        if len(where):
-            where[0 if x_dir == "min" else -1] = "top right" if x_dir == "min" else "top left"
-        fig.add_trace(go.Scatter(x=pf[x], y=pf[y], mode="lines+markers+text", name="Pareto front",
-                                 marker=dict(size=18, color="rgba(0,0,0,0)"),   # invisible: keeps labels off the points
-                                 cliponaxis=False,                               # labels of recall ~1 not cut at the top
-                                 line=dict(color="rgba(0,0,0,0.55)", dash="dash", width=1.5,
-                                           shape="hv" if x_dir == "min" and y_dir == "max" else "linear"),
-                                 text=labels, textposition=where, textfont=dict(size=10, color="#333"),
-                                 hoverinfo="skip", customdata=pf.index.to_numpy()))
-    if len(styles) > 10:   # a long legend goes under the chart, which keeps its full height (JupyterLab, docs)
-        rows = -(-len(styles) // 5) + len(fams)
-        fig.update_layout(height=540 + 24 * rows, legend=dict(orientation="h", yanchor="top", y=-0.14, x=0,
-                                                              groupclick="toggleitem"))
-    if log_x is None:
-        xs = d[x][d[x] > 0]
-        log_x = len(xs) == len(d) and len(xs) > 1 and xs.max() / xs.min() >= 10
-    if log_x:
-        fig.update_xaxes(type="log")
-        lo, hi = float(d[x].min()), float(d[x].max())
-        if x in ("bytes_per_vector", "rep_dim", "compression_ratio") and lo > 0:  # ticks at powers of two, no minor labels
-            ticks = [2.0 ** e for e in range(int(np.floor(np.log2(lo))), int(np.ceil(np.log2(hi))) + 1)]
-            fig.update_xaxes(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
-    if y in ("recall@10", "ndcg@10", "overlap@10") or y.startswith(("recall@", "ndcg@", "overlap@", "mrr@")):
-        lo = float(d[y].min())
-        fig.update_yaxes(range=[max(0.0, lo - 0.05), 1.02])
-    return fig
-
-def pareto_vs_teacher(df: pd.DataFrame, x: str = "bytes_per_vector", y: str = "recall@10", stage: str = "one_stage",
-                      **kw) -> go.Figure:
-    """The headline chart of a run: bytes/vector (or `x='rep_dim'`) vs recall@10 against the teacher over every
-    representation of one `stage` (one-stage and teacher-reranked rows are never mixed), the Pareto front marked."""
-    d = _stage(_scope(df, "vs_teacher"), stage)
-    what = "one-stage search" if stage == "one_stage" else "two-stage: retrieve R, rerank with the teacher"
-    if stage == "two_stage" and "rerank_r" in d.columns and d["rerank_r"].notna().any():
-        what = f"two-stage: retrieve R={', '.join(str(int(r)) for r in sorted(d['rerank_r'].dropna().unique()))}, rerank with the teacher"
-    q = _queries_note(d)
-    title = kw.pop("title", f"{y} vs teacher against {_label(x)} ({what}{', ' + q[2:-1] if q else ''})")
-    return pareto_chart(d, x, y, title=title, **kw)
-
-# %% ../nbs/12_plots.ipynb #494e741a
-def metric_vs_dim(df: pd.DataFrame, metric: str = "recall@10", x: str = "rep_dim", scope: str = "vs_teacher",
-                  by: str = "mode", title: str | None = None, stage: str | None = "one_stage") -> go.Figure:
-    """One line per `by` value (mode by default): `metric` against `x` (the representation dimension), one-stage rows.
-    Only modes whose rows span several dimensions are drawn (truncation, PCA, students of several sizes): quantizers of
-    one input (PQ 8/16/32 B all at rep_dim 384) would stack into a vertical spike; their trade-off is the Pareto chart's.
-    A mode that repeats a dimension is drawn as markers only."""
-    d = _stage(_scope(df, scope) if scope else df, stage)
-    if len(d) and x in d.columns and by in d.columns:
-        d = d[d.groupby(d[by].astype(str))[x].transform("nunique") > 1]
-    fig = go.Figure()
-    fig.update_layout(title=fit_title(title or f"{metric} ({scope}) vs {_label(x)}{_queries_note(d)}"), xaxis_title=_label(x),
-                      yaxis_title=metric, template="plotly_white", legend_title_text=by, hovermode="closest")
-    if d.empty or metric not in d.columns or x not in d.columns:
-        return _empty(fig, f"no {scope} rows with {metric} and {x} (or no {by} spans several {_label(x)}s)")
-    d = d[pd.to_numeric(d[metric], errors="coerce").notna() & pd.to_numeric(d[x], errors="coerce").notna()].copy()
-    if d.empty:
-        return _empty(fig, f"no {scope} rows with {metric} and {x}")
-    if by not in d.columns:
-        d[by] = "all"
-    d[by] = d[by].astype(str)
-    styles = mode_styles(d, by)
-    sort = [x] + [c for c in ("bytes_per_vector",) if c in d.columns]
-    for g in sorted(styles, key=lambda g: (FAMILIES.index(styles[g]["family"]), g)):
-        part = d[d[by] == g].sort_values(sort)
-        st = styles[g]
-        shared = part[x].duplicated().any()
-        fig.add_trace(go.Scatter(x=part[x], y=part[metric], mode="markers" if shared or len(part) == 1 else "lines+markers",
-                                 name=str(g), line=dict(color=st["color"]),
-                                 marker=dict(size=9, color=st["color"], symbol=st["symbol"]),
-                                 text=hover_text(part, extra=(metric,)), hovertemplate="%{text}<extra></extra>",
-                                 customdata=part.index.to_numpy()))
-    if len(d[x].unique()) > 1 and d[x].min() > 0 and d[x].max() / d[x].min() >= 10:
-        fig.update_xaxes(type="log")
-    return fig
-
-def recall_vs_teacher_dim(df: pd.DataFrame, **kw) -> go.Figure:
-    "recall@10 vs teacher against the representation dimension, one line per mode."
-    return metric_vs_dim(df, "recall@10", **kw)
-
-def overlap_vs_teacher_dim(df: pd.DataFrame, **kw) -> go.Figure:
-    "neighbor overlap@10 vs teacher against the representation dimension, one line per mode."
-    return metric_vs_dim(df, "overlap@10", **kw)
-
-def ndcg_vs_teacher_dim(df: pd.DataFrame, **kw) -> go.Figure:
-    "nDCG@10 vs teacher against the representation dimension, one line per mode."
-    return metric_vs_dim(df, "ndcg@10", **kw)
-
-def index_fidelity_vs_student(df: pd.DataFrame, metric: str = "recall@10", x: str = "rep_dim") -> go.Figure:
-    "Index fidelity (`vs_student`): the ANN backend's `metric` against brute force in the same space, one line per mode and backend."
-    d = _scope(df, "vs_student")
-    if not d.empty and "backend" in d.columns:
-        d = d.assign(mode_backend=d["mode"].astype(str) + " / " + d["backend"].astype(str) if "mode" in d.columns
-                     else d["backend"].astype(str))
-    return metric_vs_dim(d, metric, x=x, scope="vs_student", by="mode_backend", stage=None,
-                         title=f"Index fidelity: {metric} of the ANN backend vs brute force (vs_student){_queries_note(d)}")
 
 # %% ../nbs/12_plots.ipynb #fbdab6ce
 def sweep_ids(db=None) -> list[str]:
@@ -403,36 +113,6 @@ def sweep_tradeoffs(runs: pd.DataFrame, separate_methods: bool = False) -> dict[
             figs[f"{prefix}{stem}"] = compression_vs(part, y, title=f"Compression ratio vs {y}{label}")
     return figs
 
-# %% ../nbs/12_plots.ipynb #97646262
-SWEEP_KINDS = {"baseline": "Modes × dims sweep", "vq": "Quantizer sweep (PQ/OPQ/SQ)", "train": "Training sweep",
-               "dim_out": "Output-dimension sweep", "quick_hyper": "Quick-hyper sweep"}
-
-def sweep_pareto(summary: pd.DataFrame, kind: str | None = None, y: str = "recall@10", x: str | None = None,
-                 target: float | None = None, cost: str | None = None) -> go.Figure:
-    """The Pareto chart of a sweep summary (one row per combo), titled after the sweep `kind` (`baseline` = modes × dims,
-    `vq`, `train`, `dim_out`, `quick_hyper`). `x` defaults to the `cost` the sweep selects by (bytes/vector; latency for
-    a quick-hyper sweep), so the chart shows the trade-off the selection made; `target` draws the recall target."""
-    if x is None:
-        order = ("ms_per_query", "bytes_per_vector", "rep_dim") if kind == "quick_hyper" else (
-            cost or "bytes_per_vector", "bytes_per_vector", "rep_dim", "ms_per_query")
-        x = next((c for c in order if c in summary.columns and pd.to_numeric(summary[c], errors="coerce").notna().any()), None)
-        if x is None:
-            raise ValueError(f"The sweep summary has none of {', '.join(dict.fromkeys(order))}; pass x=<column>.")
-    d = _scope(summary, "vs_teacher")
-    if "status" in d.columns:
-        d = d[d["status"].isin(["done", "completed"]) | d["status"].isna()]
-    cands = ("lr_schedule", "mode", "method") if kind == "quick_hyper" else ("mode", "method", "lr_schedule")
-    color = next((c for c in cands if c in d.columns and d[c].nunique() > 1),
-                 next((c for c in cands if c in d.columns), "mode"))
-    extra = [c for c in d.columns if c not in HOVER_COLS and c not in (x, y) and c not in ("error", "config_hash")][:12]
-    label = SWEEP_KINDS.get(kind or "", "Sweep")
-    fig = pareto_chart(d, x, y, color=color, x_dir=better(x), title=f"{label}: {y} vs {_label(x)}{_queries_note(d)}",
-                       hover_extra=extra)
-    if target is not None:
-        fig.add_hline(y=target, line_dash="dot", line_color="red",
-                      annotation_text=f"target {y} ≥ {target} (best: fewest {_label(cost or x)} above it)")
-    return fig
-
 # %% ../nbs/12_plots.ipynb #38aed66b
 TEACHER_FIGURES = {"pareto_vs_teacher": pareto_vs_teacher, "recall_vs_teacher_dim": recall_vs_teacher_dim,
                    "overlap_vs_teacher_dim": overlap_vs_teacher_dim, "ndcg_vs_teacher_dim": ndcg_vs_teacher_dim}
@@ -476,8 +156,8 @@ def run_figures(df: pd.DataFrame) -> dict[str, dict[str, go.Figure]]:
     (classic / learned / learned+quantized) when the run has several families and that family more than one point,
     and the index fidelity chart of the `vs_student` rows. Charts with nothing to compare are not made."""
     out: dict[str, dict[str, go.Figure]] = {}
-    vt = _scope(df, "vs_teacher")
-    one, two = _stage(vt, "one_stage"), _stage(vt, "two_stage")
+    vt = scope_rows(df, "vs_teacher")
+    one, two = stage_rows(vt, "one_stage"), stage_rows(vt, "two_stage")
     if len(one) or len(two):
         figs = {}
         if len(one): figs["pareto_vs_teacher"] = pareto_vs_teacher(df)
@@ -496,9 +176,9 @@ def run_figures(df: pd.DataFrame) -> dict[str, dict[str, go.Figure]]:
                 part = one[fam == name]
                 if len(part) > 1:
                     figs[f"pareto_{_slug(name)}"] = pareto_vs_teacher(part, title=(
-                        f"recall@10 vs teacher against bytes / vector: {name} representations{_queries_note(part)}"))
+                        f"recall@10 vs teacher against bytes / vector: {name} representations{queries_note(part)}"))
         out["vs_teacher"] = figs
-    if len(_scope(df, "vs_student")):
+    if len(scope_rows(df, "vs_student")):
         out["vs_student"] = {"index_fidelity_vs_student": index_fidelity_vs_student(df)}
     return out
 
@@ -603,32 +283,3 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
         print(f"ecd plot: {e}", file=sys.stderr)
         return 2
     return 0
-
-# %% ../nbs/12_plots.ipynb #c1df85dd
-SPEED_CLASSES = {"fast-scan": ("fast-scan",), "lut": ("fast-scan", "lut"), "any": None}
-
-def speed_front(df: pd.DataFrame, budgets: Sequence[int] = (8, 16, 32, 64)) -> pd.DataFrame:
-    """At each byte budget B, the best one-stage vs_teacher row with `bytes_per_vector <= B` in each speed class
-    (`SPEED_CLASSES`): one row per budget, columns `<class>` (name), `<class> recall@10`, `<class> ms`."""
-    d = _stage(_scope(df, "vs_teacher"), "one_stage")
-    _check_cols(d, ["bytes_per_vector", "recall@10", "ms_per_query", "speed_class", "name"], "metrics table")
-    rows = []
-    for b in budgets:
-        row = {"bytes_per_vector": b}
-        for cls, members in SPEED_CLASSES.items():
-            part = d[(d["bytes_per_vector"] <= b) & (d["speed_class"].isin(members) if members else True)]
-            best = part.loc[part["recall@10"].idxmax()] if len(part) else None
-            row[cls] = best["name"] if best is not None else ""
-            row[f"{cls} recall@10"] = float(best["recall@10"]) if best is not None else np.nan
-            row[f"{cls} ms"] = float(best["ms_per_query"]) if best is not None else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-def speed_chart(df: pd.DataFrame, y: str = "recall@10", **kw) -> go.Figure:
-    "recall@10 vs teacher against ms/query (the deployable index, one thread, one query at a time), its front marked."
-    d = _stage(_scope(df, "vs_teacher"), "one_stage")
-    n_db = sorted({int(v) for v in d["n_db"].dropna()}) if "n_db" in d.columns else []
-    where = f" over {'/'.join(f'{v:,}' for v in n_db)} vectors" if n_db else ""
-    title = kw.pop("title", f"{y} vs teacher against search time (ms / query, one thread{where})")
-    fig = pareto_chart(d, "ms_per_query", y, log_x=True, title=title, hover_extra=("bytes_per_vector", "speed_class"), **kw)
-    return fig.update_xaxes(dtick=1)                           # ticks at powers of ten only, no minor labels

@@ -74,7 +74,7 @@ def test_pages_exist_and_are_offline(site):
     external = {p.name: EXTERNAL.findall(p.read_text(encoding="utf-8")) for p in pages}
     assert not {k: v for k, v in external.items() if v}, external
     # the API page carries the docstrings, without nbdev's dead "Docs: https://....html.md" pointer
-    api = (site / "api/plots.html").read_text(encoding="utf-8")
+    api = (site / "api/charts.html").read_text(encoding="utf-8")
     assert "pareto_front" in api and "Pareto-optimal rows" in api
     dead = [p.name for p in (site / "api").glob("*.html") if re.search(r"Docs:\s*(<a [^>]*>)?https?://\S+\.html\.md",
                                                                         p.read_text(encoding="utf-8"))]
@@ -94,8 +94,9 @@ def test_pages_are_light(site):
 def test_navigation_names_are_readable(site):
     "The notebooks appear under readers' names, never under their module slugs (core, knn, sweep.combos, ...)."
     page = (site / "12_plots.html").read_text(encoding="utf-8")
-    nav = page[page.index('class="md-nav md-nav--primary"'):]
-    labels = {text(m).strip() for m in re.findall(r'<span class="md-ellipsis">(.*?)</span>', nav, re.S)}
+    nav = page[page.index('class="md-nav md-nav--primary'):]
+    notebook_links = re.findall(r'<a href="(?:\.\./)?\d\w*\.html"[^>]*>(.*?)</a>', nav, re.S)   # the notebook pages
+    labels = {text(m).strip() for a in notebook_links for m in re.findall(r'<span class="md-ellipsis">(.*?)</span>', a, re.S)}
     slugs = {p.stem.split("_", 1)[1].replace("_", ".") for p in (ROOT / "nbs").glob("[0-9]*.ipynb")}
     slugs |= {p.stem.split("_", 1)[1] for p in (ROOT / "nbs").glob("[0-9]*.ipynb")}
     assert not labels & slugs, sorted(labels & slugs)
@@ -105,7 +106,8 @@ def test_navigation_names_are_readable(site):
 def test_navigation(site):
     "Home, the notebooks, the API reference: no section named after a folder ('Api'), no 'ecd > ecd'."
     page = (site / "12_plots.html").read_text(encoding="utf-8")
-    nav = page[page.index('class="md-nav md-nav--primary"'):page.index('class="md-sidebar md-sidebar--secondary"')]
+    nav = page[page.index('class="md-nav md-nav--primary'):]
+    nav = nav[:nav.index('class="md-content"')] if 'class="md-content"' in nav else nav
     labels = [text(m).strip() for m in re.findall(r'<label class="md-nav__link"[^>]*>(.*?)</label>', nav, re.S)]
     labels += [text(m).strip() for m in re.findall(r'<span class="md-nav__link[^"]*"[^>]*>(.*?)</span>', nav, re.S)]
     assert "Notebooks" in " ".join(labels) and "API reference" in " ".join(labels), labels
@@ -137,10 +139,10 @@ def test_home_and_module_page_render_in_chromium(server):
     assert "Neighbor-preserving embedding compression" in home and "Quickstart" in home
     assert "pip install torch==2.13.0" in text(home) and "parse_rep" in text(home)  # code (markdown and cells)
     assert "js-plotly-plot" in home and "main-svg" in home   # plotly drew the Pareto chart
-    page = dom(f"{server}/12_plots.html")
-    assert "The Pareto front" in page and "Sweeps: the SQLite run log" in page
-    assert "pareto_mask" in page
+    page = dom(f"{server}/00b_charts.html")
+    assert "The Pareto front" in page and "pareto_mask" in page
     assert page.count('class="main-svg"') >= 4
+    assert "Sweeps: the SQLite run log" in dom(f"{server}/12_plots.html")
     api = dom(f"{server}/api/plots.html")
     assert "make_plots" in api and "plot_main" in api
 

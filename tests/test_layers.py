@@ -14,7 +14,7 @@ PKG = Path(__file__).resolve().parents[1] / "ecd"
 
 # DESIGN.md's four layers, then the CLI on top; inside the core, a module imports only modules listed before it.
 CORE = ["core", "config", "data", "knn", "metrics", "codecs", "models", "losses", "train", "learned", "evaluate",
-        "store", "figures"]
+        "store", "figures", "charts"]
 LAYERS = {**{m: 1 for m in CORE},
           **{m: 2 for m in ("runs", "student", "sweep", "export")},
           **{m: 3 for m in ("plots", "explore", "compare")},
