@@ -16,7 +16,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['ALIASES', 'yaml_words', 'load_yaml', 'flat_keys', 'new_name', 'merge_config', 'parse_override', 'override_to_dict',
-           'apply_overrides', 'load_config', 'schema_defaults', 'from_dict', 'load_typed']
+           'apply_overrides', 'load_config', 'schema_defaults', 'check_choices', 'from_dict', 'load_typed']
 
 # %% ../nbs/01_config.ipynb #0a918782
 def yaml_words(e: Exception) -> str:
@@ -207,6 +207,18 @@ def _check_choice(name: str, hint, value) -> None:
     if typing.get_origin(hint) is typing.Literal and value not in typing.get_args(hint):
         ok = ", ".join(map(str, typing.get_args(hint)))
         raise ValueError(f"{name}={value!r} is not one of {ok}; pick one of them.")
+
+def check_choices(obj, prefix: str = "") -> None:
+    "Every `Literal[...]` field of the (nested) dataclass `obj` holds one of its listed values."
+    import dataclasses
+    import typing
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if dataclasses.is_dataclass(v):
+            check_choices(v, f"{prefix}{f.name}.")
+        else:
+            _check_choice(prefix + f.name, hints.get(f.name), v)
 
 # %% ../nbs/01_config.ipynb #e10234a0
 def from_dict(cls, d: Mapping, prefix: str = ""):

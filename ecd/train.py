@@ -106,7 +106,7 @@ class TrainLoss:
     rank_temperature: float = 0.05
     queue_size: int = 0
     similarity_weight: float = 0.0
-    similarity_mode: Literal["pairwise", "topk"] = "topk"
+    similarity_mode: Literal["pairwise", "topk"] = "pairwise"   # as ecd.losses.similarity_preservation and the cascade
     similarity_k: int = 10
     reconstruction_weight: float = 0.0
     matryoshka_dims: list = field(default_factory=list)

@@ -16,14 +16,14 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from ..codecs import PCA, Float32, TransformThen
-from ..config import from_dict, load_config, merge_config, schema_defaults
+from ..config import check_choices, from_dict, load_config, merge_config, schema_defaults
 from ..core import (atomic_path, atomic_write_text, check_run_id, get_logger, git_sha, pick_device, progress,
                       run_dir, save_npy, save_parquet, seed_everything, set_threads, utc_now, versions, write_json)
 from ..data import (HubUnreachableError, is_hub_unreachable, encode_texts, infer_text_column, load, load_encoder, model_id,
@@ -343,16 +343,16 @@ def check_target_dims(dims, in_dim: int) -> list[int]:
 class CascadeConfig:
     "Settings of `train_cascade` (the CLI flags of `ecd cascade train`)."
     target_dims: list[int] = field(default_factory=lambda: [256, 128, 64, 32])
-    strategy: str = "direct"              # direct | cascade
-    model_type: str = "mlp"               # linear | mlp
+    strategy: Literal["direct", "cascade"] = "direct"
+    model_type: Literal["linear", "mlp"] = "mlp"
     hidden: int | None = None             # mlp hidden width (default: the input dim)
     epochs: int = 10
     train_batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.0
-    similarity_mode: str = "pairwise"     # pairwise | topk
+    similarity_mode: Literal["pairwise", "topk"] = "pairwise"
     similarity_k: int = 10
-    rank_loss: str = "none"               # none | listwise | infonce
+    rank_loss: Literal["none", "listwise", "infonce"] = "none"
     rank_weight: float = 0.0
     tau: float = 0.05
     num_positives: int = 4
@@ -365,11 +365,7 @@ class CascadeConfig:
 
     def check(self) -> "CascadeConfig":
         "Validate the values (ValueError naming the bad one and a good value)."
-        ok = {"strategy": ("direct", "cascade"), "model_type": ("linear", "mlp"),
-              "similarity_mode": ("pairwise", "topk"), "rank_loss": ("none", "listwise", "infonce")}
-        for k_, vals in ok.items():
-            if getattr(self, k_) not in vals:
-                raise ValueError(f"{k_}={getattr(self, k_)!r} is not one of {', '.join(vals)}.")
+        check_choices(self)                                       # every Literal field holds a listed value
         for k_, lo in (("epochs", 1), ("train_batch_size", 4), ("eval_queries", 2), ("k", 1), ("num_positives", 1),
                        ("similarity_k", 1)):
             v = getattr(self, k_)
