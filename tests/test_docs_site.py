@@ -123,7 +123,7 @@ def test_home_and_module_page_render_in_chromium(server):
     assert "pareto_mask" in page
     assert page.count('class="main-svg"') >= 4
     api = dom(f"{server}/api/plots.html")
-    assert "make_plots" in api and "plot_main" in api
+    assert "make_plots" in api and "cmd_plot" in api
 
 
 def test_clean_notebook_drops_nbdev_directives():
