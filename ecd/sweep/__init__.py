@@ -39,13 +39,13 @@ _all_ = ["expand_grid", "combo_ids", "KINDS", "EVAL_KEYS", "TIMING_KEYS", "HF_DE
 
 # %% auto #0
 __all__ = ['log', 'SELECTIONS', 'SWEEP_DEFAULTS', 'SweepSection', 'SweepConfig', 'check_sweep_config', 'load_sweep_config',
-           'select_best', 'SweepResult', 'sweep_summary', 'run_sweep', 'dataset_help', 'preset_sweep_config',
-           'add_parser', 'cmd_sweep', 'cmd_vq_sweep', 'dim_out_records', 'cmd_sweep_dim_out', 'expand_grid',
-           'combo_ids', 'KINDS', 'EVAL_KEYS', 'TIMING_KEYS', 'HF_DEFAULT', 'COMBO_KINDS', 'resolve_dataset',
-           'ensure_run', 'baseline_spec', 'rows_to_metrics', 'train_overrides', 'combo_train_config', 'faiss_threads',
-           'run_combo', 'EXECUTORS', 'register_executor', 'get_executor', 'inline_executor', 'process_executor',
-           'papermill_executor', 'dask_executor', 'execute', 'make_task', 'run_task', 'record_start', 'record_result',
-           'run_and_record', 'notebook_task', 'template_path', 'papermill_dir', 'notebook_params', 'die_with_parent']
+           'select_best', 'SweepResult', 'sweep_summary', 'run_sweep', 'preset_sweep_config', 'add_parser', 'cmd_sweep',
+           'cmd_vq_sweep', 'dim_out_records', 'cmd_sweep_dim_out', 'expand_grid', 'combo_ids', 'KINDS', 'EVAL_KEYS',
+           'TIMING_KEYS', 'HF_DEFAULT', 'COMBO_KINDS', 'resolve_dataset', 'ensure_run', 'baseline_spec',
+           'rows_to_metrics', 'train_overrides', 'combo_train_config', 'faiss_threads', 'run_combo', 'EXECUTORS',
+           'register_executor', 'get_executor', 'inline_executor', 'process_executor', 'papermill_executor',
+           'dask_executor', 'execute', 'make_task', 'run_task', 'record_start', 'record_result', 'run_and_record',
+           'notebook_task', 'template_path', 'papermill_dir', 'notebook_params', 'die_with_parent']
 
 # %% ../../nbs/11_sweep.ipynb #26522cc6
 SELECTIONS = ("strict", "loose")
@@ -275,11 +275,6 @@ def _int_list(text: str) -> list[int]:
     if not out:
         raise argparse.ArgumentTypeError("expected at least one integer")
     return out
-
-def dataset_help() -> str:
-    "The data specs every command takes (`ecd.data.SPEC_FORMS`, and `synthetic:NxD`), for a `--dataset` help text."
-    from ecd.data import SPEC_FORMS
-    return " | ".join([*SPEC_FORMS, "synthetic:NxD (Gaussian clusters)"])
 
 def _add_exec_args(p: argparse.ArgumentParser):
     g = p.add_argument_group("execution")
