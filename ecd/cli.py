@@ -1,4 +1,4 @@
-"""The `ecd` command: `prepare`, `baselines`, `sanity`, `quickstart`, and the subcommands of the other modules.
+"""The `ecd` command: the shared options, the command table, the one error path; `prepare`, `baselines`, `sanity`, `quickstart`.
 
 Docs: https://ecd-dev.github.io/ecd/cli.html.md"""
 
@@ -17,9 +17,9 @@ from .core import get_logger
 log = get_logger("ecd.cli")
 
 # %% auto #0
-__all__ = ['log', 'QUICKSTART_STUDENT_QUANTIZERS', 'COMMAND_MODULES', 'EXTERNAL_COMMANDS', 'int_list', 'str_list', 'cmd_prepare',
-           'say', 'cmd_baselines', 'cmd_sanity', 'mark_front', 'print_speed_front', 'cmd_quickstart', 'build_parser',
-           'user_error', 'short_warnings', 'main']
+__all__ = ['log', 'QUICKSTART_STUDENT_QUANTIZERS', 'OPTIONS', 'COMMANDS', 'int_list', 'str_list', 'cmd_prepare', 'say',
+           'cmd_baselines', 'cmd_sanity', 'mark_front', 'print_speed_front', 'cmd_quickstart', 'add_options',
+           'add_parser', 'build_parser', 'user_error', 'short_warnings', 'command_name', 'main']
 
 # %% ../nbs/16_cli.ipynb #db1e2a5f
 def int_list(text: str) -> list[int]:
@@ -213,29 +213,50 @@ def cmd_quickstart(a) -> int:
     return 0
 
 # %% ../nbs/16_cli.ipynb #f6b3de5a
-def _add_common(p, run_id=True):
-    if run_id:
-        p.add_argument("--run-id", default="demo", help="name of the run folder under results/ (default: demo)")
+def _dataset_help() -> str:
+    from ecd.data import SPEC_FORMS
+    return "data spec (default: glove-words-minilm): " + " | ".join([*SPEC_FORMS, "synthetic:NxD (Gaussian clusters, for scale tests)"])
 
-def build_parser() -> argparse.ArgumentParser:
-    "The `ecd` argument parser with all subcommands."
+OPTIONS: dict[str, dict] = {
+    "run_id": dict(flags=("--run-id", "--run_id"), default="demo",
+                   help="name of the run folder under results/ (default: demo, as in every command)"),
+    "dataset": dict(flags=("--dataset",), default="glove-words-minilm", help=_dataset_help),
+    "max_items": dict(flags=("--max-items", "--max_items"), type=int, default=None, help="use the first N rows (default: all)"),
+    "k": dict(flags=("--k",), type=int, default=100, help="teacher top-k: exact neighbors cached per query (default: 100)"),
+    "seed": dict(flags=("--seed",), type=int, default=42, help="seed of the split, the fitting and the training (default: 42)"),
+    "max_queries": dict(flags=("--max-queries", "--max_queries"), type=int, default=1000,
+                        help="evaluate on the first N queries of the split (default 1000, as in every command; 0 = all)"),
+    "split": dict(flags=("--split",), default="test", choices=["val", "test"], help="evaluation queries (default: test)"),
+    "config": dict(flags=("--config",), default=None, help="YAML config (default: the built-in defaults)"),
+    "override": dict(flags=("--override",), action="append", default=[], metavar="KEY=VALUE",
+                     help="dotted config override with a YAML value, repeatable, e.g. 'train.lr=0.001'"),
+}
+
+def add_options(p, *names: str, **changes: dict) -> list[argparse.Action]:
+    """Add the shared options `names` (keys of `OPTIONS`) to the parser or group `p`; `changes[name]` replaces some of
+    an option's settings (`default`, `help`, `dest`, `required`, ...) for this command."""
+    unknown = (set(changes) - set(names)) | (set(names) - set(OPTIONS))
+    if unknown:
+        raise KeyError(f"add_options: {sorted(unknown)} are not among the options given or not in OPTIONS {sorted(OPTIONS)}")
+    out = []
+    for name in names:
+        o = {**OPTIONS[name], **changes.get(name, {})}
+        flags = o.pop("flags")
+        if callable(o.get("help")):
+            o["help"] = o["help"]()
+        o.setdefault("dest", name)
+        out.append(p.add_argument(*flags, **o))
+    return out
+
+# %% ../nbs/16_cli.ipynb #c219259d
+def add_parser(sub, options) -> None:
+    "Add the cli's own commands (`quickstart`, `prepare`, `baselines`, `sanity`) to the `ecd` subparsers `sub`."
     from ecd.runs import PRESETS, presets_help
-    p = argparse.ArgumentParser(prog="ecd", description="Neighbor-preserving embedding compression.")
-    p.add_argument("--debug", action="store_true", help="show the traceback of an error too (also ECD_DEBUG=1; "
-                   "accepted anywhere on the line)")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    q = sub.add_parser("quickstart", help="the main job: prepare the default data, evaluate the baselines and a d'=64 student",
-                       description="Prepare the default data (20,000 words encoded by all-MiniLM-L6-v2 and their teacher "
-                                   "top-100), evaluate the classic representations and a d'=64 student (+ SQ8/PQ) on "
-                                   "1,000 test queries, and print the bytes/recall table with its Pareto front.")
-    _add_common(q)
-    q.add_argument("--dataset", default="glove-words-minilm", help="dataset spec (default: glove-words-minilm)")
-    q.add_argument("--max-items", type=int, default=20000, help="rows to use (default: 20000)")
-    q.add_argument("--k", type=int, default=100, help="teacher top-k (default: 100)")
-    q.add_argument("--seed", type=int, default=42, help="split, fitting and training seed (default: 42)")
-    q.add_argument("--max-queries", type=int, default=1000,
-                   help="evaluate on the first N test queries (default 1000, as in every command; 0 = all)")
+    q = sub.add_parser("quickstart", description="Prepare the default data (20,000 words encoded by all-MiniLM-L6-v2 and "
+                       "their teacher top-100), evaluate the classic representations and a d'=64 student (+ SQ8/PQ) on "
+                       "1,000 test queries, and print the bytes/recall table with its Pareto front.")
+    options(q, "run_id", "dataset", "max_items", "k", "seed", "max_queries",
+            max_items={"default": 20000, "help": "rows to use (default: 20000, the bundled default data)"})
     q.add_argument("--preset", choices=list(PRESETS), default=None,
                    help=f"which representations (default: frontier): {presets_help()}")
     q.add_argument("--reps", type=str_list, default=None, help="representation specs instead of a preset, e.g. pca:64,pq:16x256,sq:8")
@@ -245,18 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--student-steps", type=int, default=None, help="training steps of the student (default: the train config's 600)")
     q.set_defaults(func=cmd_quickstart)
 
-    pr = sub.add_parser("prepare", help="cache embeddings, split and teacher top-k for a run",
-                        description="Load a dataset, split it (train/val/test, seeded), compute the teacher's exact "
-                                    "top-k of the val and test queries and cache everything for the run "
-                                    "(results/<run_id>/manifest.json, data/<dataset>/).")
-    _add_common(pr)
-    pr.add_argument("--dataset", default="glove-words-minilm",
-                    help="glove-50 | glove-words-minilm | npy:PATH | npz:PATH | parquet:PATH[#col] | "
-                         "hf:REPO[:parquet_file][#col] | text:PATH | hdf5:PATH[#test] (ann-benchmarks file) | "
-                         "synthetic:NxD (Gaussian clusters, for scale tests)")
-    pr.add_argument("--max-items", type=int, default=None, help="use the first N rows")
-    pr.add_argument("--k", type=int, default=100, help="teacher top-k (default: 100)")
-    pr.add_argument("--seed", type=int, default=42, help="split seed (default: 42)")
+    pr = sub.add_parser("prepare", description="Load a dataset, split it (train/val/test, seeded), compute the teacher's "
+                        "exact top-k of the val and test queries and cache everything for the run "
+                        "(results/<run_id>/manifest.json, data/<dataset>/).")
+    options(pr, "run_id", "dataset", "max_items", "k", "seed")
     pr.add_argument("--shards", type=int, default=None,
                     help="teacher kNN in this many database shards, each finished one cached so a killed run resumes "
                          "(default: one per 512 MB of embeddings)")
@@ -268,11 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "data must sit at the same path on every worker)")
     pr.set_defaults(func=cmd_prepare)
 
-    b = sub.add_parser("baselines", help="evaluate classic representations and write the metrics tables",
-                       description="Fit each classic representation (truncation, PCA, random projection, SQ, PQ, OPQ, "
-                                   "binary, ...) on the run's train rows, search the test queries exactly in it and "
-                                   "write recall/nDCG vs the teacher to results/<run_id>/<mode>/metrics.parquet.")
-    _add_common(b)
+    b = sub.add_parser("baselines", description="Fit each classic representation (truncation, PCA, random projection, SQ, "
+                       "PQ, OPQ, binary, ...) on the run's train rows, search the test queries exactly in it and write "
+                       "recall/nDCG vs the teacher to results/<run_id>/<mode>/metrics.parquet.")
+    options(b, "run_id")
     b.add_argument("--preset", choices=list(PRESETS), default=None,
                    help=f"which representations (default: full, shaped by the flags below): {presets_help()}")
     b.add_argument("--dims", type=int_list, default=None,
@@ -290,51 +302,65 @@ def build_parser() -> argparse.ArgumentParser:
                    help="subset of modes, e.g. pca,pq,sq,rq,lsq,prq,plsq,opq_rq,rabitq,itq (default: all)")
     b.add_argument("--scopes", type=str_list, default=["vs_teacher"], help="vs_teacher and/or vs_student")
     b.add_argument("--rerank-r", type=int, default=None, help="add two-stage rows: retrieve R, rerank with the teacher")
-    b.add_argument("--split", default="test", choices=["val", "test"], help="evaluation queries (default: test)")
-    b.add_argument("--max-queries", type=int, default=1000,
-                   help="evaluate on the first N queries of the split (default 1000, as in every command; 0 = all)")
+    options(b, "split", "max_queries")
     b.add_argument("--max-train", type=int, default=None,
                    help="fit each codec on at most this many training rows, a seeded sample recorded in every row "
                         "(0 = all; default 200000, 8000 with --preset quick)")
     b.set_defaults(func=cmd_baselines)
 
-    s = sub.add_parser("sanity", help="backend fidelity (vs_student), norm/cosine statistics, training diagnostics",
-                       description="Check the ANN backends against brute force in each representation's own space "
-                                   "(vs_student: index fidelity, not quality), print norm/cosine statistics of the "
-                                   "spaces and the last training diagnostics of every student of the run.")
-    _add_common(s)
+    s = sub.add_parser("sanity", description="Check the ANN backends against brute force in each representation's own "
+                       "space (vs_student: index fidelity, not quality), print norm/cosine statistics of the spaces and "
+                       "the last training diagnostics of every student of the run.")
+    options(s, "run_id")
     s.add_argument("--reps", type=str_list, default=["float32", "pca:32"], help="representations to check")
-    s.add_argument("--split", default="test", choices=["val", "test"], help="evaluation queries (default: test)")
-    s.add_argument("--max-queries", type=int, default=1000,
-                   help="check on the first N queries of the split (default 1000, as in every command; 0 = all)")
+    options(s, "split", "max_queries")
     s.set_defaults(func=cmd_sanity)
 
-    import importlib
-    for module in COMMAND_MODULES:   # commands in the target shape: the module's add_parser(sub) sets func=run
-        importlib.import_module(module).add_parser(sub)
-    for name, (module, fn, helptext) in EXTERNAL_COMMANDS.items():
-        e = sub.add_parser(name, help=helptext, add_help=False)
-        e.set_defaults(func=None, external=(module, fn))
-    return p
-
-# %% ../nbs/16_cli.ipynb #c219259d
-COMMAND_MODULES = ("ecd.compare",)   # modules giving add_parser(sub) and run(args); cli.py only routes them
-
-EXTERNAL_COMMANDS: dict[str, tuple[str, str, str]] = {
-    "train": ("ecd.student", "train_main", "train a student projector for a run (configs/train/default.yaml)"),
-    "eval": ("ecd.student", "eval_main", "evaluate a trained student (and student+SQ8/binary/PQ) into the metrics tables"),
-    "sweep": ("ecd.sweep", "sweep_main", "grid sweeps from configs/sweep/*.yaml (inline|process|papermill|dask)"),
-    "sweep-dim-out": ("ecd.sweep", "sweep_dim_out_main", "train + evaluate several output dims, JSONL/JSON results"),
-    "vq": ("ecd.sweep", "vq_main", "PQ/SQ parameter sweeps with the SQLite run log: ecd vq sweep ..."),
-    "plot": ("ecd.plots", "plot_main", "plotly figures for a run (--run-id) or sweeps (--sweep-id)"),
-    "retrieval": ("ecd.apps.retrieval", "retrieval_main", "Matryoshka bi-encoder retrieval: data|train|eval|report|all"),
-    "cascade": ("ecd.apps.cascade", "cascade_main", "dimensional cascade distiller on a text corpus: demo-corpus|train|test"),
-    "export": ("ecd.export", "export_main", "write a deployable compressor (faiss index, student weights, sentence-transformers folder, card) for one row of a run"),
-    "compress": ("ecd.export", "compress_main", "compress embeddings (any data spec) with an exported model into a .npy file"),
-    "benchmark": ("ecd.export", "benchmark_main", "throughput, search ms/query, peak memory and recall/nDCG/overlap@10 of an exported model"),
-    "e2e-small": ("ecd.export", "e2e_small_main", "prepare, train, evaluate, export and reload on a small sample (< 1 min), checking the numbers"),
+# %% ../nbs/16_cli.ipynb #5ce44ce1
+COMMANDS: dict[str, tuple[str, str]] = {
+    "quickstart": ("ecd.cli", "the main job: prepare the default data, evaluate the baselines and a d'=64 student"),
+    "prepare": ("ecd.cli", "cache embeddings, split and teacher top-k for a run"),
+    "baselines": ("ecd.cli", "evaluate classic representations and write the metrics tables"),
+    "sanity": ("ecd.cli", "backend fidelity (vs_student), norm/cosine statistics, training diagnostics"),
+    "train": ("ecd.student", "train a student projector for a run (configs/train/default.yaml)"),
+    "eval": ("ecd.student", "evaluate a trained student (and student+SQ8/binary/PQ) into the metrics tables"),
+    "sweep": ("ecd.sweep", "grid sweeps from configs/sweep/*.yaml (inline|process|papermill|dask)"),
+    "sweep-dim-out": ("ecd.sweep", "train + evaluate several output dims, JSONL/JSON results"),
+    "vq": ("ecd.sweep", "PQ/SQ parameter sweeps with the SQLite run log: ecd vq sweep ..."),
+    "plot": ("ecd.plots", "plotly figures for a run (--run-id) or sweeps (--sweep-id)"),
+    "compare": ("ecd.compare", "several runs' fronts side by side: a table and a figure"),
+    "retrieval": ("ecd.apps.retrieval", "Matryoshka bi-encoder retrieval: data|train|eval|report|all"),
+    "cascade": ("ecd.apps.cascade", "dimensional cascade distiller on a text corpus: demo-corpus|train|test"),
+    "export": ("ecd.export", "write a deployable compressor (faiss index, student weights, sentence-transformers folder, card) for one row of a run"),
+    "compress": ("ecd.export", "compress embeddings (any data spec) with an exported model into a .npy file"),
+    "benchmark": ("ecd.export", "throughput, search ms/query, peak memory and recall/nDCG/overlap@10 of an exported model"),
+    "e2e-small": ("ecd.export", "prepare, train, evaluate, export and reload on a small sample (< 1 min), checking the numbers"),
 }
 
+class _Commands:
+    "The `ecd` subparsers as a module sees them: each command it adds gets its one-line help from `COMMANDS`."
+    def __init__(self, sub): self.sub = sub
+    def add_parser(self, name: str, **kw) -> argparse.ArgumentParser:
+        return self.sub.add_parser(name, **{"help": COMMANDS[name][1], **kw})
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `ecd` parser: the cli's own commands, the real parser of `command` (its module imported, its
+    `add_parser(sub, add_options)` called) and a placeholder (help only, nothing imported) for every other command."""
+    import importlib
+    p = argparse.ArgumentParser(prog="ecd", description="Neighbor-preserving embedding compression.")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error too (also ECD_DEBUG=1; "
+                   "accepted anywhere on the line)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    add_parser(_Commands(sub), add_options)
+    module = COMMANDS[command][0] if command in COMMANDS else "ecd.cli"
+    if module != "ecd.cli":
+        importlib.import_module(module).add_parser(_Commands(sub), add_options)
+    for name, (_, helptext) in COMMANDS.items():
+        if name not in sub.choices:
+            sub.add_parser(name, help=helptext, add_help=False).set_defaults(func=None)
+    return p
+
+# %% ../nbs/16_cli.ipynb #ab579de0
 def user_error(e: BaseException) -> Exception | None:
     """The error to show a person for `e`: a `ValueError` as it is; an `OSError` (disk full, read-only, no
     permission, missing file), a SQLite error or torch's failed write turned into one naming the path and the
@@ -397,28 +423,32 @@ def short_warnings() -> None:
     show._ecd_short = True
     warnings.showwarning = show
 
+def command_name(a: argparse.Namespace) -> str:
+    "The command line's command and sub-command, e.g. `cascade train`, as errors name it."
+    return " ".join(str(x) for x in (a.command, getattr(a, "sub", None)) if x)
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ecd` command (`--debug` anywhere, or ECD_DEBUG=1: tracebacks of errors too)."
+    from ecd.core import check_counts
     argv = list(sys.argv[1:] if argv is None else argv)
     short_warnings()
     debug = "--debug" in argv or os.environ.get("ECD_DEBUG", "") not in ("", "0", "false", "False")
     argv = [x for x in argv if x != "--debug"]
-    parser = build_parser()
-    if argv and argv[0] in EXTERNAL_COMMANDS:
-        import importlib
-        module, fn, _ = EXTERNAL_COMMANDS[argv[0]]
-        try:
-            entry = getattr(importlib.import_module(module), fn)
-        except (ImportError, AttributeError) as e:
-            print(f"ecd {argv[0]}: not available in this installation ({e}).", file=sys.stderr)
-            return 2
-        return _run_command(argv[0], lambda: entry(argv[1:]), debug)
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    try:
+        parser = build_parser(command)
+    except ImportError as e:
+        print(f"ecd {command}: error: not available in this installation ({e}).", file=sys.stderr)
+        return 2
     a = parser.parse_args(argv)
     if not getattr(a, "func", None):
         parser.print_help()
         return 0 if not argv else 2
     def run():
-        from ecd.core import check_counts
         check_counts(a)  # --max-queries -5, --k 0: refused before any work
         return a.func(a)
-    return _run_command(a.command, run, debug)
+    return _run_command(command_name(a), run, debug)
+
+# %% ../nbs/16_cli.ipynb #13e90f34
+if __name__ == "__main__":
+    sys.exit(main())

@@ -131,10 +131,9 @@ def compare_dir(run_ids) -> Path:
     return results_dir() / "compare" / slug[:180]
 
 # %% ../nbs/12b_compare.ipynb #24fd88e7
-def add_parser(sub) -> argparse.ArgumentParser:
-    "Add `ecd compare` to the `ecd` subparsers `sub`."
-    p = sub.add_parser("compare", help="several runs' fronts side by side: a table and a figure",
-                       description="Read the one-stage vs_teacher rows of each run from the store and print, for each "
+def add_parser(sub, options=None) -> argparse.ArgumentParser:
+    "Add `ecd compare` to the `ecd` subparsers `sub` (`options`: the shared options of `ecd.cli`, none of which it takes)."
+    p = sub.add_parser("compare", description="Read the one-stage vs_teacher rows of each run from the store and print, for each "
                                    "byte budget, every run's best recall@10 with at most that many bytes (its name and "
                                    "ms/query; * marks the best run), then write one figure of the runs' fronts under "
                                    "results/compare/.")

@@ -7,7 +7,6 @@ Docs: https://ecd-dev.github.io/ecd/export.html.md"""
 # %% ../nbs/10c_export.ipynb #9b34531e
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import json
@@ -27,7 +26,7 @@ import torch
 from .codecs import Binary, Representation, TransformThen, Transform, as_matrix, parse_rep
 from .knn import l2_normalize
 from .core import atomic_path, get_logger, progress, read_json, results_dir, set_threads, utc_now, versions, write_json
-from .core import (EcdError, check_count, check_counts, clean_stale_temps, is_write_failure, read_faiss_index,
+from .core import (EcdError, check_count, clean_stale_temps, is_write_failure, read_faiss_index,
                    storage_error, write_faiss_index, claim_temp, temp_prefix)
 from .data import ann_truth, load, parse_spec, read_ann_hdf5
 from .evaluate import search_cost
@@ -44,8 +43,8 @@ __all__ = ['LOAD_STUDENT_PY', 'EXPORT_FORMAT', 'NotExportable', 'find_row', 'reb
            'student_affine', 'float_stage', 'quantizer_parts', 'to_faiss_index', 'search_excluding_self',
            'index_metrics', 'write_student', 'StudentModule', 'teacher_model_ref', 'write_st_folder', 'check_out',
            'export_rep', 'NumpyProjectorOf', 'encoder_index', 'add_codes', 'CodesFrom', 'Compressor', 'load_compressor',
-           'compress_file', 'benchmark', 'format_benchmark', 'e2e_small', 'export_main', 'compress_main',
-           'benchmark_main', 'e2e_small_main']
+           'compress_file', 'benchmark', 'format_benchmark', 'e2e_small', 'add_parser', 'cmd_export', 'cmd_compress',
+           'cmd_benchmark', 'cmd_e2e_small']
 
 # %% ../nbs/10c_export.ipynb #a74ddd5a
 class NotExportable(ValueError):
@@ -962,21 +961,65 @@ def e2e_small(run_id: str = "e2e-small", dataset: str = "glove-50", max_items: i
     return out_d
 
 # %% ../nbs/10c_export.ipynb #5923b429
-def export_main(argv=None) -> int:
-    "`ecd export` entry point."
-    p = argparse.ArgumentParser(prog="ecd export", description="Write a deployable compressor for one row of a run's "
-                                "metrics tables: index.faiss (+ student.npz, + sentence-transformers/), card.json, README.md.")
-    p.add_argument("--run-id", required=True, help="a run with metrics rows (ecd baselines / ecd eval)")
+def add_parser(sub, options) -> None:
+    "Add `ecd export`, `compress`, `benchmark` and `e2e-small` to the `ecd` subparsers `sub` (`options`: the shared options)."
+    p = sub.add_parser("export", description="Write a deployable compressor for one row of a run's metrics tables: "
+                       "index.faiss (+ student.npz, + sentence-transformers/), card.json, README.md.")
+    options(p, "run_id", run_id={"required": True, "default": None,
+                                 "help": "a run with metrics rows (ecd baselines / ecd eval); required: an export is of one run"})
     p.add_argument("--rep", required=True, help="the row's name or spec, e.g. pq_m16_k256, student_d64+sq_b8, pq:16x256")
     p.add_argument("--out", required=True, help="folder to write; an earlier export there is replaced atomically, "
                    "anything else is refused without --force")
     p.add_argument("--force", action="store_true", help="write to an --out that exists and is not an ecd export (its "
                    "other files are kept)")
     p.add_argument("--ckpt", default=None, help="the student checkpoint when several were evaluated under that name")
-    p.add_argument("--split", default=None, help="the row's split (default: test when there is one)")
+    options(p, "split", split={"default": None, "choices": None,
+                               "help": "the row's split (default: test when there is one; the row's, not queries to run)"})
     p.add_argument("--no-check", action="store_true", help="write even if the exported recall@10 is off the row's by > 0.005")
     p.add_argument("--no-st", action="store_true", help="skip the sentence-transformers folder")
-    a = p.parse_args(argv)
+    p.set_defaults(func=cmd_export)
+
+    c = sub.add_parser("compress", description="Compress embeddings with an exported model into a .npy file.")
+    c.add_argument("--model", required=True, help="an export folder (ecd export) or a student .npz (compressor_model.npz)")
+    c.add_argument("--input", required=True, help="data spec: npy:PATH | npz:PATH | parquet:PATH[#col] | text:PATH | hdf5:PATH[#test] | ...")
+    c.add_argument("--output", required=True, help="the .npy file to write (atomically)")
+    c.add_argument("--what", default="auto", choices=["auto", "codes", "floats"],
+                   help="codes (uint8) or float vectors; auto: what the representation stores")
+    c.add_argument("--batch-size", type=int, default=65536, help="rows compressed at a time (default %(default)s)")
+    options(c, "max_items", max_items={"help": "compress only the first N rows of --input (default: all)"})
+    c.set_defaults(func=cmd_compress)
+
+    b = sub.add_parser("benchmark", description="Throughput, search latency, peak memory and recall/nDCG/overlap@10 vs "
+                       "teacher of an exported model; one table, one JSON.")
+    b.add_argument("--model", required=True, help="an export folder (ecd export) or a student .npz (compressor_model.npz)")
+    b.add_argument("--data", default="glove-words-minilm", help="data spec of teacher vectors (default glove-words-minilm); "
+                   "hdf5:PATH uses the file's test queries and neighbors")
+    options(b, "max_items", "k",
+            max_items={"default": 20000, "help": "database rows: the first N of --data (default %(default)s, the size of "
+                                                 "the bundled default data)"},
+            k={"default": 10, "help": "neighbors per query searched in the export; reports recall/nDCG/overlap@k "
+                                      "(default %(default)s, the @10 every command reports; not a teacher top-k)"})
+    b.add_argument("--queries", type=int, default=1000,
+                   help="query rows drawn from the database, each searched without itself (default %(default)s)")
+    b.add_argument("--json", default=None, help="where to write the JSON (default results/benchmark/<model>.json)")
+    b.set_defaults(func=cmd_benchmark)
+
+    e = sub.add_parser("e2e-small", description="prepare, train, evaluate, export and reload on a small sample, checking "
+                       "that the reloaded model gives the same numbers.")
+    options(e, "run_id", "dataset", "max_items",
+            run_id={"default": "e2e-small", "help": "run folder under results/ (default %(default)s: its own, as it is replaced)"},
+            dataset={"default": "glove-50", "help": "data spec (default %(default)s: small and quick to prepare)"},
+            max_items={"default": 2000, "help": "rows to use (default %(default)s: a small sample, under a minute)"})
+    e.add_argument("--dim", type=int, default=16, help="output dim of the linear student (default %(default)s)")
+    e.add_argument("--steps", type=int, default=30, help="training steps of the student (default %(default)s)")
+    e.add_argument("--quantizer", default="sq8", help="quantizer after the student, e.g. sq8, float32, pq:8x256 "
+                   "(default %(default)s)")
+    e.add_argument("--out", default=None, help="export folder (default results/<run-id>/export/<row name>)")
+    e.set_defaults(func=cmd_e2e_small)
+
+
+def cmd_export(a) -> int:
+    "`ecd export`: one row of a run as a deployable compressor."
     card = export_rep(a.run_id, a.rep, a.out, ckpt=a.ckpt, split=a.split, check=not a.no_check, st_folder=not a.no_st,
                       force=a.force)
     print(f"exported {card['name']} ({card['bytes_per_vector']} bytes/vector) to {a.out}: "
@@ -986,37 +1029,15 @@ def export_main(argv=None) -> int:
     return 0
 
 
-def compress_main(argv=None) -> int:
-    "`ecd compress` entry point."
-    p = argparse.ArgumentParser(prog="ecd compress", description="Compress embeddings with an exported model into a .npy file.")
-    p.add_argument("--model", required=True, help="an export folder (ecd export) or a student .npz (compressor_model.npz)")
-    p.add_argument("--input", required=True, help="data spec: npy:PATH | npz:PATH | parquet:PATH[#col] | text:PATH | hdf5:PATH[#test] | ...")
-    p.add_argument("--output", required=True, help="the .npy file to write (atomically)")
-    p.add_argument("--what", default="auto", choices=["auto", "codes", "floats"],
-                   help="codes (uint8) or float vectors; auto: what the representation stores")
-    p.add_argument("--batch-size", type=int, default=65536, help="rows compressed at a time (default %(default)s)")
-    p.add_argument("--max-items", type=int, default=None, help="compress only the first N rows of --input (default: all)")
-    a = p.parse_args(argv)
-    check_counts(a)
+def cmd_compress(a) -> int:
+    "`ecd compress`: embeddings through an exported model into a .npy file."
     r = compress_file(a.model, a.input, a.output, what=a.what, batch_size=a.batch_size, max_items=a.max_items)
     print(f"wrote {r['output']}: {r['n']} x {r['width']} {r['dtype']} {r['what']} ({r['vectors_per_s']:.0f} vectors/s)")
     return 0
 
 
-def benchmark_main(argv=None) -> int:
-    "`ecd benchmark` entry point."
-    p = argparse.ArgumentParser(prog="ecd benchmark", description="Throughput, search latency, peak memory and recall/nDCG/"
-                                "overlap@10 vs teacher of an exported model; one table, one JSON.")
-    p.add_argument("--model", required=True, help="an export folder (ecd export) or a student .npz (compressor_model.npz)")
-    p.add_argument("--data", default="glove-words-minilm", help="data spec of teacher vectors (default glove-words-minilm); "
-                   "hdf5:PATH uses the file's test queries and neighbors")
-    p.add_argument("--max-items", type=int, default=20000, help="database rows: the first N of --data (default %(default)s)")
-    p.add_argument("--queries", type=int, default=1000,
-                   help="query rows drawn from the database, each searched without itself (default %(default)s)")
-    p.add_argument("--k", type=int, default=10, help="neighbors per query; reports recall/nDCG/overlap@k (default %(default)s)")
-    p.add_argument("--json", default=None, help="where to write the JSON (default results/benchmark/<model>.json)")
-    a = p.parse_args(argv)
-    check_counts(a)
+def cmd_benchmark(a) -> int:
+    "`ecd benchmark`: the table and the JSON of `benchmark`."
     res = benchmark(a.model, a.data, max_items=a.max_items, n_queries=a.queries, k=a.k)
     print(format_benchmark(res))
     path = Path(a.json) if a.json else results_dir() / "benchmark" / f"{Path(a.model).resolve().name}.json"
@@ -1025,20 +1046,8 @@ def benchmark_main(argv=None) -> int:
     return 0
 
 
-def e2e_small_main(argv=None) -> int:
-    "`ecd e2e-small` entry point."
-    p = argparse.ArgumentParser(prog="ecd e2e-small", description="prepare, train, evaluate, export and reload on a small "
-                                "sample, checking that the reloaded model gives the same numbers.")
-    p.add_argument("--run-id", default="e2e-small", help="run folder under results/ (default %(default)s; replaced)")
-    p.add_argument("--dataset", default="glove-50", help="data spec (default %(default)s)")
-    p.add_argument("--max-items", type=int, default=2000, help="rows to use (default %(default)s)")
-    p.add_argument("--dim", type=int, default=16, help="output dim of the linear student (default %(default)s)")
-    p.add_argument("--steps", type=int, default=30, help="training steps of the student (default %(default)s)")
-    p.add_argument("--quantizer", default="sq8", help="quantizer after the student, e.g. sq8, float32, pq:8x256 "
-                   "(default %(default)s)")
-    p.add_argument("--out", default=None, help="export folder (default results/<run-id>/export/<row name>)")
-    a = p.parse_args(argv)
-    check_counts(a)
+def cmd_e2e_small(a) -> int:
+    "`ecd e2e-small`: `e2e_small` with the flags; a reloaded export that does not reproduce the run raises."
     r = e2e_small(a.run_id, a.dataset, a.max_items, a.dim, a.steps, a.quantizer, a.out)
     print(json.dumps(r, indent=2))
     return 0

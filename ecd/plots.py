@@ -7,12 +7,10 @@ Docs: https://ecd-dev.github.io/ecd/plots.html.md"""
 # %% ../nbs/12_plots.ipynb #1e2e09b0
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as _dt
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -36,7 +34,7 @@ log = get_logger("ecd.plots")
 # %% auto #0
 __all__ = ['log', 'TEACHER_FIGURES', 'DocsHtmlRenderer', 'use_docs_renderer', 'sweep_ids', 'load_runs', 'compression_vs',
            'sweep_tradeoffs', 'results_root', 'read_run_metrics', 'run_figures', 'make_plots', 'plot_sweeps',
-           'plot_main']
+           'add_parser', 'cmd_plot']
 
 # %% ../nbs/12_plots.ipynb #d078f996
 from plotly.io._base_renderers import MimetypeRenderer
@@ -249,14 +247,15 @@ def plot_sweeps(sweep_id: str | None = None, separate_methods: bool = False, out
     log.info(f"{len(figs)} sweep figures ({len(runs)} runs) in {folder}")
     return paths
 
-def plot_main(argv: Sequence[str] | None = None) -> int:
-    "`ecd plot`: figures of a run (`--run-id`) and/or of sweeps in results/runs.db (`--sweep-id`, `--separate-methods`)."
-    ap = argparse.ArgumentParser(prog="ecd plot", description=(
+def add_parser(sub, options) -> None:
+    "Add `ecd plot` to the `ecd` subparsers `sub` (`options`: the shared options of `ecd.cli`)."
+    ap = sub.add_parser("plot", description=(
         "Write plotly figures as offline HTML (+ PNG where a Chrome/Chromium is installed). "
         "--run-id: results/<run_id>/figures/, the students' train/**/figures/ and each sweep's figures/; "
         "otherwise (or with --sweep-id) the sweeps in results/runs.db -> <out>/<timestamp>/. "
         "All HTML files load one local plotly.js (no network needed)."))
-    ap.add_argument("--run-id", help="plot results/<run_id>: its metrics, students' training logs and sweeps")
+    options(ap, "run_id", run_id={"default": None, "help": "plot results/<run_id>: its metrics, students' training logs "
+                                  "and sweeps (default: none, the sweeps of the run log)"})
     ap.add_argument("--sweep-id", help="plot this sweep of the run log (without --run-id: all sweeps)")
     ap.add_argument("--separate-methods", action="store_true", help="one figure per method (pq, sq, ...)")
     ap.add_argument("--out", default="plots", help="folder for sweep plots; a <timestamp> folder is made inside (default: plots)")
@@ -265,21 +264,22 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
     png.add_argument("--png", dest="png", action="store_true", default=None,
                      help="require PNGs (fail if no Chrome/Chromium; default: PNGs where one is installed)")
     png.add_argument("--no-png", dest="png", action="store_false", help="HTML only")
-    a = ap.parse_args(argv)
+    ap.set_defaults(func=cmd_plot)
+
+def _no_run(run_id: str) -> ValueError:
+    runs = sorted(p.parent.name for p in results_dir().glob("*/manifest.json"))
+    return ValueError(f"no run {run_id!r} in {results_dir()}/ ({'runs there: ' + ', '.join(runs) if runs else 'no runs there yet'}). "
+                      f"Make it first: `ecd quickstart` writes the run 'demo'; or `ecd prepare --run-id {run_id}` then "
+                      f"`ecd baselines --run-id {run_id}`.")
+
+def cmd_plot(a) -> int:
+    "`ecd plot`: figures of a run (`--run-id`) and/or of sweeps in results/runs.db (`--sweep-id`, `--separate-methods`)."
     if a.run_id and not (Path(a.run_id).is_dir() or (results_dir() / a.run_id).is_dir()):
-        runs = sorted(p.parent.name for p in results_dir().glob("*/manifest.json"))
-        print(f"ecd plot: no run {a.run_id!r} in {results_dir()}/ ({'runs there: ' + ', '.join(runs) if runs else 'no runs there yet'}). "
-              f"Make it first: `ecd quickstart` writes the run 'demo'; or `ecd prepare --run-id {a.run_id}` then "
-              f"`ecd baselines --run-id {a.run_id}`.", file=sys.stderr)
-        return 2
-    try:
-        if a.run_id:
-            for part, paths in make_plots(a.run_id, png=a.png).items():
-                print(f"{part}: " + ", ".join(str(p) for p in paths if p.suffix == ".html"))
-        if a.sweep_id or not a.run_id:
-            for p in plot_sweeps(a.sweep_id, a.separate_methods, out=a.out, db=a.db, png=a.png):
-                print(p)
-    except ValueError as e:
-        print(f"ecd plot: {e}", file=sys.stderr)
-        return 2
+        raise _no_run(a.run_id)
+    if a.run_id:
+        for part, paths in make_plots(a.run_id, png=a.png).items():
+            print(f"{part}: " + ", ".join(str(p) for p in paths if p.suffix == ".html"))
+    if a.sweep_id or not a.run_id:
+        for p in plot_sweeps(a.sweep_id, a.separate_methods, out=a.out, db=a.db, png=a.png):
+            print(p)
     return 0

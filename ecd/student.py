@@ -7,7 +7,6 @@ Docs: https://ecd-dev.github.io/ecd/student.html.md"""
 # %% ../nbs/10b_student.ipynb #f6f6af12
 from __future__ import annotations
 
-import argparse
 import contextlib
 import time
 import sys
@@ -32,7 +31,7 @@ _log = get_logger("ecd.student")
 # %% auto #0
 __all__ = ['TRAIN_TARGET_ROWS', 'DEFAULT_QUANTIZERS', 'train_sample', 'train_targets', 'train_dir', 'train_lock',
            'write_train_figures', 'train_run', 'student_rep', 'load_student', 'student_of_row', 'eval_student',
-           'train_main', 'eval_main']
+           'add_parser', 'cmd_train', 'cmd_eval']
 
 # %% ../nbs/10b_student.ipynb #22237dd1
 TRAIN_TARGET_ROWS = 100_000  # the student trains on at most this many training rows (a seeded sample)
@@ -231,61 +230,47 @@ def eval_student(run_id: Run | str | None, ckpt=None, model=None, quantizers=DEF
     return out
 
 # %% ../nbs/10b_student.ipynb #8657ed89
-def _parser_train() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ecd train", description="Train the student of a prepared run (results/<run_id>/train/).")
-    p.add_argument("--run-id", default="demo", help="a run prepared with `ecd prepare --run-id ...` (default: demo, as "
-                   "in every command)")
-    p.add_argument("--config", default=None, help="YAML train config (default: built-in defaults = configs/train/default.yaml)")
-    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                   help="dotted override with a YAML value, repeatable, e.g. 'train.lr=0.001' or 'loss.matryoshka_dims=[32,64]'")
+def add_parser(sub, options) -> None:
+    "Add `ecd train` and `ecd eval` to the `ecd` subparsers `sub`; `options` adds the shared options (`ecd.cli.add_options`)."
+    p = sub.add_parser("train", description="Train the student of a prepared run (results/<run_id>/train/).")
+    options(p, "run_id", "config", "override",
+            run_id={"help": "a run prepared with `ecd prepare --run-id ...` (default: demo, as in every command)"},
+            config={"help": "YAML train config (default: built-in defaults = configs/train/default.yaml)"},
+            override={"help": "dotted override with a YAML value, repeatable, e.g. 'train.lr=0.001' or "
+                              "'loss.matryoshka_dims=[32,64]'"})
     p.add_argument("--resume", action="store_true", help="continue from results/<run_id>/train/last.pt")
     p.add_argument("--tag", default=None, help="train into results/<run_id>/train/<tag>/ (several students per run)")
     p.add_argument("--eval", action="store_true", help="evaluate the best checkpoint on the test split afterwards")
-    return p
+    p.set_defaults(func=cmd_train)
+    e = sub.add_parser("eval", description="Evaluate the trained student (+ quantizers) into the run's metrics tables.")
+    options(e, "run_id", run_id={"help": "the run whose student is evaluated (default: demo, as in every command)"})
+    g = e.add_mutually_exclusive_group()
+    g.add_argument("--ckpt", default=None, help="a best.pt/final.pt checkpoint (default: results/<run_id>/train/best.pt)")
+    g.add_argument("--model", default=None, help="a .npz export (compressor_model.npz)")
+    e.add_argument("--quantizers", default=",".join(DEFAULT_QUANTIZERS),
+                   help="comma-separated quantizer specs after the student (float32, sq8, binary, pq:MxK, opq:MxK)")
+    e.add_argument("--rerank-r", type=int, default=100, help="two-stage: rerank this many candidates with the teacher (0 = off)")
+    options(e, "split", "max_queries")
+    e.add_argument("--tag", default=None, help="the student trained with `ecd train --tag TAG` (results/<run_id>/train/<tag>/)")
+    e.set_defaults(func=cmd_eval)
 
 
-def train_main(argv=None) -> int:
-    "`ecd train` entry point."
-    a = _parser_train().parse_args(argv)
-    try:
-        cfg = load_train_config(a.config, a.override)
-        run = Run.open(a.run_id)
-        res = train_run(run, cfg, resume=a.resume, tag=a.tag)
-        print(f"trained {res.model.kind} student d'={res.model.out_dim} in {res.train_s:.1f} s; "
-              f"best val {', '.join(f'{k}={v:.4f}' for k, v in res.best.items() if isinstance(v, float))}")
-        print(f"checkpoints, logs and figures in {train_dir(a.run_id, a.tag)}")
-        if a.eval:
-            print(format_table(eval_student(run, tag=a.tag)))
-    except ValueError as e:
-        print(f"ecd train: error: {e}", file=sys.stderr)
-        return 2
+def cmd_train(a) -> int:
+    "`ecd train`: train the run's student (and evaluate it with `--eval`)."
+    cfg = load_train_config(a.config, a.override)
+    run = Run.open(a.run_id)
+    res = train_run(run, cfg, resume=a.resume, tag=a.tag)
+    print(f"trained {res.model.kind} student d'={res.model.out_dim} in {res.train_s:.1f} s; "
+          f"best val {', '.join(f'{k}={v:.4f}' for k, v in res.best.items() if isinstance(v, float))}")
+    print(f"checkpoints, logs and figures in {train_dir(a.run_id, a.tag)}")
+    if a.eval:
+        print(format_table(eval_student(run, tag=a.tag)))
     return 0
 
 
-def _parser_eval() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ecd eval", description="Evaluate the trained student (+ quantizers) into the run's metrics tables.")
-    p.add_argument("--run-id", default="demo", help="the run whose student is evaluated (default: demo, as in every command)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--ckpt", default=None, help="a best.pt/final.pt checkpoint (default: results/<run_id>/train/best.pt)")
-    g.add_argument("--model", default=None, help="a .npz export (compressor_model.npz)")
-    p.add_argument("--quantizers", default=",".join(DEFAULT_QUANTIZERS),
-                   help="comma-separated quantizer specs after the student (float32, sq8, binary, pq:MxK, opq:MxK)")
-    p.add_argument("--rerank-r", type=int, default=100, help="two-stage: rerank this many candidates with the teacher (0 = off)")
-    p.add_argument("--split", default="test", choices=["val", "test"], help="evaluation queries (default: test)")
-    p.add_argument("--max-queries", type=int, default=1000,
-                   help="evaluate on the first N queries of the split (default 1000, as in every command; 0 = all)")
-    p.add_argument("--tag", default=None, help="the student trained with `ecd train --tag TAG` (results/<run_id>/train/<tag>/)")
-    return p
-
-
-def eval_main(argv=None) -> int:
-    "`ecd eval` entry point."
-    a = _parser_eval().parse_args(argv)
-    try:
-        df = eval_student(a.run_id, ckpt=a.ckpt, model=a.model, quantizers=[s for s in a.quantizers.split(",") if s],
-                          rerank_r=a.rerank_r or None, split=a.split, max_queries=a.max_queries, tag=a.tag)
-        print(format_table(df))
-    except ValueError as e:
-        print(f"ecd eval: error: {e}", file=sys.stderr)
-        return 2
+def cmd_eval(a) -> int:
+    "`ecd eval`: evaluate the run's student (+ quantizers) into its metrics tables."
+    df = eval_student(a.run_id, ckpt=a.ckpt, model=a.model, quantizers=[s for s in a.quantizers.split(",") if s],
+                      rerank_r=a.rerank_r or None, split=a.split, max_queries=a.max_queries, tag=a.tag)
+    print(format_table(df))
     return 0

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ecd.apps.cascade import (COMMON_CORPUS_COLUMNS, Cascade, CascadeConfig, CascadeOOMError, HubUnreachableError,
-                         CorpusSource, _hub_error, cascade_loss, cascade_main, check_target_dims, demo_frame,
+                         CorpusSource, _hub_error, cascade_loss, check_target_dims, demo_frame,
                          evaluate_dim, load_corpus, oom_guard, parse_corpus_source, train_cascade, write_demo_corpus)
 from ecd.core import save_parquet
 
@@ -158,9 +158,17 @@ def test_train_cascade_files_and_reload(tmp_path, strategy):
     assert (st["overlap@10"].to_numpy() >= pca["overlap@10"].to_numpy() - 0.05).all()
 
 
+def cascade(argv, rc=0):
+    "`ecd cascade ARGV` through the real command line; its exit code must be `rc`."
+    from ecd.cli import main
+    got = main(["cascade", *argv])
+    assert got == rc, got
+    return got
+
+
 def test_cli_text_path_end_to_end(tmp_path, cc_parquet, capsys, monkeypatch):
     d, _ = cc_parquet
-    cascade_main(["train", "--corpus", f"parquet:{d}", "--collection", "OpenCulture", "--languages", "en",
+    cascade(["train", "--corpus", f"parquet:{d}", "--collection", "OpenCulture", "--languages", "en",
                   "--num_samples", "60", "--max-chars", "200", "--target-dims", "32", "--epochs", "1",
                   "--train-batch-size", "16", "--eval-queries", "6", "--output-dir", str(tmp_path / "run"),
                   "--save-embeddings", str(tmp_path / "e.npy"), "--device", "cpu", "--no-png"])
@@ -168,30 +176,30 @@ def test_cli_text_path_end_to_end(tmp_path, cc_parquet, capsys, monkeypatch):
     assert "compression_ratio" in out and "best_model.pt" in out
     assert len(pd.read_parquet(tmp_path / "run" / "corpus.parquet")) == 60
     assert np.load(tmp_path / "e.npy").shape == (60, 384)
-    cascade_main(["test", "--model-dir", str(tmp_path / "run"), "--test-queries", "What is an exception?,How do loops work?",
+    cascade(["test", "--model-dir", str(tmp_path / "run"), "--test-queries", "What is an exception?,How do loops work?",
                   "--k", "3", "--device", "cpu"])
     rep = capsys.readouterr().out
     assert "Query: How do loops work?" in rep and "32-d: recall@3=" in rep and "original (384-d)" in rep
-    cascade_main(["train", "--input-file", str(tmp_path / "e.npy"), "--target-dims", "384,16", "--epochs", "1",
+    cascade(["train", "--input-file", str(tmp_path / "e.npy"), "--target-dims", "384,16", "--epochs", "1",
                   "--train-batch-size", "16", "--eval-queries", "6", "--output-dir", str(tmp_path / "run2"),
                   "--device", "cpu", "--no-png"])
     assert pd.read_csv(tmp_path / "run2" / "results.csv").dim.tolist() == [16]
-    with pytest.raises(SystemExit) as e:
-        cascade_main(["train", "--input-file", str(tmp_path / "e.npy"), "--target-dims", "512",
-                      "--output-dir", str(tmp_path / "x")])
-    assert e.value.code == 2 and "above the input dimension" in capsys.readouterr().err
+    assert cascade(["train", "--input-file", str(tmp_path / "e.npy"), "--target-dims", "512",
+                    "--output-dir", str(tmp_path / "x")], rc=2) == 2
+    err = capsys.readouterr().err
+    assert "above the input dimension" in err and err.startswith("ecd cascade train: error: ") and err.count("\n") == 1
     # the corpus path refuses bad dims before it streams or encodes anything (a 768-d cascade on a 384-d model)
     import ecd.apps.cascade as cas
     monkeypatch.setattr(cas, "embed_corpus", lambda *a, **k: pytest.fail("encoded before checking the dims"))
     for bad, msg in ((["--target-dims", "768,256"], "above the input dimension"),
                      (["--embedding-dim", "768"], "gives 384-d embeddings"),
                      (["--save-embeddings", str(tmp_path / "e.txt")], "ending in .npy")):
-        with pytest.raises(SystemExit) as e:
-            cascade_main(["train", "--corpus", f"parquet:{d}", "--device", "cpu", "--output-dir", str(tmp_path / "y"), *bad])
-        assert e.value.code == 2 and msg in capsys.readouterr().err
+        cascade(["train", "--corpus", f"parquet:{d}", "--device", "cpu", "--output-dir", str(tmp_path / "y"), *bad], rc=2)
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err
     # cascade test reads at most --num-samples rows of a corpus it is given
     monkeypatch.undo()
-    cascade_main(["test", "--model-dir", str(tmp_path / "run"), "--test-queries", "What is an exception?", "--k", "3",
+    cascade(["test", "--model-dir", str(tmp_path / "run"), "--test-queries", "What is an exception?", "--k", "3",
                   "--device", "cpu", "--corpus", f"parquet:{d}", "--num-samples", "7"])
     assert "Query: What is an exception?" in capsys.readouterr().out
     _, info = cas.run_test_queries(tmp_path / "run", "What is an exception?", k=3, corpus=f"parquet:{d}", device="cpu",
@@ -206,7 +214,7 @@ def test_oom_guard_gives_advice():
 
 
 def test_cli_demo_corpus(tmp_path, capsys):
-    cascade_main(["demo-corpus", "--out", str(tmp_path / "demo.txt"), "--n", "25"])
+    cascade(["demo-corpus", "--out", str(tmp_path / "demo.txt"), "--n", "25"])
     assert "--corpus text:" in capsys.readouterr().out
     assert (tmp_path / "demo.txt").read_text().splitlines() == demo_frame(25).text.tolist()
 
@@ -219,8 +227,9 @@ def test_shipped_configs_load(path):
 
 
 def test_config_flags_and_unknown_keys(tmp_path):
-    from ecd.apps.cascade import _flags, build_parser, load_cascade_config
-    a = build_parser().parse_args(["train", "--config", str(ROOT / "configs/cascade/demo.yaml"), "--epochs", "3",
+    from ecd.apps.cascade import _flags, load_cascade_config
+    from ecd.cli import build_parser
+    a = build_parser("cascade").parse_args(["cascade", "train", "--config", str(ROOT / "configs/cascade/demo.yaml"), "--epochs", "3",
                                    "--target-dims", "64,128", "--no-png", "--override", "train.lr=0.01"])
     cfg = load_cascade_config(a.config, a.override, _flags(a))
     assert (cfg.train.epochs, cfg.train.target_dims, cfg.train.lr, cfg.png) == (3, [128, 64], 0.01, False)
@@ -230,9 +239,9 @@ def test_config_flags_and_unknown_keys(tmp_path):
 
 
 def test_help_has_no_history_words(capsys):
-    from ecd.apps.cascade import build_parser
+    from ecd.cli import build_parser
     for cmd in ("train", "test", "demo-corpus"):
         with pytest.raises(SystemExit):
-            build_parser().parse_args([cmd, "--help"])
+            build_parser("cascade").parse_args(["cascade", cmd, "--help"])
         out = capsys.readouterr().out
         assert "seed 00" not in out.lower() and "issue" not in out.lower()

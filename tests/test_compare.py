@@ -63,9 +63,8 @@ def test_presets_are_one_table_shared_by_baselines_quickstart_and_sweep():
         act = next(a for a in sub.choices[cmd]._actions if a.dest == "preset")
         assert list(act.choices) == list(PRESETS) == ["quick", "frontier", "full"]
         assert all(f"{n}:" in act.help for n in PRESETS), act.help   # the help lists each preset and what it is
-    from ecd.sweep import sweep_main
     with pytest.raises(SystemExit):
-        sweep_main(["--preset", "fast"])                           # the same choices
+        main(["sweep", "--preset", "fast"])                        # the same choices
     assert len(preset_specs("quick", 384)) < len(preset_specs("frontier", 384)) < len(preset_specs("full", 384))
 
 
@@ -78,9 +77,8 @@ def test_preset_with_shape_flags_is_refused(store, capsys):
 
 
 def test_sweep_preset_runs_the_preset_specs(store, capsys):
-    from ecd.sweep import sweep_main
     assert main(["prepare", "--run-id", "a", "--dataset", f"npy:{store}/x.npy", "--k", "20"]) == 0
-    rc = sweep_main(["--run-id", "a", "--preset", "quick", "--override", "sweep.max_queries=40"])
+    rc = main(["sweep", "--run-id", "a", "--preset", "quick", "--override", "sweep.max_queries=40"])
     out = capsys.readouterr().out
     assert rc == 0
     specs = preset_specs("quick", 32)
@@ -91,23 +89,17 @@ def test_sweep_preset_runs_the_preset_specs(store, capsys):
     assert "Sweep ID:" in out
 
 
-def test_defaults_agree_across_commands(monkeypatch):
+def test_defaults_agree_across_commands():
     "sweep-dim-out reports recall@10 and trains the train config's steps, as every other command; vq takes any data spec."
-    import ecd.sweep as sw
     seen = {}
-
-    def grab(self, args=None, namespace=None):
-        if self.prog in ("ecd sweep-dim-out", "ecd vq sweep"):
-            seen[self.prog] = {a.dest: a for a in self._actions}
-            raise SystemExit(0)
-        return orig(self, args, namespace)
-    orig = argparse.ArgumentParser.parse_known_args
-    monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", grab)
-    for f, argv in ((sw.sweep_dim_out_main, []), (sw.vq_main, ["sweep"])):
-        with pytest.raises(SystemExit):
-            f(argv)
+    for cmd in ("sweep-dim-out", "vq"):
+        sub = next(a for a in build_parser(cmd)._actions if isinstance(a, argparse._SubParsersAction))
+        p = sub.choices[cmd]
+        if cmd == "vq":
+            p = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices["sweep"]
+        seen[p.prog] = {a.dest: a for a in p._actions}
     dim = seen["ecd sweep-dim-out"]
-    assert dim["k"].default == 10 and dim["steps"].default == 0 and dim["epochs"].default == 0
+    assert dim["k"].default == 10 and dim["steps"].default is None and dim["epochs"].default == 0
     assert "600" in dim["steps"].help
     vq = seen["ecd vq sweep"]["dataset"]
     assert vq.default == "glove-words-minilm"

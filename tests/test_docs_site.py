@@ -144,7 +144,7 @@ def test_home_and_module_page_render_in_chromium(server):
     assert page.count('class="main-svg"') >= 4
     assert "Sweeps: the SQLite run log" in dom(f"{server}/12_plots.html")
     api = dom(f"{server}/api/plots.html")
-    assert "make_plots" in api and "plot_main" in api
+    assert "make_plots" in api and "cmd_plot" in api
 
 
 def test_clean_notebook_drops_nbdev_directives():

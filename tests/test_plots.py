@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecd.plots import load_runs, make_plots, pareto_front, pareto_mask, plot_main
+from ecd.plots import load_runs, make_plots, pareto_front, pareto_mask
+from ecd.cli import main
 
 
 def test_pareto_front_hand_made_table():
@@ -45,7 +46,7 @@ def _db(path):
 
 def test_ecd_plot_sweep(tmp_path, capsys):
     db = _db(tmp_path / "runs.db")
-    assert plot_main(["--db", str(db), "--sweep-id", "s1", "--out", str(tmp_path / "plots"), "--no-png"]) == 0
+    assert main(["plot", "--db", str(db), "--sweep-id", "s1", "--out", str(tmp_path / "plots"), "--no-png"]) == 0
     paths = [p for p in capsys.readouterr().out.split() if p.endswith(".html")]
     assert sorted(p.rsplit("/", 1)[1] for p in paths) == ["compression_vs_distortion.html", "compression_vs_recall.html"]
     folder = next(p for p in (tmp_path / "plots").iterdir() if p.is_dir())   # beside the shared plotly.min.js
@@ -60,14 +61,15 @@ def test_ecd_plot_sweep(tmp_path, capsys):
     if isinstance(x, dict):  # plotly >= 6 stores arrays as base64 typed arrays
         x = np.frombuffer(base64.b64decode(x["bdata"]), dtype=np.dtype(x["dtype"]))
     assert list(x) == [4, 64, 128]
-    assert plot_main(["--db", str(db), "--separate-methods", "--out", str(tmp_path / "p2"), "--no-png"]) == 0
+    assert main(["plot", "--db", str(db), "--separate-methods", "--out", str(tmp_path / "p2"), "--no-png"]) == 0
     assert "sq_compression_vs_recall.html" in capsys.readouterr().out
     assert len(load_runs(db)) == 5
 
 
 def test_ecd_plot_without_run_log(tmp_path, capsys):
-    assert plot_main(["--db", str(tmp_path / "missing.db"), "--no-png"]) == 2
-    assert "Run a sweep first" in capsys.readouterr().err
+    assert main(["plot", "--db", str(tmp_path / "missing.db"), "--no-png"]) == 2
+    err = capsys.readouterr().err
+    assert "Run a sweep first" in err and err.startswith("ecd plot: error: ") and err.count("\n") == 1
 
 
 def test_make_plots_layout(tmp_path):
@@ -109,7 +111,7 @@ def test_png_export_failure_is_one_warning_line(tmp_path):
     (run / "pca").mkdir(parents=True)
     pd.DataFrame([{"mode": "pca", "name": f"pca_d{d}", "scope": "vs_teacher", "stage": "one_stage", "rep_dim": d,
                    "bytes_per_vector": 4 * d, "recall@10": d / 64} for d in (8, 16)]).to_parquet(run / "pca" / "metrics.parquet")
-    code = "import sys; from ecd.plots import plot_main; sys.exit(plot_main(['--run-id', sys.argv[1]]))"
+    code = "import sys; from ecd.cli import main; sys.exit(main(['plot', '--run-id', sys.argv[1]]))"
     r = subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True, timeout=300,
                        env={**os.environ, "BROWSER_PATH": str(fake), "ECD_RESULTS_DIR": str(tmp_path / "results")})
     assert r.returncode == 0, r.stderr

@@ -113,34 +113,10 @@ def _ecd_lines(text: str) -> list[str]:
     return out
 
 
-class _Parsed(Exception):
-    pass
-
-
 def _parse(argv: list[str], monkeypatch) -> None:
-    "Parse `ecd ARGV` with the real parser of that command (nothing runs); an unknown flag or bad value fails."
-    import argparse
-    import importlib
-    from ecd.cli import EXTERNAL_COMMANDS, build_parser
-    if argv[0] in EXTERNAL_COMMANDS:
-        module, fn, _ = EXTERNAL_COMMANDS[argv[0]]
-        orig = argparse.ArgumentParser.parse_known_args
-
-        def parse_then_stop(self, args=None, namespace=None):
-            ns, rest = orig(self, args, namespace)
-            if self.prog.startswith("ecd") and not any(isinstance(a, argparse._SubParsersAction) and
-                                                       getattr(ns, a.dest, None) is None for a in self._actions):
-                raise _Parsed(rest)
-            return ns, rest
-        monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", parse_then_stop)
-        try:
-            getattr(importlib.import_module(module), fn)(argv[1:])
-        except _Parsed as e:
-            assert not e.args[0], f"unrecognized arguments {e.args[0]} in `ecd {' '.join(argv)}`"
-        finally:
-            monkeypatch.undo()
-        return
-    a = build_parser().parse_args(argv)
+    "Parse `ecd ARGV` with the real parser of that command (`ecd.cli.build_parser(command)`; nothing runs)."
+    from ecd.cli import build_parser
+    a = build_parser(argv[0]).parse_args(argv)
     assert getattr(a, "func", None), f"`ecd {' '.join(argv)}` names no command"
 
 

@@ -48,7 +48,7 @@ def test_cli_offline_download_is_one_line(tmp_path):
     cfg.write_text("run_id: offline_test\ndata:\n  dataset: msmarco\n"
                    "  msmarco:\n    base_url: http://127.0.0.1:9/msmarcoranking\n")
     env = {**os.environ, "ECD_DATA_DIR": str(tmp_path / "data"), "ECD_RESULTS_DIR": str(tmp_path / "results")}
-    r = subprocess.run([sys.executable, "-m", "ecd.apps.retrieval", "data", "--config", str(cfg)], cwd=ROOT, env=env,
+    r = subprocess.run([sys.executable, "-m", "ecd.cli", "retrieval", "data", "--config", str(cfg)], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
@@ -97,8 +97,8 @@ def test_shipped_configs_are_typed():
 
 def test_help_names_features_not_history(capsys):
     import pytest
-    from ecd.apps.retrieval import retrieval_main
+    from ecd.cli import main
     with pytest.raises(SystemExit):
-        retrieval_main(["--help"])
+        main(["retrieval", "all", "--help"])
     out = capsys.readouterr().out
     assert "seed 00" not in out.lower() and "--override" in out and "report.md" in out

@@ -14,7 +14,8 @@ import pytest
 
 from ecd.store import read_runs
 from ecd.data import synthetic_vectors
-from ecd.sweep import TIMING_KEYS, ensure_run, load_sweep_config, run_combo, run_sweep, vq_main
+from ecd.sweep import TIMING_KEYS, ensure_run, load_sweep_config, run_combo, run_sweep
+from ecd.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,7 +108,7 @@ def test_papermill_failure_is_recorded(store):
     assert "64" in read_runs(r.sweep_id, status="failed")["error"].iloc[0]
 
 
-SWEEP_CMD = ("import sys; from ecd.sweep import sweep_main; sys.exit(sweep_main(sys.argv[1:]))")
+SWEEP_CMD = ("import sys; from ecd.cli import main; sys.exit(main(['sweep', *sys.argv[1:]]))")
 
 
 def _sweep_proc(store, *args, grid="{num_chunks: [4, 8, 16], num_clusters: [64, 128, 256]}"):
@@ -164,7 +165,7 @@ def test_two_sweeps_at_once_lose_nothing(store):
 
 
 def test_vq_sweep_and_seed_002_sql(store, capsys):
-    rc = vq_main(["sweep", "--method", "pq", "--pq-chunks", "4,8", "--pq-clusters", "16,32", "--dataset", "synthetic:1000x16",
+    rc = main(["vq", "sweep", "--method", "pq", "--pq-chunks", "4,8", "--pq-clusters", "16,32", "--dataset", "synthetic:1000x16",
                   "--k", "20", "--max-queries", "50"])
     out = capsys.readouterr().out
     assert rc == 0
@@ -181,7 +182,6 @@ def test_vq_sweep_and_seed_002_sql(store, capsys):
 
 def test_train_kind_and_sweep_dim_out(store):
     pytest.importorskip("ecd.student")
-    from ecd.sweep import sweep_dim_out_main
     knobs = {"steps": 5, "batch_size": 64, "pool_l": 50, "tail_to": 50, "max_queries": 40, "eval.max_queries": 40,
              "train_config": str(ROOT / "configs/train/default.yaml")}
     m = run_combo("train", {**knobs, "dim": 8, "quantizers": ["float32", "sq8"], "ks": [1, 10]}, "tiny")
@@ -189,7 +189,7 @@ def test_train_kind_and_sweep_dim_out(store):
     sq = [k for k in m if k.endswith(":recall@10") and "sq" in k]
     assert len(sq) == 1 and 0 < m[sq[0]] <= 1 and m[sq[0].replace("recall@10", "bytes_per_vector")] == 8
     out = store / "dim.jsonl"
-    rc = sweep_dim_out_main(["--dim-outs", "8,4", "--run-id", "tiny", "--steps", "5", "--k", "10", "--output", str(out),
+    rc = main(["sweep-dim-out", "--dim-outs", "8,4", "--run-id", "tiny", "--steps", "5", "--k", "10", "--output", str(out),
                              "--train-config", str(ROOT / "configs/train/default.yaml"),
                              "--override", "batch_size=64", "--override", "pool_l=50", "--override", "tail_to=50",
                              "--override", "eval.max_queries=40", "--override", "keep_checkpoint=false"])
@@ -201,7 +201,7 @@ def test_train_kind_and_sweep_dim_out(store):
         meta = r["meta"]
         assert meta["k"] == 10 and meta["seed"] == 42 and meta["hyperparameters"]["train"]["steps"] == 5
         assert sum(len(v) for v in meta["split"]["indices"].values()) == 800
-    rc = sweep_dim_out_main(["--dim-outs", "4", "--run-id", "tiny", "--steps", "5", "--k", "10", "--output-format", "json",
+    rc = main(["sweep-dim-out", "--dim-outs", "4", "--run-id", "tiny", "--steps", "5", "--k", "10", "--output-format", "json",
                              "--output", str(store / "dim.json"), "--train-config", str(ROOT / "configs/train/default.yaml"),
                              "--override", "batch_size=64", "--override", "pool_l=50", "--override", "tail_to=50",
                              "--override", "eval.max_queries=40", "--override", "keep_checkpoint=false"])

@@ -43,10 +43,11 @@ def test_unknown_key_and_bf16_on_mps_fail_clearly():
 
 
 def test_cli_fails_with_message(capsys):
-    from ecd.student import train_main
-    assert train_main(["--run-id", "nope", "--override", "train.amp=bf16", "--override", "train.device=mps"]) == 2
-    assert "MPS" in capsys.readouterr().err
-    assert train_main(["--run-id", "nope", "--override", "loss.tau_student=0.1"]) == 2
+    from ecd.cli import main
+    assert main(["train", "--run-id", "nope", "--override", "train.amp=bf16", "--override", "train.device=mps"]) == 2
+    err = capsys.readouterr().err
+    assert "MPS" in err and err.startswith("ecd train: error: ") and err.count("\n") == 1
+    assert main(["train", "--run-id", "nope", "--override", "loss.tau_student=0.1"]) == 2
     assert "Unknown config key 'loss.tau_student'" in capsys.readouterr().err
 
 

@@ -24,7 +24,7 @@ import torch
 
 from ..codecs import PCA, Float32, TransformThen
 from ..config import check_choices, from_dict, load_config, merge_config, schema_defaults
-from ..core import (atomic_path, atomic_write_text, check_run_id, get_logger, git_sha, pick_device, progress,
+from ..core import (EcdError, atomic_path, atomic_write_text, check_run_id, get_logger, git_sha, pick_device, progress,
                       run_dir, save_npy, save_parquet, seed_everything, set_threads, utc_now, versions, write_json)
 from ..data import (HubUnreachableError, is_hub_unreachable, encode_texts, infer_text_column, load, load_encoder, model_id,
                       split_indices, validate_vectors)
@@ -44,8 +44,8 @@ __all__ = ['log', 'COMMON_CORPUS', 'COMMON_CORPUS_COLUMNS', 'CORPUS_FORMS', 'OOM
            'load_embeddings', 'read_corpus', 'check_target_dims', 'CascadeConfig', 'cascade_loss', 'fit_dim', 'Cascade',
            'evaluate_dim', 'student_rep', 'pca_rep', 'evaluate_reps', 'CascadeResult', 'learning_curve_figure',
            'train_cascade', 'wide_table', 'save_result', 'run_test_queries', 'format_test_report', 'CascadeOOMError',
-           'oom_guard', 'CorpusConfig', 'EmbedConfig', 'CascadeRunConfig', 'load_cascade_config', 'build_parser',
-           'run_train', 'train_from_config', 'cascade_main']
+           'oom_guard', 'CorpusConfig', 'EmbedConfig', 'CascadeRunConfig', 'load_cascade_config', 'add_parser',
+           'run_train', 'train_from_config', 'cmd_cascade']
 
 # %% ../../nbs/15_cascade.ipynb #a26c4c97
 COMMON_CORPUS = "PleIAs/common_corpus"
@@ -761,7 +761,7 @@ def format_test_report(frame: pd.DataFrame, info: dict, width: int = 90) -> str:
 OOM_ADVICE = ("CUDA ran out of memory. Reduce --batch-size and --train-batch-size, reduce --num-samples, "
               "or use a smaller embedding model (e.g. the default all-MiniLM-L6-v2).")
 
-class CascadeOOMError(RuntimeError):
+class CascadeOOMError(EcdError):
     "A CUDA out-of-memory error, with advice on what to reduce."
 
 @contextmanager
@@ -836,32 +836,41 @@ def load_cascade_config(path=None, overrides: Sequence[str] = (), flags: dict | 
     return from_dict(CascadeRunConfig, cfg).check()
 
 # %% ../../nbs/15_cascade.ipynb #1ddf7d6b
+def _cfg_flag(name: str, key: str, kw: dict) -> dict:
+    "argparse settings of a flag that sets the config key `key`: only a flag given on the command line overrides the config."
+    kw.setdefault("default", argparse.SUPPRESS)
+    kw["dest"] = "cfg:" + key
+    if kw.get("action") not in ("store_true", "store_false") and "choices" not in kw:
+        kw.setdefault("metavar", name.lstrip("-").replace("-", "_").upper())   # not CFG:TRAIN.LR
+    return kw
+
 def _add(p, *names, key: str | None = None, **kw):
     "Add an option under its dashed name and its underscore spelling; `key` is the config key it sets."
     extra = ["--" + n[2:].replace("-", "_") for n in names if n.startswith("--") and "-" in n[2:]]
     if key is not None:
-        kw.setdefault("default", argparse.SUPPRESS)      # only flags given on the command line override the config
-        kw["dest"] = "cfg:" + key
-        if kw.get("action") not in ("store_true", "store_false") and "choices" not in kw:
-            kw.setdefault("metavar", names[0].lstrip("-").replace("-", "_").upper())   # not CFG:TRAIN.LR
+        kw = _cfg_flag(names[0], key, kw)
     p.add_argument(*names, *[e for e in extra if e not in names], **kw)
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="ecd cascade", description=(
+def _shared(options, p, name: str, key: str | None = None, **kw):
+    "Add the shared `ecd` option `name` (`options`: `ecd.cli.add_options`) with this command's meaning; `key` as in `_add`."
+    options(p, name, **{name: _cfg_flag(name, key, kw) if key is not None else kw})
+
+def add_parser(sub, options) -> None:
+    "Add `ecd cascade train|test|demo-corpus` to the `ecd` subparsers `sub` (`options`: the shared options of `ecd.cli`)."
+    ap = sub.add_parser("cascade", description=(
         "Dimensional cascade on a text corpus: embed it, distil one model per target dimension, compare with a "
         "centred PCA, store the rows in results/<run_id>/<mode>/metrics.parquet, search with test queries."))
-    sub = ap.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="corpus -> embeddings -> one distiller per target dim -> reports and store rows",
+    steps = ap.add_subparsers(dest="sub", required=True, metavar="STEP")
+    t = steps.add_parser("train", help="corpus -> embeddings -> one distiller per target dim -> reports and store rows",
                        description="Every flag sets one key of the config (shown in brackets); the order is defaults, "
                                    "--config, --override, flags.")
-    _add(t, "--config", default=None, help="YAML config, e.g. configs/cascade/demo.yaml")
-    _add(t, "--override", action="append", default=[], metavar="KEY=VALUE",
-         help="edit one config value, e.g. train.epochs=3 (repeatable)")
+    options(t, "config", "override", config={"help": "YAML config, e.g. configs/cascade/demo.yaml"},
+            override={"help": "edit one config value, e.g. train.epochs=3 (repeatable)"})
     src = t.add_mutually_exclusive_group()
     _add(src, "--corpus", key="corpus.source",
          help="local corpus: parquet:PATH, jsonl:PATH, text:PATH (one text a line) or a path [corpus.source]")
-    _add(src, "--dataset", key="corpus.dataset",
-         help=f"hub dataset streamed with datasets (default {COMMON_CORPUS} when no source is given) [corpus.dataset]")
+    _shared(options, src, "dataset", key="corpus.dataset",
+            help=f"hub dataset streamed with datasets (default {COMMON_CORPUS} when no source is given) [corpus.dataset]")
     _add(src, "--input-file", key="corpus.input_file",
          help="pre-computed embeddings (.npy/.npz/.parquet or an ecd.data spec) instead of a corpus [corpus.input_file]")
     _add(t, "--collection", key="corpus.collection", help="Common Corpus collection(s), comma-separated, e.g. OpenScience [corpus.collection]")
@@ -893,18 +902,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add(t, "--val-fraction", type=float, key="train.val_fraction", help="share of rows for validation (default 0.1) [train.val_fraction]")
     _add(t, "--test-fraction", type=float, key="train.test_fraction", help="share of rows for the test queries (default 0.1) [train.test_fraction]")
     _add(t, "--eval-queries", type=int, key="train.eval_queries", help="test rows used as queries in the report (default 1000) [train.eval_queries]")
-    _add(t, "--seed", type=int, key="train.seed", help="seed of the split, the batches and the initial weights (default 42) [train.seed]")
+    _shared(options, t, "seed", key="train.seed", help="seed of the split, the batches and the initial weights (default 42) [train.seed]")
     _add(t, "--threads", type=int, key="threads", help="CPU threads for torch/faiss (default: all) [threads]")
-    _add(t, "--run-id", key="run_id", help="rows go to results/<run-id>/<mode>/metrics.parquet (default: the output dir's name) [run_id]")
+    _shared(options, t, "run_id", key="run_id", help="rows go to results/<run-id>/<mode>/metrics.parquet (default: the output dir's name) [run_id]")
     _add(t, "--output-dir", key="output_dir", help="where models, reports and figures go (default results/<run-id>/cascade_<strategy>) [output_dir]")
     _add(t, "--no-png", action="store_false", key="png", help="learning curve as HTML only (no PNG) [png=false]")
-    s = sub.add_parser("test", help="search a sample corpus with original vs distilled embeddings",
+    s = steps.add_parser("test", help="search a sample corpus with original vs distilled embeddings",
                        description="Embed --test-queries with the run's model, search the run's saved corpus sample (or "
                                    "--corpus) with the original embeddings and with each distilled dim; print each dim's "
                                    "top-k under the original's (* = also in the original list) with recall@k and spearman@k.")
     _add(s, "--model-dir", required=True, help="the output dir of a train run")
     _add(s, "--test-queries", required=True, help='comma-separated queries, e.g. "What is machine learning?,How do embeddings work?"')
-    _add(s, "--k", type=int, default=5, help="neighbors per query (default 5)")
+    _shared(options, s, "k", default=5, help="neighbors per query shown and scored (default 5: a readable list; not a teacher top-k)")
     _add(s, "--checkpoint", choices=["best", "final"], default="best", help="best_model.pt (best validation epoch) or final_model.pt")
     _add(s, "--dims", default=None, help="comma-separated dims to test (default: all)")
     _add(s, "--corpus", default=None, help="search this corpus instead of the run's saved sample")
@@ -912,12 +921,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add(s, "--embedding-model", default=None, help="override the run's embedding model")
     _add(s, "--batch-size", type=int, default=64, help="encoding batch size (default 64)")
     _add(s, "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    m = sub.add_parser("demo-corpus", help="write the offline demo corpus (Python's reference-manual paragraphs)",
+    m = steps.add_parser("demo-corpus", help="write the offline demo corpus (Python's reference-manual paragraphs)",
                        description="Write the offline demo corpus: paragraphs of Python's own reference manual (pydoc "
                                    "topics, shipped with Python), for `ecd cascade train --corpus text:PATH` without a network.")
     _add(m, "--out", default="data/demo_corpus.txt", help="a .txt (one paragraph a line), .jsonl or .parquet path")
     _add(m, "--n", type=int, default=None, help="first N paragraphs (default: all, about 1,400)")
-    return ap
+    ap.set_defaults(func=cmd_cascade)
 
 def _flags(a: argparse.Namespace) -> dict:
     "The config keys set by explicit flags, as a nested dict."
@@ -971,36 +980,27 @@ def train_from_config(rc: CascadeRunConfig) -> CascadeResult:
         save_npy(out / "embeddings.npy", x)
     return res
 
-def cascade_main(argv: Sequence[str] | None = None) -> int:
-    "`ecd cascade train ...` / `ecd cascade test ...` (see the examples above)."
-    a = build_parser().parse_args(argv)
+def cmd_cascade(a) -> int:
+    "`ecd cascade train ...` / `ecd cascade test ...` / `ecd cascade demo-corpus` (see the examples above)."
     t0 = time.perf_counter()
-    try:
-        with oom_guard():
-            if a.command == "demo-corpus":
-                p = write_demo_corpus(a.out, a.n)
-                print(f"wrote {len(demo_frame(a.n))} paragraphs to {p}; train on it with --corpus "
-                      f"{'text' if p.suffix == '.txt' else p.suffix[1:]}:{p}")
-            elif a.command == "train":
-                res = run_train(a)
-                cols = ["dim", "compression_ratio", "similarity_mse", "overlap@10", "spearman@10", "pca_overlap@10",
-                        "best_epoch"]
-                print(res.table[[c for c in cols if c in res.table]].to_string(index=False, float_format="%.4f"))
-                out = Path(res.paths["best_model"]).parent
-                stores = sorted({str(p) for k, p in res.paths.items() if k.startswith("metrics:")})
-                print(f"\nwrote {', '.join(sorted(Path(p).name for k, p in res.paths.items() if not k.startswith('metrics:')))} "
-                      f"to {out}\nrows: {', '.join(stores)}")
-            else:
-                frame, info = run_test_queries(a.model_dir, a.test_queries, a.k, a.checkpoint, a.corpus,
+    with oom_guard():
+        if a.sub == "demo-corpus":
+            p = write_demo_corpus(a.out, a.n)
+            print(f"wrote {len(demo_frame(a.n))} paragraphs to {p}; train on it with --corpus "
+                  f"{'text' if p.suffix == '.txt' else p.suffix[1:]}:{p}")
+        elif a.sub == "train":
+            res = run_train(a)
+            cols = ["dim", "compression_ratio", "similarity_mse", "overlap@10", "spearman@10", "pca_overlap@10",
+                    "best_epoch"]
+            print(res.table[[c for c in cols if c in res.table]].to_string(index=False, float_format="%.4f"))
+            out = Path(res.paths["best_model"]).parent
+            stores = sorted({str(p) for k, p in res.paths.items() if k.startswith("metrics:")})
+            print(f"\nwrote {', '.join(sorted(Path(p).name for k, p in res.paths.items() if not k.startswith('metrics:')))} "
+                  f"to {out}\nrows: {', '.join(stores)}")
+        else:
+            frame, info = run_test_queries(a.model_dir, a.test_queries, a.k, a.checkpoint, a.corpus,
                                            a.embedding_model, a.batch_size, a.device,
                                            check_target_dims(a.dims, 10**9) if a.dims else None, a.num_samples)
-                print(format_test_report(frame, info))
-    except (ValueError, FileNotFoundError, CascadeOOMError) as e:
-        print(f"ecd cascade {a.command}: error: {e}", file=sys.stderr)
-        raise SystemExit(2)
-    log.info(f"ecd cascade {a.command} done in {time.perf_counter() - t0:.1f}s")
+            print(format_test_report(frame, info))
+    log.info(f"ecd cascade {a.sub} done in {time.perf_counter() - t0:.1f}s")
     return 0
-
-# %% ../../nbs/15_cascade.ipynb #27253d9d
-if __name__ == "__main__":
-    sys.exit(cascade_main())

@@ -7,11 +7,9 @@ Docs: https://ecd-dev.github.io/ecd/retrieval.html.md"""
 # %% ../../nbs/14_retrieval.ipynb #b9a7aec5
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,20 +26,20 @@ from ..core import (atomic_path, atomic_write_text, check_run_id, data_dir, get_
 from ..evaluate import build_ann, pair_scores, rep_search
 from ..knn import exact_topk
 from ..metrics import hit_at_k, mrr_at_k, ndcg_at_k, neighbor_metrics, set_recall_at_k
-from .retrieval_data import (MSMARCO_BASE_URL, DownloadError, RetrievalData, download_msmarco, load_retrieval_data,
+from .retrieval_data import (MSMARCO_BASE_URL, RetrievalData, download_msmarco, load_retrieval_data,
                                 make_glove_topics, make_toy, prepare_msmarco, processed_dir)
 from ..store import read_metrics, update_manifest, write_metrics
 
 log = get_logger("ecd.apps.retrieval")
 
 # %% auto #0
-__all__ = ['log', 'MODES', 'BACKENDS', 'TRANSFORMS', 'LOSSES', 'ToyData', 'GloveTopicsData', 'MsmarcoData', 'DataConfig',
-           'TinyBert', 'ModelConfig', 'TrainConfig', 'EvalConfig', 'RetrievalConfig', 'load_retrieval_config',
-           'bundled_minilm_path', 'build_biencoder', 'BM25Index', 'training_pairs', 'add_hard_negatives', 'make_loss',
-           'frozen_features', 'frozen_view', 'pair_texts', 'train_biencoder', 'qrels_arrays', 'score_run', 'encode',
-           'encode_passages', 'representations', 'evaluate_model', 'evaluate_bm25', 'make_report', 'summary',
-           'model_dir', 'save_model', 'dataset_dir', 'step_data', 'step_train', 'run_metadata', 'step_eval',
-           'step_report', 'run_all', 'retrieval_main']
+__all__ = ['log', 'MODES', 'BACKENDS', 'TRANSFORMS', 'LOSSES', 'RETRIEVAL_STEPS', 'ToyData', 'GloveTopicsData', 'MsmarcoData',
+           'DataConfig', 'TinyBert', 'ModelConfig', 'TrainConfig', 'EvalConfig', 'RetrievalConfig',
+           'load_retrieval_config', 'bundled_minilm_path', 'build_biencoder', 'BM25Index', 'training_pairs',
+           'add_hard_negatives', 'make_loss', 'frozen_features', 'frozen_view', 'pair_texts', 'train_biencoder',
+           'qrels_arrays', 'score_run', 'encode', 'encode_passages', 'representations', 'evaluate_model',
+           'evaluate_bm25', 'make_report', 'summary', 'model_dir', 'save_model', 'dataset_dir', 'step_data',
+           'step_train', 'run_metadata', 'step_eval', 'step_report', 'run_all', 'add_parser', 'cmd_retrieval']
 
 # %% ../../nbs/14_retrieval.ipynb #ba00344f
 MODES = ("dense_baseline", "matryoshka")
@@ -757,40 +755,42 @@ def run_all(cfg: RetrievalConfig) -> str:
     return summary(_run_rows(cfg))
 
 # %% ../../nbs/14_retrieval.ipynb #0937f535
-def retrieval_main(argv: list[str] | None = None) -> int:
-    "`ecd retrieval data|train|eval|report|all --config FILE [--override key=value ...]`."
-    ap = argparse.ArgumentParser(prog="ecd retrieval", description=(
+RETRIEVAL_STEPS = {"data": "write the processed dataset", "train": "train every mode",
+                   "eval": "search and store rows", "report": "write report.md and results.json",
+                   "all": "data, train, eval and report in order"}
+
+def add_parser(sub, options) -> None:
+    "Add `ecd retrieval data|train|eval|report|all` to the `ecd` subparsers `sub` (`options`: the shared options of `ecd.cli`)."
+    ap = sub.add_parser("retrieval", description=(
         "Matryoshka dense retrieval: train sentence-transformers bi-encoders (Matryoshka and a single-dimension "
         "ablation), evaluate every prefix dimension against BM25, PCA and compressed storage; rows go to "
         "results/<run_id>/<mode>/metrics.parquet, the report to results/<run_id>/report.md."))
-    ap.add_argument("command", choices=["data", "train", "eval", "report", "all"],
-                    help="data: write the processed dataset; train: train every mode; eval: search and store rows; "
-                         "report: write report.md and results.json; all: the four in order")
-    ap.add_argument("--config", required=True, help="YAML config, e.g. configs/retrieval/smoke.yaml")
-    ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                    help="edit one config value, e.g. train.max_steps=50 (repeatable)")
-    args = ap.parse_args(argv)
-    t0 = time.perf_counter()
-    try:
-        cfg = load_retrieval_config(args.config, args.override)
-        out = run_dir(cfg.run_id)
-        if args.command == "data":
-            print(f"processed data in {step_data(cfg)}")
-        elif args.command == "train":
-            for m, t in step_train(cfg).items():
-                print(f"{m}: loss {t['loss_first']:.4f} -> {t['loss_last']:.4f} ({t['seconds']:.1f}s) -> {model_dir(cfg, m)}")
-        elif args.command == "eval":
-            df = step_eval(cfg)
-            print(f"{len(df)} rows in {out}/<mode>/metrics.parquet ({', '.join(sorted(df['mode'].unique()))})")
-        else:
-            print(run_all(cfg) if args.command == "all" else (step_report(cfg), summary(_run_rows(cfg)))[1])
-            print(f"\nfull report: {out / 'report.md'} (rows: {out}/<mode>/metrics.parquet, {out / 'results.json'})")
-    except (ValueError, DownloadError, FileNotFoundError) as e:
-        print(f"ecd retrieval {args.command}: error: {e}", file=sys.stderr)
-        raise SystemExit(2)
-    log.info(f"ecd retrieval {args.command} done in {time.perf_counter() - t0:.1f}s")
-    return 0
+    steps = ap.add_subparsers(dest="sub", required=True, metavar="STEP")
+    for name, what in RETRIEVAL_STEPS.items():
+        p = steps.add_parser(name, help=what, description=f"ecd retrieval {name}: {what}. The config names the data, "
+                             "the models and the run: rows go to results/<run_id>/<mode>/metrics.parquet, the report "
+                             "to results/<run_id>/report.md.")
+        options(p, "config", "override",
+                config={"required": True, "help": "YAML config, e.g. configs/retrieval/smoke.yaml (required: it names "
+                                                   "the data, the model and the run)"},
+                override={"help": "edit one config value, e.g. train.max_steps=50 (repeatable)"})
+        p.set_defaults(func=cmd_retrieval)
 
-# %% ../../nbs/14_retrieval.ipynb #7f8d5cf9
-if __name__ == "__main__":
-    sys.exit(retrieval_main())
+def cmd_retrieval(a) -> int:
+    "`ecd retrieval STEP --config FILE [--override key=value ...]`: one step (or `all`) of the retrieval run."
+    t0 = time.perf_counter()
+    cfg = load_retrieval_config(a.config, a.override)
+    out = run_dir(cfg.run_id)
+    if a.sub == "data":
+        print(f"processed data in {step_data(cfg)}")
+    elif a.sub == "train":
+        for m, t in step_train(cfg).items():
+            print(f"{m}: loss {t['loss_first']:.4f} -> {t['loss_last']:.4f} ({t['seconds']:.1f}s) -> {model_dir(cfg, m)}")
+    elif a.sub == "eval":
+        df = step_eval(cfg)
+        print(f"{len(df)} rows in {out}/<mode>/metrics.parquet ({', '.join(sorted(df['mode'].unique()))})")
+    else:
+        print(run_all(cfg) if a.sub == "all" else (step_report(cfg), summary(_run_rows(cfg)))[1])
+        print(f"\nfull report: {out / 'report.md'} (rows: {out}/<mode>/metrics.parquet, {out / 'results.json'})")
+    log.info(f"ecd retrieval {a.sub} done in {time.perf_counter() - t0:.1f}s")
+    return 0

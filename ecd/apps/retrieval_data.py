@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..core import atomic_path, data_dir, get_logger, progress
+from ..core import EcdError, atomic_path, data_dir, get_logger, progress
 
 log = get_logger("ecd.apps.retrieval_data")
 
@@ -310,7 +310,7 @@ def make_glove_topics(out_dir, n_passages: int = 2000, n_train_queries: int = 40
 MSMARCO_BASE_URL = "https://msmarco.z22.web.core.windows.net/msmarcoranking"
 MSMARCO_FILES = ("collectionandqueries.tar.gz", "qrels.train.tsv", "qrels.dev.tsv", "top1000.dev.tar.gz")
 
-class DownloadError(RuntimeError):
+class DownloadError(EcdError):
     "A download that could not be done (network down, HTTP error); the message says what to do."
 
 

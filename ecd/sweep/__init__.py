@@ -39,9 +39,9 @@ _all_ = ["expand_grid", "combo_ids", "KINDS", "EVAL_KEYS", "TIMING_KEYS", "HF_DE
 
 # %% auto #0
 __all__ = ['log', 'SELECTIONS', 'SWEEP_DEFAULTS', 'SweepSection', 'SweepConfig', 'check_sweep_config', 'load_sweep_config',
-           'select_best', 'SweepResult', 'sweep_summary', 'run_sweep', 'dataset_help', 'preset_sweep_config',
-           'sweep_main', 'vq_main', 'dim_out_records', 'sweep_dim_out_main', 'expand_grid', 'combo_ids', 'KINDS',
-           'EVAL_KEYS', 'TIMING_KEYS', 'HF_DEFAULT', 'COMBO_KINDS', 'resolve_dataset', 'ensure_run', 'baseline_spec',
+           'select_best', 'SweepResult', 'sweep_summary', 'run_sweep', 'preset_sweep_config', 'add_parser', 'cmd_sweep',
+           'cmd_vq_sweep', 'dim_out_records', 'cmd_sweep_dim_out', 'expand_grid', 'combo_ids', 'KINDS', 'EVAL_KEYS',
+           'TIMING_KEYS', 'HF_DEFAULT', 'COMBO_KINDS', 'resolve_dataset', 'ensure_run', 'baseline_spec',
            'rows_to_metrics', 'train_overrides', 'combo_train_config', 'faiss_threads', 'run_combo', 'EXECUTORS',
            'register_executor', 'get_executor', 'inline_executor', 'process_executor', 'papermill_executor',
            'dask_executor', 'execute', 'make_task', 'run_task', 'record_start', 'record_result', 'run_and_record',
@@ -272,11 +272,6 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError("expected at least one integer")
     return out
 
-def dataset_help() -> str:
-    "The data specs every command takes (`ecd.data.SPEC_FORMS`, and `synthetic:NxD`), for a `--dataset` help text."
-    from ecd.data import SPEC_FORMS
-    return " | ".join([*SPEC_FORMS, "synthetic:NxD (Gaussian clusters)"])
-
 def _add_exec_args(p: argparse.ArgumentParser):
     g = p.add_argument_group("execution")
     g.add_argument("--executor", choices=list(EXECUTORS), help="where combos run (default: the config's sweep.executor, inline)")
@@ -311,19 +306,65 @@ def preset_sweep_config(cfg: dict, preset: str, run_id: str | None = None) -> di
     return check_sweep_config({"sweep": {**s, "name": f"preset_{preset}", "kind": "baseline", "run_id": rid,
                                          "fixed": fixed, "grid": {"spec": specs}}})
 
-def sweep_main(argv=None) -> int:
-    "`ecd sweep`: run a sweep config (`configs/sweep/*.yaml`)."
-    p = argparse.ArgumentParser(prog="ecd sweep", description="Run a grid sweep from configs/sweep/*.yaml; results in "
-                                "results/<run_id>/<sweep name>/ and results/runs.db.")
-    p.add_argument("--config", default="configs/sweep/default.yaml", help="sweep config YAML (default %(default)s)")
-    p.add_argument("--run-id", "--run_id", dest="run_id", help="the prepared run (prepared from sweep.dataset if new)")
-    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                   help="dotted override, repeatable, e.g. 'sweep.grid.lr_schedule=[\"cosine\"]'")
+def add_parser(sub, options) -> None:
+    "Add `ecd sweep`, `ecd sweep-dim-out` and `ecd vq sweep` to the `ecd` subparsers `sub` (`options`: the shared options)."
+    p = sub.add_parser("sweep", description="Run a grid sweep from configs/sweep/*.yaml; results in "
+                       "results/<run_id>/<sweep name>/ and results/runs.db.")
+    options(p, "config", "run_id", "override",
+            config={"default": "configs/sweep/default.yaml", "help": "sweep config YAML (default %(default)s)"},
+            run_id={"default": None, "help": "the prepared run (default: the config's sweep.run_id; prepared from "
+                                             "sweep.dataset if new)"},
+            override={"help": "dotted override, repeatable, e.g. 'sweep.grid.lr_schedule=[\"cosine\"]'"})
     p.add_argument("--preset", choices=list(PRESETS), default=None,
                    help="sweep a preset's representations instead of the config's grid (kind baseline, one combo per "
                         f"spec, folder preset_<name>; the config still gives the data and the target): {presets_help()}")
     _add_exec_args(p)
-    a = p.parse_args(argv)
+    p.set_defaults(func=cmd_sweep)
+
+    v = sub.add_parser("vq", description="Vector quantization sweeps: PQ / SQ parameter grids, every combo logged to "
+                       "the SQLite run log.")
+    vsub = v.add_subparsers(dest="sub", required=True, metavar="SUB")
+    q = vsub.add_parser("sweep", help="sweep PQ chunks x clusters, or SQ bits", description=
+                        "Cartesian product of --pq-chunks x --pq-clusters (pq/opq) or --sq-bits (sq); each combo's "
+                        "compression ratio, distortion and recall@10 go to results/runs.db.")
+    q.add_argument("--method", choices=("pq", "opq", "sq"), default="pq",
+                   help="pq/opq sweep --pq-chunks x --pq-clusters; sq sweeps --sq-bits (default %(default)s)")
+    q.add_argument("--pq-chunks", type=_int_list, default=[8, 16], help="comma-separated, e.g. 4,8,16 (must divide the dim)")
+    q.add_argument("--pq-clusters", type=_int_list, default=[256], help="comma-separated, e.g. 128,256")
+    q.add_argument("--sq-bits", type=_int_list, default=[4, 8], help="comma-separated, of 4,6,8,16")
+    options(q, "dataset", "max_items", "k", "max_queries", "seed", "run_id",
+            max_items={"default": 20000, "help": "first N items (default %(default)s, the bundled default data's size)"},
+            run_id={"default": None, "help": "prepared run to use (default: the sweep id, a run of its own)"})
+    _add_exec_args(q)
+    q.set_defaults(func=cmd_vq_sweep)
+
+    d = sub.add_parser("sweep-dim-out", description="Train and evaluate a student at each dim_out (a sweep of kind "
+                       "dim_out) and write one JSONL (or JSON) record per dim with its metrics and meta.")
+    d.add_argument("--dim-outs", type=_int_list, default=[64, 32, 16], help="comma-separated, e.g. 64,32,16")
+    options(d, "dataset")
+    d.add_argument("--input", help="a local .npy file of embeddings; same as --dataset npy:PATH")
+    options(d, "max_items", "k",
+            max_items={"default": 20000, "help": "first N items (default %(default)s, the bundled default data's size)"},
+            k={"default": 10, "help": "the k of the reported recall@k, ndcg@k, overlap@k (default %(default)s, as every "
+                                      "command reports recall@10; the teacher top-100 is prepared, as everywhere)"})
+    d.add_argument("--steps", type=int, default=None,
+                   help="training steps of each student (default: the train config's train.steps, 600, as in ecd train)")
+    d.add_argument("--epochs", type=int, default=0,
+                   help="train for this many passes over the training rows instead of --steps (default 0: steps)")
+    options(d, "seed")
+    d.add_argument("--train-config", default="configs/train/default.yaml",
+                   help="the base train config of every dim (default %(default)s)")
+    options(d, "override", "run_id",
+            override={"help": "train config override applied to every dim, e.g. 'loss.tau=0.05'"},
+            run_id={"default": None, "help": "prepared run (default: the sweep id, a run of its own)"})
+    d.add_argument("--output", help="output file (default results/<run_id>/dim_out/sweep_dim_out.jsonl or .json)")
+    d.add_argument("--output-format", choices=("jsonl", "json"), default="jsonl",
+                   help="jsonl: one record a line; json: one list (default %(default)s)")
+    _add_exec_args(d)
+    d.set_defaults(func=cmd_sweep_dim_out)
+
+def cmd_sweep(a) -> int:
+    "`ecd sweep`: run a sweep config (`configs/sweep/*.yaml`); 1 when a combo failed."
     cfg = load_sweep_config(a.config, a.override)
     if a.preset:
         cfg = preset_sweep_config(cfg, a.preset, a.run_id)
@@ -334,27 +375,8 @@ def sweep_main(argv=None) -> int:
                        "ndcg@10", "ms_per_query"])
     return 1 if r.counts["failed"] else 0
 
-def vq_main(argv=None) -> int:
-    "`ecd vq sweep`: the PQ / SQ parameter sweep, logged to the SQLite run log."
-    p = argparse.ArgumentParser(prog="ecd vq", description="Vector quantization sweeps: PQ / SQ parameter grids, every combo logged to the SQLite run log.")
-    sub = p.add_subparsers(dest="command", required=True)
-    q = sub.add_parser("sweep", help="sweep PQ chunks x clusters, or SQ bits", description=
-                       "Cartesian product of --pq-chunks x --pq-clusters (pq/opq) or --sq-bits (sq); each combo's "
-                       "compression ratio, distortion and recall@10 go to results/runs.db.")
-    q.add_argument("--method", choices=("pq", "opq", "sq"), default="pq",
-                   help="pq/opq sweep --pq-chunks x --pq-clusters; sq sweeps --sq-bits (default %(default)s)")
-    q.add_argument("--pq-chunks", type=_int_list, default=[8, 16], help="comma-separated, e.g. 4,8,16 (must divide the dim)")
-    q.add_argument("--pq-clusters", type=_int_list, default=[256], help="comma-separated, e.g. 128,256")
-    q.add_argument("--sq-bits", type=_int_list, default=[4, 8], help="comma-separated, of 4,6,8,16")
-    q.add_argument("--dataset", default="glove-words-minilm",
-                   help=f"data spec, as in ecd prepare (default %(default)s): {dataset_help()}")
-    q.add_argument("--max-items", type=int, default=20000, help="first N items (0 = all; default %(default)s)")
-    q.add_argument("--k", type=int, default=100, help="teacher top-k (default %(default)s)")
-    q.add_argument("--max-queries", type=int, default=1000, help="test queries (0 = all; default %(default)s)")
-    q.add_argument("--seed", type=int, default=42, help="split and fitting seed (default %(default)s)")
-    q.add_argument("--run-id", help="prepared run to use (default: the sweep id)")
-    _add_exec_args(q)
-    a = p.parse_args(argv)
+def cmd_vq_sweep(a) -> int:
+    "`ecd vq sweep`: the PQ / SQ parameter sweep, logged to the SQLite run log; 1 when a combo failed."
     if a.dataset.strip() == "huggingface":
         log.warning(f"--dataset huggingface is the old name of --dataset {HF_DEFAULT} (the data spec every command "
                     "takes); it still works here")
@@ -390,31 +412,8 @@ def dim_out_records(r: SweepResult) -> list[dict]:
         recs.append({"metrics": row["metrics"] or {}, "meta": meta})
     return sorted(recs, key=lambda x: -x["meta"]["dim_out"])
 
-def sweep_dim_out_main(argv=None) -> int:
-    "`ecd sweep-dim-out`: train + evaluate a student per output dimension; JSONL (or JSON) records."
-    p = argparse.ArgumentParser(prog="ecd sweep-dim-out", description="Train and evaluate a student at each dim_out "
-                                "(a sweep of kind dim_out) and write one JSONL (or JSON) record per dim with its metrics and meta.")
-    p.add_argument("--dim-outs", type=_int_list, default=[64, 32, 16], help="comma-separated, e.g. 64,32,16")
-    p.add_argument("--dataset", default="glove-words-minilm", help=f"data spec (default %(default)s): {dataset_help()}")
-    p.add_argument("--input", help="a local .npy file of embeddings; same as --dataset npy:PATH")
-    p.add_argument("--max-items", type=int, default=20000, help="first N items (default %(default)s, as everywhere)")
-    p.add_argument("--k", type=int, default=10, help="the k of the reported recall@k, ndcg@k, overlap@k (default "
-                   "%(default)s, as every command reports recall@10; the teacher top-100 is prepared, as everywhere)")
-    p.add_argument("--steps", type=int, default=0,
-                   help="training steps of each student (default 0 = the train config's train.steps, 600, as in ecd train)")
-    p.add_argument("--epochs", type=int, default=0,
-                   help="train for this many passes over the training rows instead of --steps (default 0: steps)")
-    p.add_argument("--seed", type=int, default=42, help="split, fitting and training seed (default %(default)s)")
-    p.add_argument("--train-config", default="configs/train/default.yaml",
-                   help="the base train config of every dim (default %(default)s)")
-    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                   help="train config override applied to every dim, e.g. 'loss.tau=0.05'")
-    p.add_argument("--run-id", help="prepared run (default: the sweep id)")
-    p.add_argument("--output", help="output file (default results/<run_id>/dim_out/sweep_dim_out.jsonl or .json)")
-    p.add_argument("--output-format", choices=("jsonl", "json"), default="jsonl",
-                   help="jsonl: one record a line; json: one list (default %(default)s)")
-    _add_exec_args(p)
-    a = p.parse_args(argv)
+def cmd_sweep_dim_out(a) -> int:
+    "`ecd sweep-dim-out`: train + evaluate a student per output dimension; JSONL (or JSON) records; 1 when a dim failed."
     dataset = f"npy:{a.input}" if a.input else a.dataset
     if a.steps and a.epochs:
         raise ValueError("pass --steps or --epochs, not both (--epochs trains for passes over the data, --steps counts steps).")
