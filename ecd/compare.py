@@ -124,6 +124,7 @@ def compare_figure(fronts: dict, y: str = "recall@10", x: str = "bytes_per_vecto
                       legend=dict(orientation="h", yanchor="top", y=-0.15, x=0), margin=dict(t=80))
     return fig
 
+# %% ../nbs/12b_compare.ipynb #8eb36c39
 def compare_dir(run_ids) -> Path:
     "`results/compare/<run>_vs_<run>/`, where `ecd compare` writes its figure and table."
     from ecd.core import results_dir

@@ -125,7 +125,7 @@ def _linear_transform(A: np.ndarray, b: np.ndarray):
     lt.is_trained = True
     return lt
 
-
+# %% ../nbs/10c_export.ipynb #ee5a255b
 def affine_of(fn, d_in: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
     "`(A, b)` with `fn(x) == x @ A.T + b`, read off `fn` at 0 and the unit vectors; None if `fn` is not affine."
     b = np.asarray(fn(np.zeros((1, d_in), np.float32)), dtype=np.float64)[0]
@@ -136,7 +136,7 @@ def affine_of(fn, d_in: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | N
         return None
     return A.astype(np.float32), b.astype(np.float32)
 
-
+# %% ../nbs/10c_export.ipynb #548a82a0
 def student_affine(model) -> tuple[np.ndarray, np.ndarray] | None:
     "`(W, bias - W mean)` of a linear student (torch `Projector` or `NumpyProjector`); None for an MLP."
     if getattr(model, "kind", None) != "linear":
@@ -172,7 +172,7 @@ def float_stage(rep: Representation) -> dict | None:
     return {"kind": kind, "A": A, "b": b, "normalize_in": bool(rep.normalize), "normalize_out": norm_out,
             "in_dim": d_in, "out_dim": int(q.input_dim)}
 
-
+# %% ../nbs/10c_export.ipynb #b6381fc3
 def _flatten(ix, keep: list):
     "(chain transforms, leaf index) of a possibly wrapped faiss index; `keep` holds the owners alive."
     keep.append(ix)                       # the wrapper that owns the C++ object
@@ -184,7 +184,7 @@ def _flatten(ix, keep: list):
         return chain + sub, leaf
     return [], ix
 
-
+# %% ../nbs/10c_export.ipynb #949ea21e
 def _itq_index(vt, keep: list):
     """Sign bits of faiss `ITQTransform` as `LinearTransform(A, -A mean)` + `IndexLSH`: ITQ centers, L2-normalizes,
     then applies `A` (no bias), and a positive scale never changes a sign."""
@@ -198,7 +198,7 @@ def _itq_index(vt, keep: list):
     keep.append(ix)
     return ix
 
-
+# %% ../nbs/10c_export.ipynb #96fec7c5
 def quantizer_parts(q: Representation, keep: list) -> tuple[list, object]:
     "(chain, leaf) of the faiss index that does what the fitted quantizer `q` does to its (raw) input."
     if hasattr(q, "to_faiss_index"):
@@ -216,7 +216,7 @@ def quantizer_parts(q: Representation, keep: list) -> tuple[list, object]:
     chain, leaf = _flatten(ix, keep)
     return ([_normalization(q.input_dim)] if q.normalize else []) + chain, leaf
 
-
+# %% ../nbs/10c_export.ipynb #614beba2
 def _assemble(chain: list, leaf, keep: list):
     ix = leaf
     if chain:
@@ -226,7 +226,7 @@ def _assemble(chain: list, leaf, keep: list):
     keep += chain
     return faiss.deserialize_index(faiss.serialize_index(ix))  # one object that owns every part
 
-
+# %% ../nbs/10c_export.ipynb #ff4716bf
 def to_faiss_index(rep: Representation):
     "A trained, empty faiss index that maps raw teacher vectors exactly as the fitted `rep` does (see the table)."
     if rep.input_dim is None:
@@ -326,7 +326,7 @@ def _st_modules():
         from sentence_transformers.models import Dense, Normalize
     return Dense, Normalize
 
-
+# %% ../nbs/10c_export.ipynb #ba3edbd6
 class StudentModule(torch.nn.Module):
     "An ecd student as a sentence-transformers module: `sentence_embedding` -> student(normalized) vectors."
 
@@ -355,7 +355,7 @@ class StudentModule(torch.nn.Module):
         m = load_npz(Path(model_name_or_path) / subfolder / "student.npz")
         return cls(m.config, {k: torch.from_numpy(v) for k, v in m.params.items()})
 
-
+# %% ../nbs/10c_export.ipynb #1d3b3c55
 def teacher_model_ref(manifest: dict) -> tuple[str | None, str | None]:
     "(model argument for `ecd.data.load_encoder`, its id) of a run whose vectors a sentence-transformers model made, else (None, None)."
     d = manifest.get("dataset") or {}
@@ -367,7 +367,7 @@ def teacher_model_ref(manifest: dict) -> tuple[str | None, str | None]:
     bundled = kind == "glove-words-minilm" or mid.startswith("sentence-transformers/all-MiniLM-L6-v2 (")
     return (None if bundled else mid), (mid or "sentence-transformers/all-MiniLM-L6-v2")
 
-
+# %% ../nbs/10c_export.ipynb #212694ff
 def write_st_folder(model_ref, out: Path, fs: dict, student=None) -> Path:
     "The teacher `model_ref` (None = bundled MiniLM) with the float stage `fs` (or the MLP `student`) appended, saved to `out`."
     from sentence_transformers import SentenceTransformer
@@ -411,7 +411,7 @@ def _export_files(p: Path) -> set[str] | None:
         return None
     return set(card["files"]) | {"card.json", "README.md"}
 
-
+# %% ../nbs/10c_export.ipynb #a1fafb5f
 def check_out(out, force: bool = False) -> None:
     """Refuse an `--out` that exists and is neither an ecd export folder nor an empty folder (a file, a link, a folder
     of other files), unless `force`: an `EcdError` naming it and `--force`."""
@@ -432,7 +432,7 @@ def check_out(out, force: bool = False) -> None:
                    "folder, or pass --force to write the export there (nothing ecd did not write is deleted: other "
                    "files stay in the folder, a file or link is kept beside it as <name>.replaced-<time>).")
 
-
+# %% ../nbs/10c_export.ipynb #9cbb2485
 def _replace(out: Path, tmp: Path) -> Path | None:
     """Put the finished folder `tmp` at `out`. An earlier export's own files are deleted; everything else that was at
     `out` stays: entries the new export does not have move into it, the rest is kept as `<out>.replaced-<time>`
@@ -457,7 +457,7 @@ def _replace(out: Path, tmp: Path) -> Path | None:
         return None
     return aside
 
-
+# %% ../nbs/10c_export.ipynb #1239f7ae
 @contextlib.contextmanager
 def _atomic_dir(out: Path, force: bool = False):
     """Yield a temp folder beside `out`; when the block ends, `check_out` again and `_replace` `out` with it. A write that
@@ -490,7 +490,7 @@ def _atomic_dir(out: Path, force: bool = False):
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 
-
+# %% ../nbs/10c_export.ipynb #7dd41a7a
 def _search_line(card: dict) -> str:
     "The search cost of the exported files, measured at export (one thread), as a README line."
     s = card["measured"].get("search")
@@ -500,6 +500,7 @@ def _search_line(card: dict) -> str:
             f"{s['ms_per_query_batch']:.3g} ms per query in a batch of {s['batch_size']}, one thread, over {s['n_db']:,} "
             f"vectors ({s['ms_per_query'] * 1e6 / max(s['n_db'], 1):.3g} ms per query per million vectors, scaled)")
 
+# %% ../nbs/10c_export.ipynb #9964ecd7
 def _readme(card: dict) -> str:
     r, e = card["row"], card["measured"]
     files = "\n".join(f"- `{f}`: {d}" for f, d in card["files"].items())
@@ -522,7 +523,7 @@ def _readme(card: dict) -> str:
 ```
 """
 
-
+# %% ../nbs/10c_export.ipynb #5dcacecf
 def _how_to_load(card: dict) -> str:
     lines = ["import faiss, numpy as np"]
     if "encoder.faiss" in card["files"]:
@@ -558,7 +559,7 @@ def _how_to_load(card: dict) -> str:
     lines += ["", "# with ecd installed: ecd.export.load_compressor('.').compress(vectors)"]
     return "\n".join(lines)
 
-
+# %% ../nbs/10c_export.ipynb #f35aa74f
 def export_rep(run_id: Run | str, rep: str, out, ckpt: str | None = None, split: str | None = None,
                check: bool = True, tol: float = 0.005, st_folder: bool = True, force: bool = False) -> dict:
     """Export the row `rep` of `run_id` (a `Run` or an id) to the folder `out` (see the top of this page); returns its card.
@@ -635,7 +636,7 @@ def export_rep(run_id: Run | str, rep: str, out, ckpt: str | None = None, split:
         (tmp / "README.md").write_text(_readme(card))
     return card
 
-
+# %% ../nbs/10c_export.ipynb #304610dd
 def _what(r, fs, student) -> str:
     if student is not None:
         s = f"a {student.kind} student {student.in_dim} -> {student.out_dim} dims"
@@ -660,14 +661,14 @@ def encoder_index(r) -> faiss.Index:
     enc.reset()
     return _assemble([_normalization(r.input_dim)] if r.normalize else [], enc, keep)
 
-
+# %% ../nbs/10c_export.ipynb #778c661a
 def add_codes(index, codes) -> None:
     """faiss `add_sa_codes`, also through an IndexPreTransform (whose own add_sa_codes faiss does not implement) and
     into a PQ fast-scan index (merged from an `IndexPQ` holding the codes: `ecd.learned.add_lut_codes`)."""
     from ecd.learned import add_lut_codes
     add_lut_codes(index, codes)
 
-
+# %% ../nbs/10c_export.ipynb #ead369a0
 class CodesFrom:
     "Codes from `encoder`, stored and searched in (a copy of) `decoder`: `add`/`search`/`sa_encode` like faiss."
     def __init__(self, encoder, decoder):
@@ -678,7 +679,7 @@ class CodesFrom:
     @property
     def ntotal(self): return self.index.ntotal
 
-
+# %% ../nbs/10c_export.ipynb #916aeea8
 class _StudentIndex:
     "Normalize, student (numpy), then a faiss index over the student's vectors: `add`/`search` like faiss."
     def __init__(self, student: NumpyProjector, index):
@@ -752,7 +753,7 @@ class Compressor:
     def __repr__(self):
         return f"Compressor({self.name}, in_dim={self.in_dim}, output={self.output}, path={str(self.path)!r})"
 
-
+# %% ../nbs/10c_export.ipynb #1a19493b
 def load_compressor(path) -> Compressor:
     "Load an export folder (`ecd export`) or a student `.npz` (`compressor_model.npz`) as a `Compressor`."
     p = Path(path)
@@ -794,7 +795,7 @@ def _input_matrix(spec: str, max_items: int | None, model_ref=None):
     e = load(spec, max_items=max_items, allow_zero_rows=True, **kw)
     return e.vectors, e.n
 
-
+# %% ../nbs/10c_export.ipynb #e7b46714
 def _not_the_input(input_spec: str, output: Path) -> None:
     "Refuse an `output` that is the input file of `input_spec` (same file, also through links)."
     target = getattr(parse_spec(input_spec), "target", None)
@@ -807,7 +808,7 @@ def _not_the_input(input_spec: str, output: Path) -> None:
                        f"with their compressed form. Write to another file, e.g. --output "
                        f"{Path(output).with_name(Path(output).stem + '.compressed.npy')}.")
 
-
+# %% ../nbs/10c_export.ipynb #82e60f3e
 def _reserve(path) -> None:
     "Allocate the whole (sparse) file `path` on its disk now: `OSError(ENOSPC)` if it does not fit."
     if hasattr(os, "posix_fallocate"):
@@ -819,7 +820,7 @@ def _reserve(path) -> None:
                     return
                 raise
 
-
+# %% ../nbs/10c_export.ipynb #f1f1ad06
 def compress_file(model, input_spec: str, output, what: str = "auto", batch_size: int = 65536,
                   max_items: int | None = None) -> dict:
     "Compress the vectors of `input_spec` with `model` (export folder or `.npz`) into the `.npy` file `output`."
@@ -853,7 +854,7 @@ def compress_file(model, input_spec: str, output, what: str = "auto", batch_size
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
-
+# %% ../nbs/10c_export.ipynb #77a0c705
 def benchmark(model, data: str = "glove-words-minilm", max_items: int | None = 20000, n_queries: int = 1000,
               k: int = 10, seed: int = 0, batch_size: int = 65536) -> dict:
     "Throughput, search latency, peak memory and quality vs teacher of `model` on `data`; one dict."
@@ -904,7 +905,7 @@ def benchmark(model, data: str = "glove-words-minilm", max_items: int | None = 2
             f"overlap@{k}": m[f"overlap@{k}"], "truth": truth_from, "threads": faiss.omp_get_max_threads(),
             "created": utc_now()}
 
-
+# %% ../nbs/10c_export.ipynb #944e737a
 def format_benchmark(res: dict) -> str:
     "The benchmark dict as one two-column table."
     keys = [k for k in res if k not in ("created",)]
@@ -1017,7 +1018,7 @@ def add_parser(sub, options) -> None:
     e.add_argument("--out", default=None, help="export folder (default results/<run-id>/export/<row name>)")
     e.set_defaults(func=cmd_e2e_small)
 
-
+# %% ../nbs/10c_export.ipynb #04bf8e72
 def cmd_export(a) -> int:
     "`ecd export`: one row of a run as a deployable compressor."
     card = export_rep(a.run_id, a.rep, a.out, ckpt=a.ckpt, split=a.split, check=not a.no_check, st_folder=not a.no_st,
@@ -1028,7 +1029,7 @@ def cmd_export(a) -> int:
           f"{card['row']['n_queries']} queries); through the export: {card['measured']['recall@10']:.4f}")
     return 0
 
-
+# %% ../nbs/10c_export.ipynb #ad78a867
 def cmd_compress(a) -> int:
     "`ecd compress`: embeddings through an exported model into a .npy file."
     r = compress_file(a.model, a.input, a.output, what=a.what, batch_size=a.batch_size, max_items=a.max_items)
@@ -1045,7 +1046,7 @@ def cmd_benchmark(a) -> int:
     print(f"\nJSON: {path}")
     return 0
 
-
+# %% ../nbs/10c_export.ipynb #63742b0e
 def cmd_e2e_small(a) -> int:
     "`ecd e2e-small`: `e2e_small` with the flags; a reloaded export that does not reproduce the run raises."
     r = e2e_small(a.run_id, a.dataset, a.max_items, a.dim, a.steps, a.quantizer, a.out)

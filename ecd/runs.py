@@ -174,10 +174,12 @@ class Run:
             self._evals[key] = _eval_data(self, *key)
         return self._evals[key]
 
+# %% ../nbs/10a_runs.ipynb #a573e549
 def as_run(run: Run | str) -> Run:
     "`run` itself if it is a `Run`, else the run of that id (opened lazily: nothing is read until needed)."
     return run if isinstance(run, Run) else Run(run)
 
+# %% ../nbs/10a_runs.ipynb #ca13509b
 def _eval_data(run: Run, split: str, max_queries: int | None, k: int) -> EvalData:
     m, prep = run.manifest, run.prep
     if split == "test" and (m["dataset"].get("meta") or {}).get("kind") == "hdf5":
@@ -190,6 +192,7 @@ def _eval_data(run: Run, split: str, max_queries: int | None, k: int) -> EvalDat
     info = {"dataset": m["dataset"]["spec"], "split": split, "seed": m["split"]["seed"]}
     return EvalData(np.ascontiguousarray(prep.emb.vectors), q, I, S, train_idx=prep.split["train"], info=info)
 
+# %% ../nbs/10a_runs.ipynb #a2acc547
 def load_run_data(run_id: Run | str):
     "The `Prepared` dataset of `run_id` (from its manifest) and the manifest."
     run = as_run(run_id)
@@ -214,11 +217,13 @@ def default_pq_chunks(dim_in: int, want=BUDGETS) -> list[int]:
     divs = [m for m in range(1, dim_in + 1) if dim_in % m == 0 and m < dim_in]
     return sorted({min(divs, key=lambda m: (abs(m - w), m)) for w in want}) if divs else [1]
 
+# %% ../nbs/10a_runs.ipynb #b61afd4c
 def product_splits(dim_in: int, nbytes: int, per_split: int = 16) -> int | None:
     "Splits S for a product quantizer of `nbytes` one-byte codebooks: S divides both, S*`per_split` ~ `nbytes`; None below 2."
     ok = [s for s in range(2, nbytes + 1) if dim_in % s == 0 and nbytes % s == 0]
     return min(ok, key=lambda s: (abs(s * per_split - nbytes), s)) if ok else None
 
+# %% ../nbs/10a_runs.ipynb #2a72d90d
 def baseline_specs(dim_in: int, dims=None, pq_chunks=None, pq_clusters=(256,), sq_bits=(4, 8),
                    modes=BASELINE_MODES, budgets=BUDGETS, rabitq_bits=(1, 2, 4), itq_bits=None) -> list[str]:
     """Representation specs (`parse_rep` strings) for the baselines; the defaults fit `dim_in`.
@@ -277,6 +282,7 @@ def baseline_specs(dim_in: int, dims=None, pq_chunks=None, pq_clusters=(256,), s
             out += [f"lopq:{b}x256" for b in budgets if dim_in % b == 0]
     return out
 
+# %% ../nbs/10a_runs.ipynb #9f8e94e2
 MAX_TRAIN = 200_000  # codecs are fitted on at most this many training rows (a seeded sample), recorded per row
 
 def duration(s: float) -> str:
@@ -287,6 +293,7 @@ def duration(s: float) -> str:
     m, sec = divmod(int(round(s)), 60)
     return f"{m}m {sec:02d}s" if m < 60 else f"{m // 60}h {m % 60:02d}m"
 
+# %% ../nbs/10a_runs.ipynb #336a3abd
 def progress_line(i: int, n: int, name: str, df: pd.DataFrame, elapsed: float) -> str:
     "`[i/n] name  fit Xs  recall@10 Y  (elapsed Z, ETA W)` for the rows `df` of one representation."
     one = df
@@ -298,6 +305,7 @@ def progress_line(i: int, n: int, name: str, df: pd.DataFrame, elapsed: float) -
     eta = f", ETA {duration(elapsed / i * (n - i))}" if i < n else ", done"
     return f"[{i:>{len(str(n))}}/{n}] {name:<16} {fit:<11} {rec}  (elapsed {duration(elapsed)}{eta})"
 
+# %% ../nbs/10a_runs.ipynb #719ab83f
 def run_baselines(run_id: Run | str, specs: list[str], scopes=("vs_teacher",), rerank_r: int | None = None,
                   split: str = "test", max_queries: int | None = None, ks=(1, 10, 100), seed: int | None = None,
                   ev: EvalData | None = None, max_train: int | None = MAX_TRAIN, say=None) -> pd.DataFrame:
@@ -361,6 +369,7 @@ def presets_help() -> str:
     "The presets as one line of help text: `quick: ...; frontier: ...; full: ...`."
     return "; ".join(f"{k}: {v['help']}" for k, v in PRESETS.items())
 
+# %% ../nbs/10a_runs.ipynb #1376089c
 def spec_fits(spec: str, dim_in: int) -> bool:
     "Can `spec` be fitted on `dim_in`-dimensional data? (chunk counts divide it, projections are narrower.)"
     import re
@@ -373,6 +382,7 @@ def spec_fits(spec: str, dim_in: int) -> bool:
     m = re.match(r"^itq:(\d+)", spec)
     return int(m[1]) <= dim_in if m else True
 
+# %% ../nbs/10a_runs.ipynb #6b7cff8e
 def preset_specs(name: str, dim_in: int) -> list[str]:
     "The representation specs of the preset `name` (`PRESETS`) that fit `dim_in`-dimensional data."
     if name not in PRESETS:

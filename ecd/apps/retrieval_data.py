@@ -45,6 +45,7 @@ def write_jsonl(path, rows: Iterable[dict]) -> int:
             n += 1
     return n
 
+# %% ../../nbs/14a_retrieval_data.ipynb #3a087313
 def read_jsonl(path) -> Iterator[dict]:
     "Iterate over the JSON lines of `path`."
     with open(path, encoding="utf-8") as f:
@@ -61,6 +62,7 @@ def write_qrels(path, qrels: Iterable[tuple[str, int, int]]) -> int:
             n += 1
     return n
 
+# %% ../../nbs/14a_retrieval_data.ipynb #507e1003
 def read_qrels(path) -> dict[str, dict[int, int]]:
     "Read a processed qrels file into `{qid: {docid: rel}}`."
     out: dict[str, dict[int, int]] = {}
@@ -106,7 +108,7 @@ class MemoryPassages:
 
     def close(self): pass
 
-
+# %% ../../nbs/14a_retrieval_data.ipynb #1e20fe7c
 def build_passage_db(passages_jsonl, db_path, batch: int = 10_000) -> Path:
     "Copy `passages.jsonl` into a SQLite table `passages(pos, docid UNIQUE, text)` (collection order kept), atomically."
     with atomic_path(db_path) as tmp:
@@ -124,7 +126,7 @@ def build_passage_db(passages_jsonl, db_path, batch: int = 10_000) -> Path:
             con.close()
     return Path(db_path)
 
-
+# %% ../../nbs/14a_retrieval_data.ipynb #9d1b77ea
 class SqlitePassages:
     "Passages read on demand from a SQLite passage store."
     def __init__(self, db_path):
@@ -176,7 +178,7 @@ class RetrievalData:
         keep = [i for i, q in enumerate(qids) if any(r > 0 for r in qr.get(q, {}).values())]
         return [qids[i] for i in keep], [texts[i] for i in keep], qr
 
-
+# %% ../../nbs/14a_retrieval_data.ipynb #07ef172a
 def read_candidates(path) -> dict[str, list[int]]:
     "Read `qid<TAB>docid` candidate lines into `{qid: [docid, ...]}` in file order."
     out: dict[str, list[int]] = {}
@@ -187,7 +189,7 @@ def read_candidates(path) -> dict[str, list[int]]:
                 out.setdefault(q, []).append(int(d))
     return out
 
-
+# %% ../../nbs/14a_retrieval_data.ipynb #1c33587b
 def load_retrieval_data(path, use_sqlite: bool | None = None) -> RetrievalData:
     "Read a processed dataset folder. `use_sqlite=None` uses `passages.sqlite` when it exists."
     path = Path(path)
@@ -220,7 +222,7 @@ def _pseudo_words(rng: np.random.Generator, n: int) -> list[str]:
             words.add(w); out.append(w)
     return out
 
-
+# %% ../../nbs/14a_retrieval_data.ipynb #7505f00e
 def make_toy(out_dir, n_passages: int = 200, n_train_queries: int = 64, n_dev_queries: int = 32,
              positives_per_query: int = 1, n_topics: int = 10, passage_len: int = 24, seed: int = 13) -> Path:
     "Write the toy dataset in the processed layout to `out_dir`; same arguments, same files."
@@ -313,7 +315,7 @@ MSMARCO_FILES = ("collectionandqueries.tar.gz", "qrels.train.tsv", "qrels.dev.ts
 class DownloadError(EcdError):
     "A download that could not be done (network down, HTTP error); the message says what to do."
 
-
+# %% ../../nbs/14a_retrieval_data.ipynb #9332f15c
 def download(url: str, dest, chunk: int = 1 << 20, timeout: float = 30.0) -> Path:
     "Download `url` to `dest`, resuming a partial `dest.part` with an HTTP Range request."
     dest = Path(dest)
@@ -348,7 +350,7 @@ def download(url: str, dest, chunk: int = 1 << 20, timeout: float = 30.0) -> Pat
     os.replace(part, dest)
     return dest
 
-
+# %% ../../nbs/14a_retrieval_data.ipynb #e2998199
 def extract_tar(archive, out_dir, members: Iterable[str] | None = None) -> list[Path]:
     "Extract (only `members`, by base name, if given) from a tar(.gz) archive into `out_dir`; skip files already there."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
@@ -368,7 +370,7 @@ def extract_tar(archive, out_dir, members: Iterable[str] | None = None) -> list[
         raise ValueError(f"{archive} does not contain {sorted(lost)}; the download may be damaged: delete it and re-run.")
     return got
 
-
+# %% ../../nbs/14a_retrieval_data.ipynb #f2138f7a
 def download_msmarco(raw_dir=None, base_url: str = MSMARCO_BASE_URL, files: Iterable[str] = MSMARCO_FILES) -> Path:
     "Fetch the MS MARCO passage-ranking files into `raw_dir` (default `data_dir()/raw/msmarco`) and extract the archives."
     raw = Path(raw_dir) if raw_dir is not None else data_dir() / "raw" / "msmarco"
@@ -392,7 +394,7 @@ def clean_text(s: str) -> str:
     "Remove ASCII control characters and normalize whitespace."
     return _WS.sub(" ", _CTRL.sub(" ", s)).strip()
 
-
+# %% ../../nbs/14a_retrieval_data.ipynb #d22961f0
 def _read_trec_qrels(path) -> dict[str, dict[int, int]]:
     out: dict[str, dict[int, int]] = {}
     with open(path, encoding="utf-8", newline="\n") as f:
@@ -405,7 +407,7 @@ def _read_trec_qrels(path) -> dict[str, dict[int, int]]:
             out.setdefault(parts[0], {})[int(parts[2])] = int(parts[3])
     return out
 
-
+# %% ../../nbs/14a_retrieval_data.ipynb #a8eb4cf7
 def _read_queries_tsv(path) -> list[tuple[str, str]]:
     out = []
     with open(path, encoding="utf-8", newline="\n") as f:
@@ -418,7 +420,7 @@ def _read_queries_tsv(path) -> list[tuple[str, str]]:
             out.append((qid.strip(), clean_text(text)))
     return out
 
-
+# %% ../../nbs/14a_retrieval_data.ipynb #dc935259
 def prepare_msmarco(raw_dir, out_dir, train_queries: str = "queries.train.tsv", dev_queries: str = "queries.dev.tsv",
                     train_qrels: str = "qrels.train.tsv", dev_qrels: str = "qrels.dev.tsv",
                     candidates: str | None = "top1000.dev", max_passages: int | None = None,

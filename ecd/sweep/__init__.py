@@ -88,6 +88,7 @@ class SweepSection:
             raise ValueError(f"{sorted(clash)} are both grid axes and fixed parameters; keep each in one of sweep.grid / sweep.fixed.")
         return self
 
+# %% ../../nbs/11_sweep.ipynb #b9febf23
 @dataclass
 class SweepConfig:
     "The schema of `configs/sweep/*.yaml`: its defaults are `SWEEP_DEFAULTS`."
@@ -104,6 +105,7 @@ def check_sweep_config(cfg: dict) -> dict:
     `SweepConfig`, and return the plain dict the sweep records."""
     return dataclasses.asdict(from_dict(SweepConfig, merge_config(SWEEP_DEFAULTS, cfg or {})).check())
 
+# %% ../../nbs/11_sweep.ipynb #bf7f289d
 def load_sweep_config(path=None, overrides=()) -> dict:
     "`configs/sweep/*.yaml` + `key=value` overrides over `SWEEP_DEFAULTS`, checked."
     return check_sweep_config(load_config(path, overrides, defaults=SWEEP_DEFAULTS))
@@ -151,6 +153,7 @@ class SweepResult:
 def _flat(v):
     return json.dumps(v) if isinstance(v, (list, dict, tuple)) else v
 
+# %% ../../nbs/11_sweep.ipynb #e241c23b
 def sweep_summary(sweep_id: str, db=None) -> pd.DataFrame:
     "One row per combo of `sweep_id` from the run log: ids, status, params (from the config), metrics."
     runs = read_runs(sweep_id, db=db)
@@ -166,6 +169,7 @@ def sweep_summary(sweep_id: str, db=None) -> pd.DataFrame:
         recs.append(rec)
     return pd.DataFrame(recs)
 
+# %% ../../nbs/11_sweep.ipynb #5e6641ce
 def _headline_rows(summary: pd.DataFrame) -> pd.DataFrame:
     keep = summary[(summary["status"] == "done")] if "mode" in summary else summary.iloc[:0]
     return keep.drop(columns=[c for c in ("status", "error", "reused_from") if c in keep]) if len(keep) else keep
@@ -179,6 +183,7 @@ def _pareto_figure(r: SweepResult) -> None:
     fig = sweep_pareto(r.summary, r.best.get("kind"), target=r.best["target_vs_teacher_recall10"], cost=r.best.get("cost"))
     write_figures({"pareto_vs_teacher": fig}, r.out_dir / "figures")   # a failed PNG export is one warning line there
 
+# %% ../../nbs/11_sweep.ipynb #20aeb6dc
 def run_sweep(cfg: dict, run_id: str | None = None, sweep_id: str | None = None, executor: str | None = None,
               workers: int | None = None, scheduler: str | None = None, force: bool = False, db=None,
               write_store: bool = True, figures: bool = True) -> SweepResult:
@@ -280,6 +285,7 @@ def _add_exec_args(p: argparse.ArgumentParser):
     g.add_argument("--sweep-id", help="name (or continue) a sweep; default a fresh sweep_YYYYmmdd_HHMMSS_xxxxxxxx")
     g.add_argument("--force", action="store_true", help="recompute combos already done in results/runs.db")
 
+# %% ../../nbs/11_sweep.ipynb #856db3de
 def _print_summary(r: SweepResult, cols) -> None:
     df = r.summary
     cols = [c for c in cols if c in df]
@@ -293,6 +299,7 @@ def _print_summary(r: SweepResult, cols) -> None:
         print(f"best: none - {b.get('reason')}")
     print(f"summary: {r.out_dir / 'summary.parquet'}  best: {r.out_dir / 'best.json'}  run log: {runs_db_path()}")
 
+# %% ../../nbs/11_sweep.ipynb #e5e84339
 def preset_sweep_config(cfg: dict, preset: str, run_id: str | None = None) -> dict:
     """`cfg` turned into a sweep of the preset `preset` (`ecd.runs.PRESETS`): kind baseline, one combo per spec that
     fits the run's data (prepared first when the run is new), saved under `preset_<name>/`."""
@@ -306,6 +313,7 @@ def preset_sweep_config(cfg: dict, preset: str, run_id: str | None = None) -> di
     return check_sweep_config({"sweep": {**s, "name": f"preset_{preset}", "kind": "baseline", "run_id": rid,
                                          "fixed": fixed, "grid": {"spec": specs}}})
 
+# %% ../../nbs/11_sweep.ipynb #87b0c3c0
 def add_parser(sub, options) -> None:
     "Add `ecd sweep`, `ecd sweep-dim-out` and `ecd vq sweep` to the `ecd` subparsers `sub` (`options`: the shared options)."
     p = sub.add_parser("sweep", description="Run a grid sweep from configs/sweep/*.yaml; results in "
@@ -363,6 +371,7 @@ def add_parser(sub, options) -> None:
     _add_exec_args(d)
     d.set_defaults(func=cmd_sweep_dim_out)
 
+# %% ../../nbs/11_sweep.ipynb #f9b3fbc4
 def cmd_sweep(a) -> int:
     "`ecd sweep`: run a sweep config (`configs/sweep/*.yaml`); 1 when a combo failed."
     cfg = load_sweep_config(a.config, a.override)
@@ -375,6 +384,7 @@ def cmd_sweep(a) -> int:
                        "ndcg@10", "ms_per_query"])
     return 1 if r.counts["failed"] else 0
 
+# %% ../../nbs/11_sweep.ipynb #ac6026ea
 def cmd_vq_sweep(a) -> int:
     "`ecd vq sweep`: the PQ / SQ parameter sweep, logged to the SQLite run log; 1 when a combo failed."
     if a.dataset.strip() == "huggingface":
@@ -396,6 +406,7 @@ def cmd_vq_sweep(a) -> int:
     print(f"   Plot it:  ecd plot --sweep-id {sweep_id}")
     return 1 if r.counts["failed"] else 0
 
+# %% ../../nbs/11_sweep.ipynb #20a55291
 def dim_out_records(r: SweepResult) -> list[dict]:
     "The dim-out sweep's records, one per dim_out: `metrics` and `meta` (dim_out, split with indices, seed, k, hyperparameters)."
     prep, man = load_run_data(r.run_id)
@@ -412,6 +423,7 @@ def dim_out_records(r: SweepResult) -> list[dict]:
         recs.append({"metrics": row["metrics"] or {}, "meta": meta})
     return sorted(recs, key=lambda x: -x["meta"]["dim_out"])
 
+# %% ../../nbs/11_sweep.ipynb #3ad2c9eb
 def cmd_sweep_dim_out(a) -> int:
     "`ecd sweep-dim-out`: train + evaluate a student per output dimension; JSONL (or JSON) records; 1 when a dim failed."
     dataset = f"npy:{a.input}" if a.input else a.dataset
