@@ -70,7 +70,7 @@ def say(text: str, end: str = "\n") -> None:
     print(text, end=end, file=sys.stderr, flush=True)
 
 def _max_train(a) -> int:
-    "`--max-train` as given, else the preset's (quick: 8,000 rows), else `ecd.runs.MAX_TRAIN` (200,000)."
+    "`--max-train` as given, else the preset's (quick: 10,000 rows), else `ecd.runs.MAX_TRAIN` (200,000)."
     from ecd.runs import MAX_TRAIN, PRESETS
     if getattr(a, "max_train", None) is not None:
         return a.max_train
@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate on the first N queries of the split (default 1000, as in every command; 0 = all)")
     b.add_argument("--max-train", type=int, default=None,
                    help="fit each codec on at most this many training rows, a seeded sample recorded in every row "
-                        "(0 = all; default 200000, 8000 with --preset quick)")
+                        "(0 = all; default 200000, 10000 with --preset quick)")
     b.set_defaults(func=cmd_baselines)
 
     s = sub.add_parser("sanity", help="backend fidelity (vs_student), norm/cosine statistics, training diagnostics",
