@@ -260,10 +260,13 @@ _EMPTY_SCRIPT = re.compile(r"""<script\s+src=["']["']\s*>\s*</script>""", re.I) 
 
 def on_page_context(context, page, config, nav):
     "The home page is 'Home' in the navigation (its heading, the site name, stays on the page)."
-    if page.file.src_uri in ("index.md", "index.ipynb"):
-        page.title = "Home"
-    elif page.file.src_uri.endswith(".ipynb"):
-        page.title = nav_title(Path(page.file.src_uri).stem, page.title)
+    # mkdocs re-reads each page's title from its first heading when it reads the page: name every notebook page
+    # again here, so the navigation drawn on this page shows the readable names of all of them
+    for p in [*nav.pages, page]:
+        if p.file.src_uri in ("index.md", "index.ipynb"):
+            p.title = "Home"
+        elif p.file.src_uri.endswith(".ipynb"):
+            p.title = nav_title(Path(p.file.src_uri).stem, p.title)
     return context
 
 
