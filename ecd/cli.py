@@ -193,6 +193,8 @@ def cmd_quickstart(a) -> int:
         steps_ = a.student_steps or (None if a.reps else PRESETS[preset]["student_steps"])
         if steps_:
             cfg["train"]["steps"] = steps_
+        say(f"[3/{steps}] training a d'={a.student_dim} student ({f'{steps_} steps' if steps_ else 'the steps of configs/train'}"
+            "; --student-dim 0 skips it) ...")
         res = train_run(run, cfg, verbose=False)
         sdf = eval_student(run, quantizers=QUICKSTART_STUDENT_QUANTIZERS, rerank_r=a.rerank_r,
                            max_queries=a.max_queries)
