@@ -260,7 +260,9 @@ _EMPTY_SCRIPT = re.compile(r"""<script\s+src=["']["']\s*>\s*</script>""", re.I) 
 
 def on_page_context(context, page, config, nav):
     "The home page is 'Home' in the navigation (its heading, the site name, stays on the page)."
-    for p in nav.pages:    # every notebook, not only this page: pages read later would show their module slug
+    # mkdocs re-reads each page's title from its first heading when it reads the page: name every notebook page
+    # again here, so the navigation drawn on this page shows the readable names of all of them
+    for p in [*nav.pages, page]:
         if p.file.src_uri in ("index.md", "index.ipynb"):
             p.title = "Home"
         elif p.file.src_uri.endswith(".ipynb"):

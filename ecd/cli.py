@@ -70,7 +70,7 @@ def say(text: str, end: str = "\n") -> None:
     print(text, end=end, file=sys.stderr, flush=True)
 
 def _max_train(a) -> int:
-    "`--max-train` as given, else the preset's (quick: 8,000 rows), else `ecd.runs.MAX_TRAIN` (200,000)."
+    "`--max-train` as given, else the preset's (quick: 10,000 rows), else `ecd.runs.MAX_TRAIN` (200,000)."
     from ecd.runs import MAX_TRAIN, PRESETS
     if getattr(a, "max_train", None) is not None:
         return a.max_train
@@ -193,6 +193,8 @@ def cmd_quickstart(a) -> int:
         steps_ = a.student_steps or (None if a.reps else PRESETS[preset]["student_steps"])
         if steps_:
             cfg["train"]["steps"] = steps_
+        say(f"[3/{steps}] training a d'={a.student_dim} student ({f'{steps_} steps' if steps_ else 'the steps of configs/train'}"
+            "; --student-dim 0 skips it) ...")
         res = train_run(run, cfg, verbose=False)
         sdf = eval_student(run, quantizers=QUICKSTART_STUDENT_QUANTIZERS, rerank_r=a.rerank_r,
                            max_queries=a.max_queries)
@@ -305,7 +307,7 @@ def add_parser(sub, options) -> None:
     options(b, "split", "max_queries")
     b.add_argument("--max-train", type=int, default=None,
                    help="fit each codec on at most this many training rows, a seeded sample recorded in every row "
-                        "(0 = all; default 200000, 8000 with --preset quick)")
+                        "(0 = all; default 200000, 10000 with --preset quick)")
     b.set_defaults(func=cmd_baselines)
 
     s = sub.add_parser("sanity", description="Check the ANN backends against brute force in each representation's own "

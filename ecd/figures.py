@@ -293,7 +293,7 @@ MODE_STYLES: dict[str, tuple[str, str]] = {   # mode -> (colour, symbol), the sa
     "student+fp16": ("#ff9896", "star"), "student+pq": ("#9467bd", "star-diamond"),
     "student+opq": ("#c5b0d5", "star-diamond"), "student+binary": ("#7b4173", "star-triangle-down"),
     "student+learnedpq": ("#a55194", "star-triangle-up"), "learnedpq": ("#a55194", "star-triangle-up"),
-    "lrq": ("#e377c2", "hexagram"), "lopq": ("#ce6dbd", "hexagram"), "llsq": ("#de9ed6", "hexagram"),
+    "lrq": ("#e377c2", "hexagram"), "lopq": ("#ae017e", "diamond-x"), "llsq": ("#f768a1", "hexagon-dot"),
     # fast-scan layouts: their code's hue family, a symbol of their own
     "pqfs": ("#aec7e8", "circle-cross"), "opqfs": ("#5254a3", "diamond-cross"), "rqfs": ("#9c9ede", "hourglass"),
     "lsqfs": ("#b5cf6b", "bowtie"), "rabitqfs": ("#cedb9c", "star-triangle-down"),

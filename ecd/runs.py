@@ -352,13 +352,13 @@ FRONTIER_SPECS = ("float32", "fp16", "sq:8", "sq:4", "pca_sq8:64", "trunc:64", "
                   "pq:8x256", "pq:16x256", "pq:32x256", "pq:64x256", "opq:16x256", "pqfs:32", "pqfs:64",
                   "rq:16x8,beam=4", "rabitq:1", "rabitqfs", "itq:128", "binary", "lrq:16x8,beam=4",
                   "pqfs:32,refine=flat")
-QUICK_SPECS = ("float32", "fp16", "sq:8", "sq:4", "pca:32", "pca:64", "pq:8x256", "pq:16x256", "pq:32x256",
-               "pqfs:32", "rabitq:1", "binary")
+QUICK_SPECS = ("float32", "sq:8", "sq:4", "pca:64", "pq:8x256", "pq:16x256", "pq:32x256", "pqfs:32", "rabitq:1",
+               "binary")
 PRESETS: dict[str, dict] = {   # name -> what it is, its specs (None: baseline_specs' defaults), quickstart's student
     # (dim 0: none; None: the command's default) and the codecs' training rows (None: MAX_TRAIN)
-    "quick": {"help": "a dozen codecs at 8-64 B that fit in seconds, on at most 8,000 training rows (no ITQ, RQ, "
+    "quick": {"help": "ten codecs at 8-64 B that fit in seconds, on at most 10,000 training rows (no ITQ, RQ, "
                       "LSQ or learned codes; quickstart trains no student unless --student-dim is given)",
-              "specs": QUICK_SPECS, "student_dim": 0, "student_steps": None, "max_train": 8000},
+              "specs": QUICK_SPECS, "student_dim": 0, "student_steps": None, "max_train": 10_000},
     "frontier": {"help": "one codec per search layout at 8-64 B, a learned code and two stages (minutes)",
                  "specs": FRONTIER_SPECS, "student_dim": None, "student_steps": None, "max_train": None},
     "full": {"help": "every classic mode at every budget, RQ/LSQ/PRQ included (tens of minutes on 20k rows)",

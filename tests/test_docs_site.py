@@ -83,6 +83,12 @@ def test_pages_exist_and_are_offline(site):
     assert (site / "assets/ecd.css").exists() and "assets/ecd.css" in (site / "12_plots.html").read_text(encoding="utf-8")
 
 
+def _primary_nav(page: str) -> str:
+    "The HTML of the site navigation (its table of contents integrated: no right sidebar)."
+    start = re.search(r'class="md-nav md-nav--primary[^"]*"', page).start()
+    return page[start:page.index('class="md-content"', start)]
+
+
 def test_pages_are_light(site):
     "Every page under 1.5 MB: figures load the site's one plotly.js, no page inlines a copy of it."
     big = {p.relative_to(site).as_posix(): p.stat().st_size for p in site.rglob("*.html") if p.stat().st_size > 1_500_000}
@@ -94,9 +100,8 @@ def test_pages_are_light(site):
 def test_navigation_names_are_readable(site):
     "The notebooks appear under readers' names, never under their module slugs (core, knn, sweep.combos, ...)."
     page = (site / "12_plots.html").read_text(encoding="utf-8")
-    nav = page[page.index('class="md-nav md-nav--primary'):]
-    notebook_links = re.findall(r'<a href="(?:\.\./)?\d\w*\.html"[^>]*>(.*?)</a>', nav, re.S)   # the notebook pages
-    labels = {text(m).strip() for a in notebook_links for m in re.findall(r'<span class="md-ellipsis">(.*?)</span>', a, re.S)}
+    nav = _primary_nav(page)
+    labels = {text(m).strip() for m in re.findall(r'<span class="md-ellipsis">(.*?)</span>', nav, re.S)}
     slugs = {p.stem.split("_", 1)[1].replace("_", ".") for p in (ROOT / "nbs").glob("[0-9]*.ipynb")}
     slugs |= {p.stem.split("_", 1)[1] for p in (ROOT / "nbs").glob("[0-9]*.ipynb")}
     assert not labels & slugs, sorted(labels & slugs)
@@ -106,8 +111,7 @@ def test_navigation_names_are_readable(site):
 def test_navigation(site):
     "Home, the notebooks, the API reference: no section named after a folder ('Api'), no 'ecd > ecd'."
     page = (site / "12_plots.html").read_text(encoding="utf-8")
-    nav = page[page.index('class="md-nav md-nav--primary'):]
-    nav = nav[:nav.index('class="md-content"')] if 'class="md-content"' in nav else nav
+    nav = _primary_nav(page)
     labels = [text(m).strip() for m in re.findall(r'<label class="md-nav__link"[^>]*>(.*?)</label>', nav, re.S)]
     labels += [text(m).strip() for m in re.findall(r'<span class="md-nav__link[^"]*"[^>]*>(.*?)</span>', nav, re.S)]
     assert "Notebooks" in " ".join(labels) and "API reference" in " ".join(labels), labels
