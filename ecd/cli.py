@@ -12,28 +12,17 @@ import os
 import sys
 import time
 
+from .config import int_list  # the `type=` of every flag that takes sizes (16,32,64), shared with the command modules
 from .core import get_logger
 
 log = get_logger("ecd.cli")
 
 # %% auto #0
-__all__ = ['log', 'QUICKSTART_STUDENT_QUANTIZERS', 'OPTIONS', 'COMMANDS', 'int_list', 'str_list', 'cmd_prepare', 'say',
-           'cmd_baselines', 'cmd_sanity', 'mark_front', 'print_speed_front', 'cmd_quickstart', 'add_options',
-           'add_parser', 'build_parser', 'user_error', 'short_warnings', 'command_name', 'main']
+__all__ = ['log', 'QUICKSTART_STUDENT_QUANTIZERS', 'OPTIONS', 'COMMANDS', 'str_list', 'cmd_prepare', 'say', 'cmd_baselines',
+           'cmd_sanity', 'mark_front', 'print_speed_front', 'cmd_quickstart', 'add_options', 'add_parser',
+           'build_parser', 'user_error', 'short_warnings', 'command_name', 'main']
 
 # %% ../nbs/16_cli.ipynb #db1e2a5f
-def int_list(text: str) -> list[int]:
-    "Parse `'16,32,64'` into `[16, 32, 64]`."
-    try:
-        out = [int(t) for t in str(text).replace(" ", "").split(",") if t]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 16,32,64, got {text!r}")
-    if not out:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    if min(out) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers like 16,32,64, got {text!r}")
-    return out
-
 def str_list(text: str) -> list[str]:
     "Parse `'a,b'` into `['a', 'b']`."
     return [t for t in str(text).replace(" ", "").split(",") if t]

@@ -7,6 +7,7 @@ Docs: https://ecd-dev.github.io/ecd/config.html.md"""
 # %% ../nbs/01_config.ipynb #2c6fa725
 from __future__ import annotations
 
+import argparse
 import copy
 import difflib
 from pathlib import Path
@@ -16,7 +17,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['ALIASES', 'yaml_words', 'load_yaml', 'flat_keys', 'new_name', 'merge_config', 'parse_override', 'override_to_dict',
-           'apply_overrides', 'load_config', 'schema_defaults', 'check_choices', 'from_dict', 'load_typed']
+           'apply_overrides', 'load_config', 'schema_defaults', 'check_choices', 'from_dict', 'load_typed', 'int_list']
 
 # %% ../nbs/01_config.ipynb #0a918782
 def yaml_words(e: Exception) -> str:
@@ -244,3 +245,16 @@ def load_typed(cls, path=None, overrides: Iterable[str] = ()):
     Unknown keys are refused with the closest key of the schema; `cls.check()` runs when it exists."""
     cfg = from_dict(cls, load_config(path, overrides, defaults=schema_defaults(cls)))
     return cfg.check() if hasattr(cfg, "check") else cfg
+
+# %% ../nbs/01_config.ipynb #90ec5c5b
+def int_list(text: str) -> list[int]:
+    "Parse `'16,32,64'` into `[16, 32, 64]` (positive integers; an `argparse` type, so a bad value is a usage error)."
+    try:
+        out = [int(t) for t in str(text).replace(" ", "").split(",") if t]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 16,32,64, got {text!r}")
+    if not out:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    if min(out) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers like 16,32,64, got {text!r}")
+    return out

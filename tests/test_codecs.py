@@ -331,8 +331,8 @@ def test_default_sweep_grid_specs_parse():
     """Every baseline combo of configs/sweep/default.yaml is a valid representation spec covering 8..64 B."""
     from pathlib import Path
     from ecd.sweep import baseline_spec, expand_grid, load_sweep_config
-    cfg = load_sweep_config(Path(__file__).resolve().parent.parent / "configs/sweep/default.yaml")["sweep"]
-    combos = [c for c in expand_grid(cfg["grid"], cfg.get("fixed")) if c["mode"] != "student"]
+    s = load_sweep_config(Path(__file__).resolve().parent.parent / "configs/sweep/default.yaml").sweep
+    combos = [c for c in expand_grid(s.grid, s.fixed) if c["mode"] != "student"]
     names = {parse_rep(baseline_spec(c)).name for c in combos}
     for b in (8, 16, 32, 48, 64):
         assert {f"rq_m{b}_b8", f"pq_m{b}_k256", f"opq_m{b}_k256", f"pca_sq8_d{b}"} <= names

@@ -12,59 +12,62 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Mapping, get_args
 
 import numpy as np
 import pandas as pd
 
-from ..config import from_dict, load_config, merge_config, parse_override, schema_defaults
+from ..config import check_choices, from_dict, int_list, load_typed, merge_config, parse_override, schema_defaults
 from ..core import (atomic_path, atomic_write_text, check_run_id, get_logger, new_run_id, run_dir, save_parquet, utc_now,
                       write_json)
 from ..runs import PRESETS, load_run_data, preset_specs, presets_help
 from ..store import clean_json, find_done, get_run, mark_interrupted, read_runs, runs_db_path, write_metrics
 from .grid import combo_ids, expand_grid
-from .combos import (COMBO_KINDS, EVAL_KEYS, HF_DEFAULT, KINDS, TIMING_KEYS, baseline_spec, combo_train_config,
-                              ensure_run, faiss_threads, resolve_dataset, rows_to_metrics, run_combo, train_overrides)
-from .executors import (EXECUTORS, dask_executor, die_with_parent, execute, get_executor, inline_executor,
+from .combos import (COMBO_KINDS, EVAL_KEYS, HF_DEFAULT, KINDS, TIMING_KEYS, ComboKind, baseline_spec,
+                              combo_train_config, ensure_run, faiss_threads, resolve_dataset, rows_to_metrics, run_combo,
+                              train_overrides)
+from .executors import (EXECUTORS, ExecutorName, dask_executor, die_with_parent, execute, get_executor, inline_executor,
                                  make_task, notebook_params, notebook_task, papermill_dir, papermill_executor,
                                  process_executor, record_result, record_start, register_executor, run_and_record,
                                  run_task, template_path)
 
 log = get_logger("ecd.sweep")
-_all_ = ["expand_grid", "combo_ids", "KINDS", "EVAL_KEYS", "TIMING_KEYS", "HF_DEFAULT", "COMBO_KINDS", "resolve_dataset",
-         "ensure_run", "baseline_spec", "rows_to_metrics", "train_overrides", "combo_train_config", "faiss_threads",
+_all_ = ["expand_grid", "combo_ids", "KINDS", "ComboKind", "ExecutorName", "EVAL_KEYS", "TIMING_KEYS", "HF_DEFAULT",
+         "COMBO_KINDS", "resolve_dataset", "ensure_run", "baseline_spec", "rows_to_metrics", "train_overrides", "combo_train_config", "faiss_threads",
          "run_combo", "EXECUTORS", "register_executor", "get_executor", "inline_executor", "process_executor",
          "papermill_executor", "dask_executor", "execute", "make_task", "run_task", "record_start", "record_result",
          "run_and_record", "notebook_task", "template_path", "papermill_dir", "notebook_params", "die_with_parent"]
 
 # %% auto #0
-__all__ = ['log', 'SELECTIONS', 'SWEEP_DEFAULTS', 'SweepSection', 'SweepConfig', 'check_sweep_config', 'load_sweep_config',
-           'select_best', 'SweepResult', 'sweep_summary', 'run_sweep', 'preset_sweep_config', 'add_parser', 'cmd_sweep',
-           'cmd_vq_sweep', 'dim_out_records', 'cmd_sweep_dim_out', 'expand_grid', 'combo_ids', 'KINDS', 'EVAL_KEYS',
-           'TIMING_KEYS', 'HF_DEFAULT', 'COMBO_KINDS', 'resolve_dataset', 'ensure_run', 'baseline_spec',
-           'rows_to_metrics', 'train_overrides', 'combo_train_config', 'faiss_threads', 'run_combo', 'EXECUTORS',
-           'register_executor', 'get_executor', 'inline_executor', 'process_executor', 'papermill_executor',
-           'dask_executor', 'execute', 'make_task', 'run_task', 'record_start', 'record_result', 'run_and_record',
-           'notebook_task', 'template_path', 'papermill_dir', 'notebook_params', 'die_with_parent']
+__all__ = ['log', 'Selection', 'SELECTIONS', 'SWEEP_DEFAULTS', 'SweepSection', 'SweepConfig', 'check_sweep_config',
+           'load_sweep_config', 'select_best', 'SweepResult', 'sweep_summary', 'run_sweep', 'preset_sweep_config',
+           'add_parser', 'cmd_sweep', 'cmd_vq_sweep', 'dim_out_records', 'cmd_sweep_dim_out', 'expand_grid',
+           'combo_ids', 'KINDS', 'ComboKind', 'ExecutorName', 'EVAL_KEYS', 'TIMING_KEYS', 'HF_DEFAULT', 'COMBO_KINDS',
+           'resolve_dataset', 'ensure_run', 'baseline_spec', 'rows_to_metrics', 'train_overrides', 'combo_train_config',
+           'faiss_threads', 'run_combo', 'EXECUTORS', 'register_executor', 'get_executor', 'inline_executor',
+           'process_executor', 'papermill_executor', 'dask_executor', 'execute', 'make_task', 'run_task',
+           'record_start', 'record_result', 'run_and_record', 'notebook_task', 'template_path', 'papermill_dir',
+           'notebook_params', 'die_with_parent']
 
 # %% ../../nbs/11_sweep.ipynb #26522cc6
-SELECTIONS = ("strict", "loose")
+Selection = Literal["strict", "loose"]   # strict: fewest bytes/vector meeting the target | loose: else the closest
+SELECTIONS: tuple = get_args(Selection)
 
 @dataclass
 class SweepSection:
     "`sweep:`, what a sweep runs, on which data, how it picks its best combo and where it executes."
     name: str = "sweep"              # folder under results/<run_id>/
-    kind: str = "baseline"           # baseline | vq | train | dim_out (ecd.sweep.combos.KINDS)
+    kind: ComboKind = "baseline"     # baseline | vq | train | dim_out (ecd.sweep.combos.KINDS)
     run_id: str = ""                 # results/<run_id> (the --run-id flag wins); "" = the sweep id
     dataset: str = "glove-words-minilm"  # data spec prepared when the run has no manifest yet
     max_items: int = 20000           # 0 = all items
     k: int = 100                     # teacher top-k kept as truth
     seed: int = 42
-    split: str = "test"              # evaluation queries
+    split: Literal["val", "test"] = "test"  # evaluation queries (the splits a run prepares truth for)
     max_queries: int = 1000          # 0 = the whole split
     target_vs_teacher_recall10: float = 0.70
-    selection: Literal["strict", "loose"] = "strict"  # strict: fewest bytes/vector meeting the target | loose: else the closest
-    executor: str = "inline"         # inline | process | papermill | dask (the executor registry)
+    selection: Selection = "strict"
+    executor: ExecutorName = "inline"  # inline | process | papermill | dask (a registered one: --executor)
     workers: int = 2
     scheduler: str = ""              # dask scheduler address, e.g. tcp://10.0.0.5:8786 ("" = LocalCluster)
     train_config: str = "configs/train/default.yaml"  # train / dim_out kinds
@@ -72,9 +75,7 @@ class SweepSection:
     grid: dict = field(default_factory=dict)    # axis -> list of values
 
     def check(self) -> "SweepSection":
-        for key, ok in (("kind", KINDS), ("executor", tuple(EXECUTORS))):
-            if getattr(self, key) not in ok:
-                raise ValueError(f"sweep.{key}={getattr(self, key)!r} is not one of {', '.join(ok)}; pick one of them.")
+        check_choices(self, "sweep.")
         if not 0 <= self.target_vs_teacher_recall10 <= 1:
             raise ValueError(f"sweep.target_vs_teacher_recall10={self.target_vs_teacher_recall10} must be in [0, 1] (e.g. 0.70).")
         if self.workers < 1:
@@ -98,20 +99,30 @@ class SweepConfig:
         self.sweep.check()
         return self
 
+    def to_dict(self) -> dict:
+        "The plain dict of this config: what a sweep writes (`sweep.json`); `SweepConfig.from_dict` reads it."
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping | None) -> "SweepConfig":
+        "A checked config from a full or partial dict (unknown keys refused with a suggestion, old names accepted)."
+        return from_dict(cls, merge_config(SWEEP_DEFAULTS, d or {})).check()
+
 SWEEP_DEFAULTS: dict = schema_defaults(SweepConfig)
 
-def check_sweep_config(cfg: dict) -> dict:
-    """Complete `cfg` with the sweep defaults, check kind, executor, selection, grid and target through
-    `SweepConfig`, and return the plain dict the sweep records."""
-    return dataclasses.asdict(from_dict(SweepConfig, merge_config(SWEEP_DEFAULTS, cfg or {})).check())
-
 # %% ../../nbs/11_sweep.ipynb #bf7f289d
-def load_sweep_config(path=None, overrides=()) -> dict:
-    "`configs/sweep/*.yaml` + `key=value` overrides over `SWEEP_DEFAULTS`, checked."
-    return check_sweep_config(load_config(path, overrides, defaults=SWEEP_DEFAULTS))
+def check_sweep_config(cfg: "SweepConfig | Mapping | None") -> SweepConfig:
+    "`cfg` as a checked `SweepConfig`: a `SweepConfig` is checked again, a (partial) dict completed with the defaults."
+    return cfg.check() if isinstance(cfg, SweepConfig) else SweepConfig.from_dict(cfg)
+
+
+def load_sweep_config(path=None, overrides=()) -> SweepConfig:
+    "`configs/sweep/*.yaml` + `key=value` overrides over the defaults of `SweepConfig`, checked."
+    return load_typed(SweepConfig, path, overrides)
 
 # %% ../../nbs/11_sweep.ipynb #0ba9a6a1
-def select_best(summary: pd.DataFrame, target: float = 0.70, selection: str = "strict", metric: str = "recall@10",
+def select_best(summary: pd.DataFrame, target: float = SweepSection.target_vs_teacher_recall10,
+                selection: Selection = SweepSection.selection, metric: str = "recall@10",
                 cost: str = "bytes_per_vector") -> dict:
     "The selected combo of a sweep summary under `metric >= target` (see above), with why."
     if selection not in SELECTIONS:
@@ -184,32 +195,32 @@ def _pareto_figure(r: SweepResult) -> None:
     write_figures({"pareto_vs_teacher": fig}, r.out_dir / "figures")   # a failed PNG export is one warning line there
 
 # %% ../../nbs/11_sweep.ipynb #20aeb6dc
-def run_sweep(cfg: dict, run_id: str | None = None, sweep_id: str | None = None, executor: str | None = None,
+def run_sweep(cfg: SweepConfig, run_id: str | None = None, sweep_id: str | None = None, executor: str | None = None,
               workers: int | None = None, scheduler: str | None = None, force: bool = False, db=None,
               write_store: bool = True, figures: bool = True) -> SweepResult:
     "Run the sweep `cfg` (a sweep config) on `run_id`; see the steps above."
     cfg = check_sweep_config(cfg)
-    s = cfg["sweep"]
-    executor = executor or s["executor"]
-    workers = workers or s["workers"]
-    scheduler = scheduler if scheduler is not None else (s["scheduler"] or None)
+    s = cfg.sweep
+    executor = executor or s.executor
+    workers = workers or s.workers
+    scheduler = scheduler if scheduler is not None else (s.scheduler or None)
     records_itself = getattr(get_executor(executor), "records_itself", False)
     sweep_id = sweep_id or new_run_id("sweep")
     check_run_id(sweep_id)
-    run_id = run_id or s["run_id"] or sweep_id
+    run_id = run_id or s.run_id or sweep_id
     db = Path(db) if db is not None else runs_db_path()
-    ensure_run(run_id, s["dataset"], s["max_items"], s["k"], s["seed"])
-    fixed = dict(s["fixed"])
-    fixed.setdefault("split", s["split"])
-    fixed.setdefault("max_queries", s["max_queries"])
-    if s["kind"] in ("train", "dim_out") or "student" in s["grid"].get("mode", ()):
-        fixed.setdefault("train_config", s["train_config"])
-    combos = expand_grid(s["grid"], fixed)
-    ids = combo_ids(combos, list(s["grid"]))
-    out_dir = run_dir(run_id) / s["name"]
+    ensure_run(run_id, s.dataset, s.max_items, s.k, s.seed)
+    fixed = dict(s.fixed)
+    fixed.setdefault("split", s.split)
+    fixed.setdefault("max_queries", s.max_queries)
+    if s.kind in ("train", "dim_out") or "student" in s.grid.get("mode", ()):
+        fixed.setdefault("train_config", s.train_config)
+    combos = expand_grid(s.grid, fixed)
+    ids = combo_ids(combos, list(s.grid))
+    out_dir = run_dir(run_id) / s.name
     tasks, seen = [], set()
     for c, cid in zip(combos, ids):
-        t = make_task(s["kind"], c, run_id, sweep_id, cid, out_dir / "runs" / cid, executor)
+        t = make_task(s.kind, c, run_id, sweep_id, cid, out_dir / "runs" / cid, executor)
         if t["config_hash"] not in seen:
             seen.add(t["config_hash"]); tasks.append(t)
     n_stale = mark_interrupted(db=db)
@@ -248,17 +259,17 @@ def run_sweep(cfg: dict, run_id: str | None = None, sweep_id: str | None = None,
         mark_interrupted(db=db, sweep_id=sweep_id)
         raise
     summary = sweep_summary(sweep_id, db=db)
-    best = select_best(summary, s["target_vs_teacher_recall10"], s["selection"])
-    best.update(sweep_id=sweep_id, run_id=run_id, name=s["name"], kind=s["kind"])
+    best = select_best(summary, s.target_vs_teacher_recall10, s.selection)
+    best.update(sweep_id=sweep_id, run_id=run_id, name=s.name, kind=s.kind)
     save_parquet(out_dir / "summary.parquet", summary)
     with atomic_path(out_dir / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
     write_json(out_dir / "best.json", best)
-    write_json(out_dir / "sweep.json", {"sweep_id": sweep_id, "run_id": run_id, "config": cfg, "executor": executor,
+    write_json(out_dir / "sweep.json", {"sweep_id": sweep_id, "run_id": run_id, "config": cfg.to_dict(), "executor": executor,
                                         "workers": workers, "scheduler": scheduler, "counts": counts, "finished": utc_now()})
     if write_store:
         rows = _headline_rows(summary)
-        if len(rows) and s["kind"] in ("train", "dim_out"):  # one student per combo: the combo names the row
+        if len(rows) and s.kind in ("train", "dim_out"):  # one student per combo: the combo names the row
             rows = rows.assign(name=rows["name"].astype(str) + "@" + rows["combo_id"].astype(str))
         if len(rows):
             write_metrics(run_id, rows)
@@ -268,15 +279,6 @@ def run_sweep(cfg: dict, run_id: str | None = None, sweep_id: str | None = None,
     return r
 
 # %% ../../nbs/11_sweep.ipynb #b10e1bfa
-def _int_list(text: str) -> list[int]:
-    try:
-        out = [int(t) for t in str(text).replace(" ", "").split(",") if t]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 4,8,16, got {text!r}")
-    if not out:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return out
-
 def _add_exec_args(p: argparse.ArgumentParser):
     g = p.add_argument_group("execution")
     g.add_argument("--executor", choices=list(EXECUTORS), help="where combos run (default: the config's sweep.executor, inline)")
@@ -300,18 +302,18 @@ def _print_summary(r: SweepResult, cols) -> None:
     print(f"summary: {r.out_dir / 'summary.parquet'}  best: {r.out_dir / 'best.json'}  run log: {runs_db_path()}")
 
 # %% ../../nbs/11_sweep.ipynb #e5e84339
-def preset_sweep_config(cfg: dict, preset: str, run_id: str | None = None) -> dict:
+def preset_sweep_config(cfg: SweepConfig, preset: str, run_id: str | None = None) -> SweepConfig:
     """`cfg` turned into a sweep of the preset `preset` (`ecd.runs.PRESETS`): kind baseline, one combo per spec that
     fits the run's data (prepared first when the run is new), saved under `preset_<name>/`."""
-    s = cfg["sweep"]
-    rid = run_id or s["run_id"]
+    s = cfg.sweep
+    rid = run_id or s.run_id
     if not rid:
         raise ValueError("--preset needs the run it sweeps: pass --run-id (e.g. --run-id demo).")
-    m = ensure_run(rid, s["dataset"], s["max_items"], s["k"], s["seed"])
+    m = ensure_run(rid, s.dataset, s.max_items, s.k, s.seed)
     specs = preset_specs(preset, int(m["dataset"]["dim"]))
-    fixed = {k: v for k, v in s["fixed"].items() if k not in ("mode", "dim", "spec")}
-    return check_sweep_config({"sweep": {**s, "name": f"preset_{preset}", "kind": "baseline", "run_id": rid,
-                                         "fixed": fixed, "grid": {"spec": specs}}})
+    fixed = {k: v for k, v in s.fixed.items() if k not in ("mode", "dim", "spec")}
+    return SweepConfig(dataclasses.replace(s, name=f"preset_{preset}", kind="baseline", run_id=rid, fixed=fixed,
+                                           grid={"spec": specs})).check()
 
 # %% ../../nbs/11_sweep.ipynb #87b0c3c0
 def add_parser(sub, options) -> None:
@@ -337,9 +339,9 @@ def add_parser(sub, options) -> None:
                         "compression ratio, distortion and recall@10 go to results/runs.db.")
     q.add_argument("--method", choices=("pq", "opq", "sq"), default="pq",
                    help="pq/opq sweep --pq-chunks x --pq-clusters; sq sweeps --sq-bits (default %(default)s)")
-    q.add_argument("--pq-chunks", type=_int_list, default=[8, 16], help="comma-separated, e.g. 4,8,16 (must divide the dim)")
-    q.add_argument("--pq-clusters", type=_int_list, default=[256], help="comma-separated, e.g. 128,256")
-    q.add_argument("--sq-bits", type=_int_list, default=[4, 8], help="comma-separated, of 4,6,8,16")
+    q.add_argument("--pq-chunks", type=int_list, default=[8, 16], help="comma-separated, e.g. 4,8,16 (must divide the dim)")
+    q.add_argument("--pq-clusters", type=int_list, default=[256], help="comma-separated, e.g. 128,256")
+    q.add_argument("--sq-bits", type=int_list, default=[4, 8], help="comma-separated, of 4,6,8,16")
     options(q, "dataset", "max_items", "k", "max_queries", "seed", "run_id",
             max_items={"default": 20000, "help": "first N items (default %(default)s, the bundled default data's size)"},
             run_id={"default": None, "help": "prepared run to use (default: the sweep id, a run of its own)"})
@@ -348,7 +350,7 @@ def add_parser(sub, options) -> None:
 
     d = sub.add_parser("sweep-dim-out", description="Train and evaluate a student at each dim_out (a sweep of kind "
                        "dim_out) and write one JSONL (or JSON) record per dim with its metrics and meta.")
-    d.add_argument("--dim-outs", type=_int_list, default=[64, 32, 16], help="comma-separated, e.g. 64,32,16")
+    d.add_argument("--dim-outs", type=int_list, default=[64, 32, 16], help="comma-separated, e.g. 64,32,16")
     options(d, "dataset")
     d.add_argument("--input", help="a local .npy file of embeddings; same as --dataset npy:PATH")
     options(d, "max_items", "k",
@@ -380,7 +382,7 @@ def cmd_sweep(a) -> int:
     r = run_sweep(cfg, a.run_id, a.sweep_id, a.executor, a.workers, a.scheduler, a.force)
     print(f"Sweep ID: {r.sweep_id}  (run {r.run_id}, {r.counts['combos']} combos: {r.counts['ran']} ran, "
           f"{r.counts['reused']} reused, {r.counts['failed']} failed)")
-    _print_summary(r, ["combo_id", "status", *cfg["sweep"]["grid"], "rep_dim", "bytes_per_vector", "recall@10",
+    _print_summary(r, ["combo_id", "status", *cfg.sweep.grid, "rep_dim", "bytes_per_vector", "recall@10",
                        "ndcg@10", "ms_per_query"])
     return 1 if r.counts["failed"] else 0
 
@@ -394,9 +396,9 @@ def cmd_vq_sweep(a) -> int:
         grid = {"bits": a.sq_bits}
     else:
         grid = {"num_chunks": a.pq_chunks, "num_clusters": a.pq_clusters}
-    cfg = check_sweep_config({"sweep": {"name": f"vq_{a.method}", "kind": "vq", "dataset": a.dataset,
-                                        "max_items": a.max_items, "k": a.k, "seed": a.seed, "max_queries": a.max_queries,
-                                        "fixed": {"method": a.method, "dataset": a.dataset}, "grid": grid}})
+    cfg = SweepConfig(SweepSection(name=f"vq_{a.method}", kind="vq", dataset=a.dataset, max_items=a.max_items, k=a.k,
+                                   seed=a.seed, max_queries=a.max_queries,
+                                   fixed={"method": a.method, "dataset": a.dataset}, grid=grid)).check()
     sweep_id = a.sweep_id or new_run_id("sweep")
     print(f"Sweep ID: {sweep_id}")
     r = run_sweep(cfg, a.run_id, sweep_id, a.executor, a.workers, a.scheduler, a.force)
@@ -438,9 +440,9 @@ def cmd_sweep_dim_out(a) -> int:
         key, v = parse_override(o)
         fixed[key] = v
     kmax = max(a.k, 100)
-    cfg = check_sweep_config({"sweep": {"name": "dim_out", "kind": "dim_out", "dataset": dataset, "max_items": a.max_items,
-                                        "k": kmax, "seed": a.seed, "train_config": a.train_config,
-                                        "fixed": fixed, "grid": {"dim_out": a.dim_outs}}})
+    cfg = SweepConfig(SweepSection(name="dim_out", kind="dim_out", dataset=dataset, max_items=a.max_items, k=kmax,
+                                   seed=a.seed, train_config=a.train_config, fixed=fixed,
+                                   grid={"dim_out": a.dim_outs})).check()
     r = run_sweep(cfg, a.run_id, a.sweep_id, a.executor, a.workers, a.scheduler, a.force)
     recs = dim_out_records(r)
     out = Path(a.output) if a.output else r.out_dir / f"sweep_dim_out.{a.output_format}"

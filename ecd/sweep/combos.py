@@ -11,6 +11,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -22,11 +23,12 @@ from ..evaluate import evaluate_rep
 from ..store import clean_json, read_manifest
 
 # %% auto #0
-__all__ = ['KINDS', 'HF_DEFAULT', 'EVAL_KEYS', 'TIMING_KEYS', 'COMBO_KINDS', 'resolve_dataset', 'ensure_run', 'baseline_spec',
-           'rows_to_metrics', 'train_overrides', 'combo_train_config', 'faiss_threads', 'run_combo']
+__all__ = ['ComboKind', 'KINDS', 'HF_DEFAULT', 'EVAL_KEYS', 'TIMING_KEYS', 'COMBO_KINDS', 'resolve_dataset', 'ensure_run',
+           'baseline_spec', 'rows_to_metrics', 'train_overrides', 'combo_train_config', 'faiss_threads', 'run_combo']
 
 # %% ../../nbs/11b_sweep_combos.ipynb #f5ed8891
-KINDS = ("baseline", "vq", "train", "dim_out")
+ComboKind = Literal["baseline", "vq", "train", "dim_out"]   # the type of `sweep.kind` in a sweep config
+KINDS: tuple = get_args(ComboKind)
 HF_DEFAULT = "hf:chaehoyu/wikipedia-22-12-ko-embeddings-100k"
 
 def resolve_dataset(spec: str) -> str:

@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Literal
 
 from ..core import atomic_write_text, config_hash, data_dir, new_run_id, progress, results_dir, run_dir, utc_now, write_json
 from ..store import clean_json, get_run, log_run, read_manifest, runs_db_path
@@ -24,9 +25,9 @@ from .combos import EVAL_KEYS, KINDS, combo_train_config, ensure_run, run_combo
 from .grid import slug
 
 # %% auto #0
-__all__ = ['EXECUTORS', 'make_task', 'run_task', 'record_start', 'record_result', 'run_and_record', 'notebook_task',
-           'template_path', 'papermill_dir', 'notebook_params', 'die_with_parent', 'register_executor', 'get_executor',
-           'inline_executor', 'process_executor', 'papermill_executor', 'dask_executor', 'execute']
+__all__ = ['ExecutorName', 'EXECUTORS', 'make_task', 'run_task', 'record_start', 'record_result', 'run_and_record',
+           'notebook_task', 'template_path', 'papermill_dir', 'notebook_params', 'die_with_parent', 'register_executor',
+           'get_executor', 'inline_executor', 'process_executor', 'papermill_executor', 'dask_executor', 'execute']
 
 # %% ../../nbs/11c_sweep_executors.ipynb #46123a8f
 def make_task(kind: str, params: dict, run_id: str, sweep_id: str, combo_id: str, combo_dir=None,
@@ -232,6 +233,7 @@ def _threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(workers, 1))
 
 # %% ../../nbs/11c_sweep_executors.ipynb #9eb050d4
+ExecutorName = Literal["inline", "process", "papermill", "dask"]   # the executors ecd ships: the type of `sweep.executor`
 EXECUTORS: dict = {}  # name -> fn(tasks, done, workers, scheduler, db), filled by `register_executor`
 
 def register_executor(name: str, records_itself: bool = False):
