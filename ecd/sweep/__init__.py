@@ -40,14 +40,14 @@ _all_ = ["expand_grid", "combo_ids", "KINDS", "ComboKind", "ExecutorName", "EVAL
 
 # %% auto #0
 __all__ = ['log', 'Selection', 'SELECTIONS', 'SWEEP_DEFAULTS', 'SweepSection', 'SweepConfig', 'check_sweep_config',
-           'load_sweep_config', 'select_best', 'SweepResult', 'sweep_summary', 'run_sweep', 'preset_sweep_config',
-           'add_parser', 'cmd_sweep', 'cmd_vq_sweep', 'dim_out_records', 'cmd_sweep_dim_out', 'expand_grid',
-           'combo_ids', 'KINDS', 'ComboKind', 'ExecutorName', 'EVAL_KEYS', 'TIMING_KEYS', 'HF_DEFAULT', 'COMBO_KINDS',
-           'resolve_dataset', 'ensure_run', 'baseline_spec', 'rows_to_metrics', 'train_overrides', 'combo_train_config',
-           'faiss_threads', 'run_combo', 'EXECUTORS', 'register_executor', 'get_executor', 'inline_executor',
-           'process_executor', 'papermill_executor', 'dask_executor', 'execute', 'make_task', 'run_task',
-           'record_start', 'record_result', 'run_and_record', 'notebook_task', 'template_path', 'papermill_dir',
-           'notebook_params', 'die_with_parent']
+           'load_sweep_config', 'select_best', 'SweepResult', 'sweep_summary', 'sweep_tasks', 'reuse_done',
+           'result_recorder', 'write_sweep', 'run_sweep', 'preset_sweep_config', 'add_parser', 'cmd_sweep',
+           'cmd_vq_sweep', 'dim_out_records', 'cmd_sweep_dim_out', 'expand_grid', 'combo_ids', 'KINDS', 'ComboKind',
+           'ExecutorName', 'EVAL_KEYS', 'TIMING_KEYS', 'HF_DEFAULT', 'COMBO_KINDS', 'resolve_dataset', 'ensure_run',
+           'baseline_spec', 'rows_to_metrics', 'train_overrides', 'combo_train_config', 'faiss_threads', 'run_combo',
+           'EXECUTORS', 'register_executor', 'get_executor', 'inline_executor', 'process_executor',
+           'papermill_executor', 'dask_executor', 'execute', 'make_task', 'run_task', 'record_start', 'record_result',
+           'run_and_record', 'notebook_task', 'template_path', 'papermill_dir', 'notebook_params', 'die_with_parent']
 
 # %% ../../nbs/11_sweep.ipynb #26522cc6
 Selection = Literal["strict", "loose"]   # strict: fewest bytes/vector meeting the target | loose: else the closest
@@ -195,37 +195,26 @@ def _pareto_figure(r: SweepResult) -> None:
     write_figures({"pareto_vs_teacher": fig}, r.out_dir / "figures")   # a failed PNG export is one warning line there
 
 # %% ../../nbs/11_sweep.ipynb #20aeb6dc
-def run_sweep(cfg: SweepConfig, run_id: str | None = None, sweep_id: str | None = None, executor: str | None = None,
-              workers: int | None = None, scheduler: str | None = None, force: bool = False, db=None,
-              write_store: bool = True, figures: bool = True) -> SweepResult:
-    "Run the sweep `cfg` (a sweep config) on `run_id`; see the steps above."
-    cfg = check_sweep_config(cfg)
-    s = cfg.sweep
-    executor = executor or s.executor
-    workers = workers or s.workers
-    scheduler = scheduler if scheduler is not None else (s.scheduler or None)
-    records_itself = getattr(get_executor(executor), "records_itself", False)
-    sweep_id = sweep_id or new_run_id("sweep")
-    check_run_id(sweep_id)
-    run_id = run_id or s.run_id or sweep_id
-    db = Path(db) if db is not None else runs_db_path()
-    ensure_run(run_id, s.dataset, s.max_items, s.k, s.seed)
+def sweep_tasks(s: SweepSection, run_id: str, sweep_id: str, executor: str) -> list[dict]:
+    "One task per distinct combo of the grid (the fixed knobs and the run's split, queries and train config added)."
     fixed = dict(s.fixed)
     fixed.setdefault("split", s.split)
     fixed.setdefault("max_queries", s.max_queries)
     if s.kind in ("train", "dim_out") or "student" in s.grid.get("mode", ()):
         fixed.setdefault("train_config", s.train_config)
     combos = expand_grid(s.grid, fixed)
-    ids = combo_ids(combos, list(s.grid))
     out_dir = run_dir(run_id) / s.name
     tasks, seen = [], set()
-    for c, cid in zip(combos, ids):
+    for c, cid in zip(combos, combo_ids(combos, list(s.grid))):
         t = make_task(s.kind, c, run_id, sweep_id, cid, out_dir / "runs" / cid, executor)
         if t["config_hash"] not in seen:
             seen.add(t["config_hash"]); tasks.append(t)
-    n_stale = mark_interrupted(db=db)
-    if n_stale:
-        log.info(f"{n_stale} combos left unfinished by killed runs marked 'interrupted'")
+    return tasks
+
+# %% ../../nbs/11_sweep.ipynb #11365140
+def reuse_done(tasks: list[dict], db, force: bool = False) -> tuple[list[dict], int]:
+    """(tasks still to run, how many are done already): a combo this sweep id finished is skipped, one another sweep
+    finished with the same config is recorded here from that row (`reused_from`); `force` runs them all."""
     todo, reused = [], 0
     for t in tasks:
         prev = None if force else find_done(t["config_hash"], db=db)
@@ -239,8 +228,11 @@ def run_sweep(cfg: SweepConfig, run_id: str | None = None, sweep_id: str | None 
             reused += 1
         else:
             todo.append(t)
-    log.info(f"sweep {sweep_id}: {len(tasks)} combos, {reused} already done, {len(todo)} to run ({executor})")
-    counts = {"combos": len(tasks), "reused": reused, "ran": len(todo), "failed": 0}
+    return todo, reused
+
+# %% ../../nbs/11_sweep.ipynb #48c8b869
+def result_recorder(db, records_itself: bool, counts: dict):
+    "The `on_result(task, result)` of the executor: records the combo's row (unless it recorded itself) and counts failures."
     def on_result(t, res):
         if not records_itself:  # a papermill notebook records itself; the driver only fills in what it could not
             record_result(t, res, db=db)
@@ -253,6 +245,50 @@ def run_sweep(cfg: SweepConfig, run_id: str | None = None, sweep_id: str | None 
             log.warning(f"combo {t['combo_id']} failed: {(res.get('error') or '').strip().splitlines()[-1:]}")
         else:
             log.info(f"combo {t['combo_id']} done in {res.get('duration_s')} s")
+    return on_result
+
+# %% ../../nbs/11_sweep.ipynb #58259422
+def write_sweep(cfg: SweepConfig, r: SweepResult, executor: str, workers, scheduler, write_store: bool) -> None:
+    "summary.parquet/.csv, best.json and sweep.json of a finished sweep, and (`write_store`) its rows in the run's tables."
+    s, out_dir = cfg.sweep, r.out_dir
+    save_parquet(out_dir / "summary.parquet", r.summary)
+    with atomic_path(out_dir / "summary.csv") as tmp:
+        r.summary.to_csv(tmp, index=False)
+    write_json(out_dir / "best.json", r.best)
+    write_json(out_dir / "sweep.json", {"sweep_id": r.sweep_id, "run_id": r.run_id, "config": cfg.to_dict(),
+                                        "executor": executor, "workers": workers, "scheduler": scheduler,
+                                        "counts": r.counts, "finished": utc_now()})
+    if write_store:
+        rows = _headline_rows(r.summary)
+        if len(rows) and s.kind in ("train", "dim_out"):  # one student per combo: the combo names the row
+            rows = rows.assign(name=rows["name"].astype(str) + "@" + rows["combo_id"].astype(str))
+        if len(rows):
+            write_metrics(r.run_id, rows)
+
+# %% ../../nbs/11_sweep.ipynb #b7344932
+def run_sweep(cfg: SweepConfig, run_id: str | None = None, sweep_id: str | None = None, executor: str | None = None,
+              workers: int | None = None, scheduler: str | None = None, force: bool = False, db=None,
+              write_store: bool = True, figures: bool = True) -> SweepResult:
+    "Run the sweep `cfg` (a sweep config) on `run_id`; see the steps above."
+    cfg = check_sweep_config(cfg)
+    s = cfg.sweep
+    executor = executor or s.executor
+    workers = workers or s.workers
+    scheduler = scheduler if scheduler is not None else (s.scheduler or None)
+    records_itself = getattr(get_executor(executor), "records_itself", False)   # an unknown executor fails here, first
+    sweep_id = sweep_id or new_run_id("sweep")
+    check_run_id(sweep_id)
+    run_id = run_id or s.run_id or sweep_id
+    db = Path(db) if db is not None else runs_db_path()
+    ensure_run(run_id, s.dataset, s.max_items, s.k, s.seed)
+    tasks = sweep_tasks(s, run_id, sweep_id, executor)
+    n_stale = mark_interrupted(db=db)
+    if n_stale:
+        log.info(f"{n_stale} combos left unfinished by killed runs marked 'interrupted'")
+    todo, reused = reuse_done(tasks, db, force)
+    log.info(f"sweep {sweep_id}: {len(tasks)} combos, {reused} already done, {len(todo)} to run ({executor})")
+    counts = {"combos": len(tasks), "reused": reused, "ran": len(todo), "failed": 0}
+    on_result = result_recorder(db, records_itself, counts)
     try:
         execute(todo, executor, workers, scheduler, on_result=on_result, db=db)
     except BaseException:
@@ -261,19 +297,8 @@ def run_sweep(cfg: SweepConfig, run_id: str | None = None, sweep_id: str | None 
     summary = sweep_summary(sweep_id, db=db)
     best = select_best(summary, s.target_vs_teacher_recall10, s.selection)
     best.update(sweep_id=sweep_id, run_id=run_id, name=s.name, kind=s.kind)
-    save_parquet(out_dir / "summary.parquet", summary)
-    with atomic_path(out_dir / "summary.csv") as tmp:
-        summary.to_csv(tmp, index=False)
-    write_json(out_dir / "best.json", best)
-    write_json(out_dir / "sweep.json", {"sweep_id": sweep_id, "run_id": run_id, "config": cfg.to_dict(), "executor": executor,
-                                        "workers": workers, "scheduler": scheduler, "counts": counts, "finished": utc_now()})
-    if write_store:
-        rows = _headline_rows(summary)
-        if len(rows) and s.kind in ("train", "dim_out"):  # one student per combo: the combo names the row
-            rows = rows.assign(name=rows["name"].astype(str) + "@" + rows["combo_id"].astype(str))
-        if len(rows):
-            write_metrics(run_id, rows)
-    r = SweepResult(sweep_id, run_id, summary, best, out_dir, counts)
+    r = SweepResult(sweep_id, run_id, summary, best, run_dir(run_id) / s.name, counts)
+    write_sweep(cfg, r, executor, workers, scheduler, write_store)
     if figures:
         _pareto_figure(r)
     return r
