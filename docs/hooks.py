@@ -205,6 +205,7 @@ NAV_TITLES = {   # notebook -> its name in the navigation (a reader's words, not
     "06_models": "Student models", "07_losses": "Ranking losses", "08_train": "Training a student",
     "08a_learned": "Learned codes", "09_evaluate": "Evaluation", "10_store": "Results store",
     "10a_runs": "Runs and baselines", "10b_student": "Student runs", "10c_export": "Export and deploy",
+    "10d_quickstart": "Quickstart: the main job",
     "11_sweep": "Sweeps", "11a_sweep_grid": "Sweep grids", "11b_sweep_combos": "Sweep combos",
     "11c_sweep_executors": "Sweep executors", "12_plots": "Plots", "12b_compare": "Comparing runs",
     "13_explore": "Explorer (JupyterLab)", "14_retrieval": "Matryoshka retrieval", "14a_retrieval_data": "Retrieval data",

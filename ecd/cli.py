@@ -1,4 +1,4 @@
-"""The `ecd` command: the shared options, the command table, the one error path; `prepare`, `baselines`, `sanity`, `quickstart`.
+"""The `ecd` command: the shared options, the command table, the one error path. It only parses and routes.
 
 Docs: https://ecd-dev.github.io/ecd/cli.html.md"""
 
@@ -10,198 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
-from .config import int_list  # the `type=` of every flag that takes sizes (16,32,64), shared with the command modules
+from .config import int_list, str_list  # noqa: F401  (the `type=` of list flags, shared with the command modules)
 from .core import get_logger
 
 log = get_logger("ecd.cli")
 
 # %% auto #0
-__all__ = ['log', 'QUICKSTART_STUDENT_QUANTIZERS', 'OPTIONS', 'COMMANDS', 'str_list', 'cmd_prepare', 'say', 'cmd_baselines',
-           'cmd_sanity', 'mark_front', 'print_speed_front', 'cmd_quickstart', 'add_options', 'add_parser',
-           'build_parser', 'user_error', 'short_warnings', 'command_name', 'main']
-
-# %% ../nbs/16_cli.ipynb #db1e2a5f
-def str_list(text: str) -> list[str]:
-    "Parse `'a,b'` into `['a', 'b']`."
-    return [t for t in str(text).replace(" ", "").split(",") if t]
-
-# %% ../nbs/16_cli.ipynb #9af3e0b0
-def cmd_prepare(a) -> int:
-    from ecd.runs import prepare_run
-    t0 = time.perf_counter()
-    m = prepare_run(a.run_id, a.dataset, max_items=a.max_items, k=a.k, seed=a.seed, shards=a.shards,
-                    executor="dask" if (a.scheduler or a.executor == "dask") else "inline", workers=a.workers,
-                    scheduler=a.scheduler)
-    d, s = m["dataset"], m["split"]
-    print(f"run {a.run_id}: dataset {d['spec']} n={d['n']} dim={d['dim']} (cached in {d['path']})")
-    print(f"split seed={s['seed']} sizes={s['sizes']}; teacher top-{m['knn']['k']} for "
-          f"{', '.join(m['knn']['files'])} cached; {time.perf_counter() - t0:.1f}s")
-    return 0
-
-_SPEC_FLAGS = ("dims", "pq_chunks", "modes", "itq_bits")   # flags of the full set that no other preset reads
-
-def _baseline_specs_from_args(a, dim_in: int) -> list[str]:
-    from ecd.runs import baseline_specs, preset_specs, BASELINE_MODES
-    if a.preset and a.preset != "full":
-        given = [f"--{f.replace('_', '-')}" for f in _SPEC_FLAGS if getattr(a, f, None) is not None]
-        if given:
-            raise ValueError(f"--preset {a.preset} is a fixed set of specs; {', '.join(given)} shape the full set: "
-                             f"drop them or use --preset full.")
-        return preset_specs(a.preset, dim_in)
-    return baseline_specs(dim_in, dims=a.dims, pq_chunks=a.pq_chunks, pq_clusters=a.pq_clusters,
-                          sq_bits=a.sq_bits, modes=a.modes or BASELINE_MODES, budgets=a.budgets,
-                          rabitq_bits=a.rabitq_bits, itq_bits=a.itq_bits)
-
-def say(text: str, end: str = "\n") -> None:
-    "A progress line of a long command, on stderr (the results stay alone on stdout)."
-    print(text, end=end, file=sys.stderr, flush=True)
-
-def _max_train(a) -> int:
-    "`--max-train` as given, else the preset's (quick: 10,000 rows), else `ecd.runs.MAX_TRAIN` (200,000)."
-    from ecd.runs import MAX_TRAIN, PRESETS
-    if getattr(a, "max_train", None) is not None:
-        return a.max_train
-    return PRESETS.get(getattr(a, "preset", None) or "", {}).get("max_train") or MAX_TRAIN
-
-def cmd_baselines(a) -> int:
-    from ecd.runs import Run, run_baselines, format_table
-    run = Run.open(a.run_id)
-    specs = _baseline_specs_from_args(a, run.manifest["dataset"]["dim"])
-    say(f"evaluating {len(specs)} representations on run {a.run_id} (preset {a.preset or 'full'}; "
-        "--preset quick|frontier|full or --modes picks others)")
-    df = run_baselines(run, specs, scopes=a.scopes, rerank_r=a.rerank_r, split=a.split,
-                       max_queries=a.max_queries, max_train=_max_train(a), say=say)
-    one = (df["scope"] == "vs_teacher") & (df["stage"] == "one_stage") if {"scope", "stage"} <= set(df) else df.index < 0
-    if one.any():
-        import pandas as pd
-        df = pd.concat([mark_front(df[one]), df[~one]], ignore_index=True)
-        df["front"] = df["front"].fillna("")
-        print("front * = no vs_teacher row has fewer bytes and higher recall@10")
-    print(format_table(df, cols=("scope", "stage", "backend", "name", "rep_dim", "bytes_per_vector", "compression_ratio",
-                                 "recall@10", "ndcg@10", "ms_per_query", "speed_class", "front")))
-    if one.any():
-        print_speed_front(df[(df["scope"] == "vs_teacher") & (df["stage"] == "one_stage")])
-    nq = sorted({int(v) for v in df["n_queries"].dropna()}) if "n_queries" in df else []
-    if nq:
-        print(f"\n(each number averages over {'/'.join(f'{v:,}' for v in nq)} {a.split} queries; --max-queries)")
-    print(f"\nmetrics written under results/{a.run_id}/<mode>/metrics.parquet")
-    return 0
-
-def cmd_sanity(a) -> int:
-    from ecd.runs import Run, format_table
-    from ecd.evaluate import evaluate_rep, rows_to_frame, space_stats
-    from ecd.codecs import parse_rep
-    import pandas as pd
-    run = Run.open(a.run_id)
-    ev = run.eval_data(a.split, a.max_queries)
-    print(f"teacher space: {space_stats(ev.database)}")
-    rows = []
-    for spec in a.reps:
-        rep = parse_rep(spec)
-        rows += evaluate_rep(rep, ev, scopes=("vs_student",))
-        xb, kind = rep.space(ev.database[:5000], query=False)
-        if kind == "ip":
-            print(f"{rep.name} space: {space_stats(xb)}")
-    print("\nindex fidelity (vs_student: ANN backend vs brute force in the same space)")
-    print(format_table(rows_to_frame(rows), cols=("backend", "name", "rep_dim", "recall@1", "recall@10", "ms_per_query")))
-    # every student of the run: results/<run_id>/train/ and results/<run_id>/train/<tag>/
-    for logs in sorted((run.path / "train").glob("**/train_logs.parquet")):
-        tl = pd.read_parquet(logs)
-        cols = [c for c in ("step", "loss", "val_recall@10", "out_norm_mean", "out_norm_std", "pair_cos_mean",
-                            "pair_cos_std", "collapse_suspect") if c in tl]
-        print(f"\ntraining diagnostics ({logs})")
-        print(tl[cols].tail(5).to_string(index=False))
-        figs = sorted(p.name for p in (logs.parent / "figures").glob("*_stats.*")) if (logs.parent / "figures").exists() else []
-        if figs:
-            print(f"figures: {logs.parent / 'figures'} ({', '.join(figs)})")
-        if "collapse_suspect" in tl and tl["collapse_suspect"].any():
-            print("WARNING collapse_suspect: adjust loss.rank_temperature, train.hard_negative.mix_random_ratio or train.batch_size")
-    return 0
-
-# %% ../nbs/16_cli.ipynb #450791af
-# the quickstart's default set is the `frontier` preset of ecd.runs.PRESETS (one codec per search layout at 8-64 B,
-# the learned code at 16 B, a fast-scan first stage reranked by the floats); `--preset quick|full` picks another
-QUICKSTART_STUDENT_QUANTIZERS = ("float32", "sq8", "pq:16x256", "pq:32x256")
-
-def mark_front(df, x: str = "bytes_per_vector", y: str = "recall@10"):
-    "`df` with a `front` column: `*` on the rows no other row beats on both `x` (fewer) and `y` (higher)."
-    import numpy as np
-    from ecd.plots import pareto_mask
-    out = df.copy()
-    out["front"] = np.where(pareto_mask(out, x, y), "*", "")
-    return out
-
-def print_speed_front(df) -> None:
-    "The best recall@10 at each byte budget within each speed class (`ecd.plots.speed_front`), as a table."
-    from ecd.plots import speed_front
-    if "speed_class" not in df or df["speed_class"].isna().all():
-        return
-    f = speed_front(df)
-    n_db = sorted({int(v) for v in df["n_db"].dropna()}) if "n_db" in df else []
-    print(f"\nthe best recall@10 within each speed class, by budget (ms / query: the exported index searched one query at "
-          f"a time on one thread over {'/'.join(f'{v:,}' for v in n_db)} vectors; fast-scan = a fast-scan layout, "
-          "lut = at most 2x faiss PQ's time at the same bytes, any = no speed bar):")
-    for c in f.columns:
-        if c.endswith("recall@10"):
-            f[c] = f[c].map(lambda v: "" if v != v else f"{v:.4f}")
-        elif c.endswith(" ms"):
-            f[c] = f[c].map(lambda v: "" if v != v else f"{v:.3g}")
-    print(f.to_string(index=False))
-
-def cmd_quickstart(a) -> int:
-    import pandas as pd
-    from ecd.runs import Run, run_baselines, format_table
-    t0 = time.perf_counter()
-    from ecd.runs import PRESETS, preset_specs
-    if a.reps and a.preset:
-        raise ValueError("pass either --reps or --preset, not both (--reps lists the specs itself).")
-    preset = a.preset or "frontier"
-    if a.student_dim is None:   # the preset's choice (quick: no student), else a d'=64 student
-        a.student_dim = 64 if a.reps or PRESETS[preset]["student_dim"] is None else PRESETS[preset]["student_dim"]
-    steps = 3 if a.student_dim else 2
-    run = Run.prepare(a.run_id, a.dataset, max_items=a.max_items, k=a.k, seed=a.seed)   # opened once, passed down
-    m = run.manifest
-    dim = m["dataset"]["dim"]
-    say(f"[1/{steps}] prepared {m['dataset']['spec']}: n={m['dataset']['n']} dim={dim}, "
-        f"teacher top-{a.k} ({time.perf_counter() - t0:.1f}s)")
-    if a.student_dim and not 0 < a.student_dim < dim:
-        raise ValueError(f"--student-dim {a.student_dim} must be between 1 and the data's dim - 1 ({dim - 1}); "
-                         "pass --student-dim 0 to skip the student.")
-    specs = a.reps or preset_specs(preset, dim)
-    say(f"[2/{steps}] evaluating {len(specs)} representations "
-        f"({'--reps' if a.reps else f'preset {preset}'}; --preset quick|frontier|full or --reps picks others):")
-    df = run_baselines(run, specs, scopes=("vs_teacher",), rerank_r=a.rerank_r, max_queries=a.max_queries,
-                       max_train=_max_train(argparse.Namespace(preset=None if a.reps else preset)),
-                       say=lambda s, end="\n": say("  " + s, end=end))
-    say(f"[2/{steps}] evaluated {len(specs)} representations ({time.perf_counter() - t0:.1f}s)")
-    if a.student_dim:
-        from ecd.student import train_run, eval_student
-        cfg = {"model": {"out_dim": a.student_dim}, "train": {"seed": a.seed}, "eval": {"png": False}}
-        steps_ = a.student_steps or (None if a.reps else PRESETS[preset]["student_steps"])
-        if steps_:
-            cfg["train"]["steps"] = steps_
-        say(f"[3/{steps}] training a d'={a.student_dim} student ({f'{steps_} steps' if steps_ else 'the steps of configs/train'}"
-            "; --student-dim 0 skips it) ...")
-        res = train_run(run, cfg, verbose=False)
-        sdf = eval_student(run, quantizers=QUICKSTART_STUDENT_QUANTIZERS, rerank_r=a.rerank_r,
-                           max_queries=a.max_queries)
-        df = pd.concat([df, sdf], ignore_index=True)
-        say(f"[3/{steps}] trained a d'={a.student_dim} student ({res.train_s:.1f}s training) and evaluated it "
-              f"with {len(sdf)} quantizer rows ({time.perf_counter() - t0:.1f}s)")
-    one = df[df["stage"] == "one_stage"] if "stage" in df else df
-    df = pd.concat([mark_front(one), df.drop(one.index)], ignore_index=True)
-    nq = sorted({int(v) for v in df["n_queries"].dropna()}) if "n_queries" in df else []
-    print(f"\nrecall@10 vs teacher ({'/'.join(f'{v:,}' for v in nq) or 'the'} test queries, exact search in each representation; "
-          "front * = no row has fewer bytes and higher recall):")
-    print(format_table(df, cols=("stage", "name", "rep_dim", "bytes_per_vector", "compression_ratio",
-                                 "recall@10", "ndcg@10", "ms_per_query", "speed_class", "front")))
-    print_speed_front(df[df["stage"] == "one_stage"] if "stage" in df else df)
-    print(f"\nresults: results/{a.run_id}/  (manifest.json, <mode>/metrics.parquet"
-          f"{', train/ (student checkpoints, logs, figures)' if a.student_dim else ''})")
-    print(f"next: ecd plot --run-id {a.run_id}   (Pareto and per-dim figures in results/{a.run_id}/figures/vs_teacher/)")
-    return 0
+__all__ = ['log', 'OPTIONS', 'COMMANDS', 'add_options', 'build_parser', 'user_error', 'short_warnings', 'command_name', 'main']
 
 # %% ../nbs/16_cli.ipynb #f6b3de5a
 def _dataset_help() -> str:
@@ -240,79 +56,11 @@ def add_options(p, *names: str, **changes: dict) -> list[argparse.Action]:
     return out
 
 # %% ../nbs/16_cli.ipynb #c219259d
-def add_parser(sub, options) -> None:
-    "Add the cli's own commands (`quickstart`, `prepare`, `baselines`, `sanity`) to the `ecd` subparsers `sub`."
-    from ecd.runs import PRESETS, presets_help
-    q = sub.add_parser("quickstart", description="Prepare the default data (20,000 words encoded by all-MiniLM-L6-v2 and "
-                       "their teacher top-100), evaluate the classic representations and a d'=64 student (+ SQ8/PQ) on "
-                       "1,000 test queries, and print the bytes/recall table with its Pareto front.")
-    options(q, "run_id", "dataset", "max_items", "k", "seed", "max_queries",
-            max_items={"default": 20000, "help": "rows to use (default: 20000, the bundled default data)"})
-    q.add_argument("--preset", choices=list(PRESETS), default=None,
-                   help=f"which representations (default: frontier): {presets_help()}")
-    q.add_argument("--reps", type=str_list, default=None, help="representation specs instead of a preset, e.g. pca:64,pq:16x256,sq:8")
-    q.add_argument("--rerank-r", type=int, default=None, help="also report two-stage rows reranking R candidates")
-    q.add_argument("--student-dim", type=int, default=None,
-                   help="train and evaluate a student of this dim (0 = skip; default 64, none with --preset quick)")
-    q.add_argument("--student-steps", type=int, default=None, help="training steps of the student (default: the train config's 600)")
-    q.set_defaults(func=cmd_quickstart)
-
-    pr = sub.add_parser("prepare", description="Load a dataset, split it (train/val/test, seeded), compute the teacher's "
-                        "exact top-k of the val and test queries and cache everything for the run "
-                        "(results/<run_id>/manifest.json, data/<dataset>/).")
-    options(pr, "run_id", "dataset", "max_items", "k", "seed")
-    pr.add_argument("--shards", type=int, default=None,
-                    help="teacher kNN in this many database shards, each finished one cached so a killed run resumes "
-                         "(default: one per 512 MB of embeddings)")
-    pr.add_argument("--executor", choices=["inline", "dask"], default="inline",
-                    help="where the kNN shards run: inline (this process) or dask (a LocalCluster, or --scheduler)")
-    pr.add_argument("--workers", type=int, default=2, help="LocalCluster workers for --executor dask, 1 thread each (default 2)")
-    pr.add_argument("--scheduler", default=None,
-                    help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (implies --executor dask; the prepared "
-                         "data must sit at the same path on every worker)")
-    pr.set_defaults(func=cmd_prepare)
-
-    b = sub.add_parser("baselines", description="Fit each classic representation (truncation, PCA, random projection, SQ, "
-                       "PQ, OPQ, binary, ...) on the run's train rows, search the test queries exactly in it and write "
-                       "recall/nDCG vs the teacher to results/<run_id>/<mode>/metrics.parquet.")
-    options(b, "run_id")
-    b.add_argument("--preset", choices=list(PRESETS), default=None,
-                   help=f"which representations (default: full, shaped by the flags below): {presets_help()}")
-    b.add_argument("--dims", type=int_list, default=None,
-                   help="dims for trunc/pca/rp/pca_sq8 (default: those of 16,32,64 below the input dim)")
-    b.add_argument("--pq-chunks", type=int_list, default=None,
-                   help="PQ/OPQ chunk counts (default: the divisors of the input dim nearest 8,16,32)")
-    b.add_argument("--pq-clusters", type=int_list, default=[256], help="PQ clusters per chunk (power of 2)")
-    b.add_argument("--sq-bits", type=int_list, default=[4, 8], help="scalar quantizer bits (4, 6, 8, 16)")
-    b.add_argument("--budgets", type=int_list, default=[8, 16, 32, 48, 64],
-                   help="bytes per vector for rq/opq_rq/lsq/prq/plsq (one 8-bit codebook per byte; default 8,16,32,48,64)")
-    b.add_argument("--rabitq-bits", type=int_list, default=[1, 2, 4], help="RaBitQ bits per dimension (1..8; default 1,2,4)")
-    b.add_argument("--itq-bits", type=int_list, default=None,
-                   help="ITQ code bits (default: 8 x each budget below the input dim, and the input dim)")
-    b.add_argument("--modes", type=str_list, default=None,
-                   help="subset of modes, e.g. pca,pq,sq,rq,lsq,prq,plsq,opq_rq,rabitq,itq (default: all)")
-    b.add_argument("--scopes", type=str_list, default=["vs_teacher"], help="vs_teacher and/or vs_student")
-    b.add_argument("--rerank-r", type=int, default=None, help="add two-stage rows: retrieve R, rerank with the teacher")
-    options(b, "split", "max_queries")
-    b.add_argument("--max-train", type=int, default=None,
-                   help="fit each codec on at most this many training rows, a seeded sample recorded in every row "
-                        "(0 = all; default 200000, 10000 with --preset quick)")
-    b.set_defaults(func=cmd_baselines)
-
-    s = sub.add_parser("sanity", description="Check the ANN backends against brute force in each representation's own "
-                       "space (vs_student: index fidelity, not quality), print norm/cosine statistics of the spaces and "
-                       "the last training diagnostics of every student of the run.")
-    options(s, "run_id")
-    s.add_argument("--reps", type=str_list, default=["float32", "pca:32"], help="representations to check")
-    options(s, "split", "max_queries")
-    s.set_defaults(func=cmd_sanity)
-
-# %% ../nbs/16_cli.ipynb #5ce44ce1
 COMMANDS: dict[str, tuple[str, str]] = {
-    "quickstart": ("ecd.cli", "the main job: prepare the default data, evaluate the baselines and a d'=64 student"),
-    "prepare": ("ecd.cli", "cache embeddings, split and teacher top-k for a run"),
-    "baselines": ("ecd.cli", "evaluate classic representations and write the metrics tables"),
-    "sanity": ("ecd.cli", "backend fidelity (vs_student), norm/cosine statistics, training diagnostics"),
+    "quickstart": ("ecd.quickstart", "the main job: prepare the default data, evaluate the baselines and a d'=64 student"),
+    "prepare": ("ecd.runs", "cache embeddings, split and teacher top-k for a run"),
+    "baselines": ("ecd.runs", "evaluate classic representations and write the metrics tables"),
+    "sanity": ("ecd.runs", "backend fidelity (vs_student), norm/cosine statistics, training diagnostics"),
     "train": ("ecd.student", "train a student projector for a run (configs/train/default.yaml)"),
     "eval": ("ecd.student", "evaluate a trained student (and student+SQ8/binary/PQ) into the metrics tables"),
     "sweep": ("ecd.sweep", "grid sweeps from configs/sweep/*.yaml (inline|process|papermill|dask)"),
@@ -335,17 +83,15 @@ class _Commands:
         return self.sub.add_parser(name, **{"help": COMMANDS[name][1], **kw})
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The `ecd` parser: the cli's own commands, the real parser of `command` (its module imported, its
-    `add_parser(sub, add_options)` called) and a placeholder (help only, nothing imported) for every other command."""
+    """The `ecd` parser: the real parser of `command` (its module imported, its `add_parser(sub, add_options)`
+    called) and a placeholder (help only, nothing imported) for every other command."""
     import importlib
     p = argparse.ArgumentParser(prog="ecd", description="Neighbor-preserving embedding compression.")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error too (also ECD_DEBUG=1; "
                    "accepted anywhere on the line)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    add_parser(_Commands(sub), add_options)
-    module = COMMANDS[command][0] if command in COMMANDS else "ecd.cli"
-    if module != "ecd.cli":
-        importlib.import_module(module).add_parser(_Commands(sub), add_options)
+    if command in COMMANDS:
+        importlib.import_module(COMMANDS[command][0]).add_parser(_Commands(sub), add_options)
     for name, (_, helptext) in COMMANDS.items():
         if name not in sub.choices:
             sub.add_parser(name, help=helptext, add_help=False).set_defaults(func=None)

@@ -17,7 +17,8 @@ import yaml
 
 # %% auto #0
 __all__ = ['ALIASES', 'yaml_words', 'load_yaml', 'flat_keys', 'new_name', 'merge_config', 'parse_override', 'override_to_dict',
-           'apply_overrides', 'load_config', 'schema_defaults', 'check_choices', 'from_dict', 'load_typed', 'int_list']
+           'apply_overrides', 'load_config', 'schema_defaults', 'check_choices', 'from_dict', 'load_typed', 'int_list',
+           'str_list']
 
 # %% ../nbs/01_config.ipynb #0a918782
 def yaml_words(e: Exception) -> str:
@@ -258,3 +259,8 @@ def int_list(text: str) -> list[int]:
     if min(out) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers like 16,32,64, got {text!r}")
     return out
+
+# %% ../nbs/01_config.ipynb #accd48af
+def str_list(text: str) -> list[str]:
+    "Parse `'a,b'` into `['a', 'b']`."
+    return [t for t in str(text).replace(" ", "").split(",") if t]

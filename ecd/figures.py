@@ -32,9 +32,8 @@ log = get_logger("ecd.figures")
 
 # %% auto #0
 __all__ = ['log', 'BROWSER_NAMES', 'PNG_HOWTO', 'MODE_STYLES', 'FAMILY_COLORS', 'FAMILY_SYMBOLS', 'find_browser', 'browser_fails',
-           'png_available', 'want_png', 'write_plotlyjs', 'plotlyjs_home', 'to_offline_html', 'write_pngs',
-           'write_figures', 'write_figure', 'norm_stats', 'cosine_stats', 'learning_curve', 'train_figures',
-           'fit_title', 'mode_style']
+           'png_available', 'want_png', 'write_plotlyjs', 'plotlyjs_home', 'write_pngs', 'write_figures',
+           'write_figure', 'norm_stats', 'cosine_stats', 'learning_curve', 'train_figures', 'fit_title', 'mode_style']
 
 # %% ../nbs/00a_figures.ipynb #166b8550
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -110,12 +109,6 @@ def _js_src(plotlyjs, folder: Path) -> tuple[str | bool, Path | None]:
         raise ValueError(f"plotlyjs must be 'tree', 'directory', 'embed' or the path of a shared plotly.min.js, "
                          f"got {plotlyjs!r}.")
     return os.path.relpath(js.resolve(), folder.resolve()).replace(os.sep, "/"), js
-
-def to_offline_html(fig: go.Figure, plotlyjs: str = "directory", folder=None) -> str:
-    """Full HTML page for `fig`, never a CDN: `plotlyjs='directory'` loads ./plotly.min.js, `'embed'` inlines it,
-    `'tree'` or a path loads that shared copy by a path relative to `folder`."""
-    src, _ = _js_src(plotlyjs, Path(folder or "."))
-    return pio.to_html(fig, include_plotlyjs=src, include_mathjax=False, full_html=True)
 
 @contextlib.contextmanager
 def _quiet_browser():

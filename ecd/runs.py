@@ -19,7 +19,8 @@ from .core import get_logger, progress, run_dir, set_threads
 from .data import Prepared, load_prepared, prepare, resolve_synthetic
 from .knn import TopK, dask_client, teacher_topk
 from .codecs import parse_rep
-from .evaluate import EvalData, evaluate_rep, rows_to_frame
+from .config import int_list, str_list
+from .evaluate import EvalData, evaluate_rep, rows_to_frame, space_stats
 from .store import read_manifest, update_manifest, write_metrics
 
 log = get_logger("ecd.runs")
@@ -28,7 +29,8 @@ log = get_logger("ecd.runs")
 __all__ = ['log', 'BASELINE_MODES', 'BUDGETS', 'LEARNED_MODES', 'MAX_TRAIN', 'FRONTIER_SPECS', 'QUICK_SPECS', 'PRESETS',
            'prepare_run', 'Run', 'as_run', 'load_run_data', 'load_eval_data', 'default_dims', 'default_pq_chunks',
            'product_splits', 'baseline_specs', 'duration', 'progress_line', 'run_baselines', 'presets_help',
-           'spec_fits', 'preset_specs', 'format_table', 'ExternalQueries', 'hdf5_eval_data']
+           'spec_fits', 'preset_specs', 'format_table', 'ExternalQueries', 'hdf5_eval_data', 'say', 'preset_max_train',
+           'mark_front', 'print_speed_front', 'cmd_prepare', 'cmd_baselines', 'cmd_sanity', 'add_parser']
 
 # %% ../nbs/10a_runs.ipynb #5ef1b31d
 def prepare_run(run_id: str, dataset: str = "glove-words-minilm", max_items: int | None = None, k: int = 100,
@@ -434,3 +436,174 @@ def hdf5_eval_data(prep, m: dict, k: int, max_queries: int | None = None) -> Ext
             "truth": truth}
     return ExternalQueries(db, np.full(len(af.test), -1, np.int64), ids, scores, train_idx=prep.split["train"],
                            info=info, query_vectors=np.ascontiguousarray(af.test, np.float32))
+
+# %% ../nbs/10a_runs.ipynb #5d58c90c
+def say(text: str, end: str = "\n") -> None:
+    "A progress line of a long command, on stderr (the results stay alone on stdout)."
+    print(text, end=end, file=sys.stderr, flush=True)
+
+# %% ../nbs/10a_runs.ipynb #109dcabd
+def preset_max_train(preset: str | None = None, max_train: int | None = None) -> int:
+    "`max_train` (a `--max-train`) as given, else the preset's (quick: 10,000 rows), else `MAX_TRAIN` (200,000)."
+    if max_train is not None:
+        return max_train
+    return PRESETS.get(preset or "", {}).get("max_train") or MAX_TRAIN
+
+# %% ../nbs/10a_runs.ipynb #f83823ad
+_SPEC_FLAGS = ("dims", "pq_chunks", "modes", "itq_bits")   # flags of the full set that no other preset reads
+
+def _baseline_specs_from_args(a, dim_in: int) -> list[str]:
+    if a.preset and a.preset != "full":
+        given = [f"--{f.replace('_', '-')}" for f in _SPEC_FLAGS if getattr(a, f, None) is not None]
+        if given:
+            raise ValueError(f"--preset {a.preset} is a fixed set of specs; {', '.join(given)} shape the full set: "
+                             f"drop them or use --preset full.")
+        return preset_specs(a.preset, dim_in)
+    return baseline_specs(dim_in, dims=a.dims, pq_chunks=a.pq_chunks, pq_clusters=a.pq_clusters,
+                          sq_bits=a.sq_bits, modes=a.modes or BASELINE_MODES, budgets=a.budgets,
+                          rabitq_bits=a.rabitq_bits, itq_bits=a.itq_bits)
+
+# %% ../nbs/10a_runs.ipynb #0b045f00
+def mark_front(df, x: str = "bytes_per_vector", y: str = "recall@10"):
+    "`df` with a `front` column: `*` on the rows no other row beats on both `x` (fewer) and `y` (higher)."
+    from ecd.charts import pareto_mask
+    out = df.copy()
+    out["front"] = np.where(pareto_mask(out, x, y), "*", "")
+    return out
+
+# %% ../nbs/10a_runs.ipynb #9bc3723b
+def print_speed_front(df) -> None:
+    "The best recall@10 at each byte budget within each speed class (`ecd.charts.speed_front`), as a table."
+    from ecd.charts import speed_front
+    if "speed_class" not in df or df["speed_class"].isna().all():
+        return
+    f = speed_front(df)
+    n_db = sorted({int(v) for v in df["n_db"].dropna()}) if "n_db" in df else []
+    print(f"\nthe best recall@10 within each speed class, by budget (ms / query: the exported index searched one query at "
+          f"a time on one thread over {'/'.join(f'{v:,}' for v in n_db)} vectors; fast-scan = a fast-scan layout, "
+          "lut = at most 2x faiss PQ's time at the same bytes, any = no speed bar):")
+    for c in f.columns:
+        if c.endswith("recall@10"):
+            f[c] = f[c].map(lambda v: "" if v != v else f"{v:.4f}")
+        elif c.endswith(" ms"):
+            f[c] = f[c].map(lambda v: "" if v != v else f"{v:.3g}")
+    print(f.to_string(index=False))
+
+# %% ../nbs/10a_runs.ipynb #38b46b5e
+def cmd_prepare(a) -> int:
+    "`ecd prepare`: `prepare_run` with the command's flags, then one line on the data and one on the split and top-k."
+    t0 = time.perf_counter()
+    m = prepare_run(a.run_id, a.dataset, max_items=a.max_items, k=a.k, seed=a.seed, shards=a.shards,
+                    executor="dask" if (a.scheduler or a.executor == "dask") else "inline", workers=a.workers,
+                    scheduler=a.scheduler)
+    d, s = m["dataset"], m["split"]
+    print(f"run {a.run_id}: dataset {d['spec']} n={d['n']} dim={d['dim']} (cached in {d['path']})")
+    print(f"split seed={s['seed']} sizes={s['sizes']}; teacher top-{m['knn']['k']} for "
+          f"{', '.join(m['knn']['files'])} cached; {time.perf_counter() - t0:.1f}s")
+    return 0
+
+# %% ../nbs/10a_runs.ipynb #300fbc7e
+def cmd_baselines(a) -> int:
+    "`ecd baselines`: `run_baselines` on the specs of the flags, then the table with its front and the speed classes."
+    run = Run.open(a.run_id)
+    specs = _baseline_specs_from_args(a, run.manifest["dataset"]["dim"])
+    say(f"evaluating {len(specs)} representations on run {a.run_id} (preset {a.preset or 'full'}; "
+        "--preset quick|frontier|full or --modes picks others)")
+    df = run_baselines(run, specs, scopes=a.scopes, rerank_r=a.rerank_r, split=a.split,
+                       max_queries=a.max_queries, max_train=preset_max_train(a.preset, a.max_train), say=say)
+    one = (df["scope"] == "vs_teacher") & (df["stage"] == "one_stage") if {"scope", "stage"} <= set(df) else df.index < 0
+    if one.any():
+        df = pd.concat([mark_front(df[one]), df[~one]], ignore_index=True)
+        df["front"] = df["front"].fillna("")
+        print("front * = no vs_teacher row has fewer bytes and higher recall@10")
+    print(format_table(df, cols=("scope", "stage", "backend", "name", "rep_dim", "bytes_per_vector", "compression_ratio",
+                                 "recall@10", "ndcg@10", "ms_per_query", "speed_class", "front")))
+    if one.any():
+        print_speed_front(df[(df["scope"] == "vs_teacher") & (df["stage"] == "one_stage")])
+    nq = sorted({int(v) for v in df["n_queries"].dropna()}) if "n_queries" in df else []
+    if nq:
+        print(f"\n(each number averages over {'/'.join(f'{v:,}' for v in nq)} {a.split} queries; --max-queries)")
+    print(f"\nmetrics written under results/{a.run_id}/<mode>/metrics.parquet")
+    return 0
+
+# %% ../nbs/10a_runs.ipynb #bee0cdbd
+def cmd_sanity(a) -> int:
+    "`ecd sanity`: index fidelity (vs_student) of `--reps`, norm/cosine statistics and every student's last diagnostics."
+    run = Run.open(a.run_id)
+    ev = run.eval_data(a.split, a.max_queries)
+    print(f"teacher space: {space_stats(ev.database)}")
+    rows = []
+    for spec in a.reps:
+        rep = parse_rep(spec)
+        rows += evaluate_rep(rep, ev, scopes=("vs_student",))
+        xb, kind = rep.space(ev.database[:5000], query=False)
+        if kind == "ip":
+            print(f"{rep.name} space: {space_stats(xb)}")
+    print("\nindex fidelity (vs_student: ANN backend vs brute force in the same space)")
+    print(format_table(rows_to_frame(rows), cols=("backend", "name", "rep_dim", "recall@1", "recall@10", "ms_per_query")))
+    # every student of the run: results/<run_id>/train/ and results/<run_id>/train/<tag>/
+    for logs in sorted((run.path / "train").glob("**/train_logs.parquet")):
+        tl = pd.read_parquet(logs)
+        cols = [c for c in ("step", "loss", "val_recall@10", "out_norm_mean", "out_norm_std", "pair_cos_mean",
+                            "pair_cos_std", "collapse_suspect") if c in tl]
+        print(f"\ntraining diagnostics ({logs})")
+        print(tl[cols].tail(5).to_string(index=False))
+        figs = sorted(p.name for p in (logs.parent / "figures").glob("*_stats.*")) if (logs.parent / "figures").exists() else []
+        if figs:
+            print(f"figures: {logs.parent / 'figures'} ({', '.join(figs)})")
+        if "collapse_suspect" in tl and tl["collapse_suspect"].any():
+            print("WARNING collapse_suspect: adjust loss.rank_temperature, train.hard_negative.mix_random_ratio or train.batch_size")
+    return 0
+
+# %% ../nbs/10a_runs.ipynb #ffa190e8
+def add_parser(sub, options) -> None:
+    "Add `ecd prepare`, `ecd baselines` and `ecd sanity` to the `ecd` subparsers `sub`; `options` adds the shared options (`ecd.cli.add_options`)."
+    pr = sub.add_parser("prepare", description="Load a dataset, split it (train/val/test, seeded), compute the teacher's "
+                        "exact top-k of the val and test queries and cache everything for the run "
+                        "(results/<run_id>/manifest.json, data/<dataset>/).")
+    options(pr, "run_id", "dataset", "max_items", "k", "seed")
+    pr.add_argument("--shards", type=int, default=None,
+                    help="teacher kNN in this many database shards, each finished one cached so a killed run resumes "
+                         "(default: one per 512 MB of embeddings)")
+    pr.add_argument("--executor", choices=["inline", "dask"], default="inline",
+                    help="where the kNN shards run: inline (this process) or dask (a LocalCluster, or --scheduler)")
+    pr.add_argument("--workers", type=int, default=2, help="LocalCluster workers for --executor dask, 1 thread each (default 2)")
+    pr.add_argument("--scheduler", default=None,
+                    help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (implies --executor dask; the prepared "
+                         "data must sit at the same path on every worker)")
+    pr.set_defaults(func=cmd_prepare)
+
+    b = sub.add_parser("baselines", description="Fit each classic representation (truncation, PCA, random projection, SQ, "
+                       "PQ, OPQ, binary, ...) on the run's train rows, search the test queries exactly in it and write "
+                       "recall/nDCG vs the teacher to results/<run_id>/<mode>/metrics.parquet.")
+    options(b, "run_id")
+    b.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help=f"which representations (default: full, shaped by the flags below): {presets_help()}")
+    b.add_argument("--dims", type=int_list, default=None,
+                   help="dims for trunc/pca/rp/pca_sq8 (default: those of 16,32,64 below the input dim)")
+    b.add_argument("--pq-chunks", type=int_list, default=None,
+                   help="PQ/OPQ chunk counts (default: the divisors of the input dim nearest 8,16,32)")
+    b.add_argument("--pq-clusters", type=int_list, default=[256], help="PQ clusters per chunk (power of 2)")
+    b.add_argument("--sq-bits", type=int_list, default=[4, 8], help="scalar quantizer bits (4, 6, 8, 16)")
+    b.add_argument("--budgets", type=int_list, default=[8, 16, 32, 48, 64],
+                   help="bytes per vector for rq/opq_rq/lsq/prq/plsq (one 8-bit codebook per byte; default 8,16,32,48,64)")
+    b.add_argument("--rabitq-bits", type=int_list, default=[1, 2, 4], help="RaBitQ bits per dimension (1..8; default 1,2,4)")
+    b.add_argument("--itq-bits", type=int_list, default=None,
+                   help="ITQ code bits (default: 8 x each budget below the input dim, and the input dim)")
+    b.add_argument("--modes", type=str_list, default=None,
+                   help="subset of modes, e.g. pca,pq,sq,rq,lsq,prq,plsq,opq_rq,rabitq,itq (default: all)")
+    b.add_argument("--scopes", type=str_list, default=["vs_teacher"], help="vs_teacher and/or vs_student")
+    b.add_argument("--rerank-r", type=int, default=None, help="add two-stage rows: retrieve R, rerank with the teacher")
+    options(b, "split", "max_queries")
+    b.add_argument("--max-train", type=int, default=None,
+                   help="fit each codec on at most this many training rows, a seeded sample recorded in every row "
+                        "(0 = all; default 200000, 10000 with --preset quick)")
+    b.set_defaults(func=cmd_baselines)
+
+    s = sub.add_parser("sanity", description="Check the ANN backends against brute force in each representation's own "
+                       "space (vs_student: index fidelity, not quality), print norm/cosine statistics of the spaces and "
+                       "the last training diagnostics of every student of the run.")
+    options(s, "run_id")
+    s.add_argument("--reps", type=str_list, default=["float32", "pca:32"], help="representations to check")
+    options(s, "split", "max_queries")
+    s.set_defaults(func=cmd_sanity)

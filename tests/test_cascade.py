@@ -6,7 +6,7 @@ import torch
 
 from ecd.apps.cascade import (COMMON_CORPUS_COLUMNS, Cascade, CascadeConfig, CascadeOOMError, HubUnreachableError,
                          CorpusSource, _hub_error, cascade_loss, check_target_dims, demo_frame,
-                         evaluate_dim, load_corpus, oom_guard, parse_corpus_source, train_cascade, write_demo_corpus)
+                         load_corpus, oom_guard, parse_corpus_source, train_cascade, write_demo_corpus)
 from ecd.core import save_parquet
 
 
@@ -108,15 +108,6 @@ def test_config_errors():
         CascadeConfig(strategy="x").check()
     with pytest.raises(ValueError, match="--rank-weight"):
         CascadeConfig(rank_loss="infonce").check()
-
-
-def test_evaluate_dim_identity_and_random():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(200, 16)).astype(np.float32); x /= np.linalg.norm(x, axis=1, keepdims=True)
-    r = evaluate_dim(x, x, np.arange(30), k=10, wide=40)
-    assert r["overlap@10"] == 1.0 and abs(r["spearman@10"] - 1) < 1e-9 and r["similarity_mse"] < 1e-10
-    z = rng.normal(size=(200, 3)).astype(np.float32); z /= np.linalg.norm(z, axis=1, keepdims=True)
-    assert evaluate_dim(z, x, np.arange(30), k=10, wide=40)["overlap@10"] < 0.25
 
 
 @pytest.mark.parametrize("strategy", ["direct", "cascade"])

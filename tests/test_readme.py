@@ -54,7 +54,7 @@ def _shell_lines(text: str) -> list[str]:
 def test_docs_and_readme_run_ids_exist():
     "Every `--run-id X` a command reads (plot, baselines, export, ...) is written by the quickstart or a prepare line."
     from ecd.cli import build_parser
-    qs = build_parser()._subparsers._group_actions[0].choices["quickstart"]
+    qs = build_parser("quickstart")._subparsers._group_actions[0].choices["quickstart"]
     written = {next(a.default for a in qs._actions if a.dest == "run_id")}
     for name, text in (("docs home", _docs_home_markdown()), ("README", (ROOT / "README.md").read_text())):
         lines = _shell_lines(text)

@@ -42,10 +42,10 @@ log = get_logger("ecd.apps.cascade")
 __all__ = ['log', 'COMMON_CORPUS', 'COMMON_CORPUS_COLUMNS', 'CORPUS_FORMS', 'OOM_ADVICE', 'demo_paragraphs', 'demo_frame',
            'write_demo_corpus', 'CorpusSource', 'parse_corpus_source', 'Corpus', 'load_corpus', 'embed_corpus',
            'load_embeddings', 'read_corpus', 'check_target_dims', 'CascadeConfig', 'cascade_loss', 'fit_dim', 'Cascade',
-           'evaluate_dim', 'student_rep', 'pca_rep', 'evaluate_reps', 'CascadeResult', 'learning_curve_figure',
-           'train_cascade', 'wide_table', 'save_result', 'run_test_queries', 'format_test_report', 'CascadeOOMError',
-           'oom_guard', 'CorpusConfig', 'EmbedConfig', 'CascadeRunConfig', 'load_cascade_config', 'add_parser',
-           'run_train', 'train_from_config', 'cmd_cascade']
+           'student_rep', 'pca_rep', 'evaluate_reps', 'CascadeResult', 'learning_curve_figure', 'train_cascade',
+           'wide_table', 'save_result', 'run_test_queries', 'format_test_report', 'CascadeOOMError', 'oom_guard',
+           'CorpusConfig', 'EmbedConfig', 'CascadeRunConfig', 'load_cascade_config', 'add_parser', 'run_train',
+           'train_from_config', 'cmd_cascade']
 
 # %% ../../nbs/15_cascade.ipynb #a26c4c97
 COMMON_CORPUS = "PleIAs/common_corpus"
@@ -532,19 +532,6 @@ def _pair_mse(z: np.ndarray, x: np.ndarray) -> float:
     zs, xs = z @ z.T, x @ x.T
     off = ~np.eye(len(z), dtype=bool)
     return float(((zs - xs)[off] ** 2).mean())
-
-# %% ../../nbs/15_cascade.ipynb #d2a8e851
-def evaluate_dim(z: np.ndarray, x: np.ndarray, q_idx: np.ndarray, k: int = 10, truth=None, wide: int = 100) -> dict:
-    "Similarity MSE, overlap@k and Spearman@k/@wide of compressed `z` vs original `x` (rows L2-normalized) for rows `q_idx`."
-    wide = min(wide, len(x) - 1)
-    ts, ti = truth if truth is not None else exact_topk(x, x[q_idx], wide, exclude_ids=q_idx)
-    _, si = exact_topk(z, z[q_idx], k, exclude_ids=q_idx)
-    sc = np.einsum("qd,qkd->qk", z[q_idx], z[ti])
-    out = {"similarity_mse": _pair_mse(z[q_idx], x[q_idx]), f"overlap@{k}": neighbor_overlap_at_k(si, ti, k),
-           f"spearman@{k}": spearman_at_k(ts[:, :k], sc[:, :k])}
-    if wide > k:
-        out[f"spearman@{wide}"] = spearman_at_k(ts, sc)
-    return out
 
 # %% ../../nbs/15_cascade.ipynb #778cf810
 def student_rep(cascade: "Cascade", dim: int, mode: str) -> TransformThen:
