@@ -1086,10 +1086,10 @@ REP_MODES: dict[str, Callable[..., Representation]] = {
     "rq": RQ, "lsq": LSQ, "prq": PRQ, "plsq": PLSQ, "opq_rq": OPQRQ, "rabitq": RaBitQ, "itq": ITQ,
     "pqfs": PQFastScan, "opqfs": OPQFastScan, "rqfs": RQFastScan, "lsqfs": LSQFastScan, "rabitqfs": RaBitQFastScan,
     "lrq": lambda **p: _learned("lrq")(**p), "lopq": lambda **p: _learned("lopq")(**p),
-    "llsq": lambda **p: _learned("llsq")(**p),
+    "llsq": lambda **p: _learned("llsq")(**p), "llsqfs": lambda **p: _learned("llsqfs")(**p),
 }
 
-LEARNED_CODES = {"lrq": "LearnedRQ", "lopq": "LearnedOPQ", "llsq": "LearnedLSQ"}
+LEARNED_CODES = {"lrq": "LearnedRQ", "lopq": "LearnedOPQ", "llsq": "LearnedLSQ", "llsqfs": "LearnedLSQFastScan"}
 
 def _learned(mode: str):
     "The learned code class of `mode` (`ecd.learned`); it trains through `ecd.train`, a layer above the codecs."
@@ -1130,11 +1130,11 @@ _SPECS = [
      lambda m: (m[1], {"num_splits": int(m[2]), "num_codebooks": int(m[3]), "nbits": int(m[4] or 8)})),
     (re.compile(r"^rabitq(?::|_b)(\d+)$"), lambda m: ("rabitq", {"nbits": int(m[1])})),
     (re.compile(r"^(pqfs|opqfs)(?::|_m)(\d+)$"), lambda m: (m[1], {"num_chunks": int(m[2])})),
-    (re.compile(r"^(rqfs|lsqfs)(?::|_m)(\d+)$"), lambda m: (m[1], {"num_codebooks": int(m[2])})),
+    (re.compile(r"^(rqfs|lsqfs|llsqfs)(?::|_m)(\d+)$"), lambda m: (m[1], {"num_codebooks": int(m[2])})),
     (re.compile(r"^rabitqfs(?::1|_b1)?$"), lambda m: ("rabitqfs", {})),
 ]
 SPEC_FORMS = ("float32", "fp16", "binary", "trunc:D", "pca:D", "rp:D", "pca_sq8:D", "pq:MxK", "opq:MxK", "sq:B (4/6/8/16)", "sq8",
-              "rq:MxB", "lsq:MxB", "opq_rq:MxB", "lrq:MxB (learned)", "lopq:MxK (learned)", "llsq:MxB (learned)", "prq:SxMxB", "plsq:SxMxB", "rabitq:B (1..8)", "itq:D",
+              "rq:MxB", "lsq:MxB", "opq_rq:MxB", "lrq:MxB (learned)", "lopq:MxK (learned)", "llsq:MxB (learned)", "llsqfs:M (learned fast-scan)", "prq:SxMxB", "plsq:SxMxB", "rabitq:B (1..8)", "itq:D",
               "pqfs:M (fast-scan)", "opqfs:M (fast-scan)", "rqfs:M (fast-scan)", "lsqfs:M (fast-scan)", "rabitqfs (fast-scan)",
               "+ knobs ,name=value (e.g. rq:16x8,beam=32, rq:15x8,norm=qint8, pq:16x256,metric=ip, rabitq:1,qb=8 or "
               "pqfs:32,refine=flat,k_factor=8 for two stages)")
