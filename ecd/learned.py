@@ -21,7 +21,8 @@ _log = get_logger("ecd.learned")
 # %% auto #0
 __all__ = ['SCORES', 'NORM_WEIGHTS', 'pack_codes', 'unpack_codes', 'rq_codebooks', 'set_rq_codebooks', 'decode_codes',
            'inner_product_kl', 'distill_codebooks', 'fit_norm_weight', 'additive_bias', 'lut_index', 'add_lut_codes',
-           'LearnedRQ', 'opq_codebooks', 'additive_index', 'LearnedOPQ', 'LearnedLSQ', 'LearnedPQ']
+           'LearnedRQ', 'opq_codebooks', 'additive_index', 'LearnedOPQ', 'LearnedLSQ', 'LearnedLSQFastScan',
+           'LearnedPQ']
 
 # %% ../nbs/08a_learned.ipynb #367466a0
 def pack_codes(codes, nbits: int) -> np.ndarray:
@@ -307,7 +308,7 @@ class LearnedRQ(RQ):
         xs = x
         if len(x) > self.n_distill:                                      # the decoder's own seeded sample
             xs = np.ascontiguousarray(x[np.sort(np.random.default_rng(self.seed + 1).choice(len(x), self.n_distill, replace=False))])
-        codes = unpack_codes(self._encode(xs), self.num_codebooks, self.nbits)
+        codes = unpack_codes(self._encode(xs), self._tables, self.nbits)
         anchors, top = self._teacher_lists(xs)
         if self.score == "lut":
             return self._fit_lut(xs, codes, C, anchors, top, t0)
@@ -327,15 +328,24 @@ class LearnedRQ(RQ):
         xh = decode_codes(torch.as_tensor(codes), torch.as_tensor(C)).numpy()
         w = self.norm_weight_set or fit_norm_weight(xh, xs, anchors[:2000], top[:2000], grid=NORM_WEIGHTS[1:])[0]
         self.norm_weight_fit = float(w)
-        b = additive_bias(codes, -w * np.einsum("ij,ij->i", xh, xh), C.shape[1])
+        b = self._initial_bias(codes, xh, w, C.shape[1])
         if self.steps:
             C, b = self._distill(xs, codes, C, anchors, top, bias=b)
         self.codebooks, self.bias = np.ascontiguousarray(C, dtype=np.float32), np.ascontiguousarray(b, dtype=np.float32)
         self.index = lut_index(self.codebooks, self.bias, fast_scan=self.search_layout == "fast-scan")
         self.train_s = time.perf_counter() - t0
 
+    @property
+    def _tables(self) -> int:
+        "Codes per vector, one look-up table each (the encoder's codebooks; `llsqfs` adds its two norm codes)."
+        return self.num_codebooks
+
+    def _initial_bias(self, codes, xh, w, num_clusters):
+        "The bias the distillation starts from: the additive fit of `-w ||x_hat||^2` over the training codes."
+        return additive_bias(codes, -w * np.einsum("ij,ij->i", xh, xh), num_clusters)
+
     def _entries(self, codes):
-        return unpack_codes(self._check_codes(codes), self.num_codebooks, self.nbits)
+        return unpack_codes(self._check_codes(codes), self._tables, self.nbits)
 
     def _check_codes(self, codes):
         cs = self.encoder.sa_code_size()
@@ -523,6 +533,72 @@ class LearnedLSQ(LearnedRQ):
     def _decoder_index(self, codebooks) -> faiss.Index:
         return additive_index(codebooks, self.nbits)
 
+# %% ../nbs/08a_learned.ipynb #4f769d84
+class LearnedLSQFastScan(LearnedLSQ):
+    """Learned LSQ fast-scan code, spec `llsqfs:M` (default `llsqfs:30`: 16 B): the codes of faiss's LSQ fast-scan
+    (`lsqfs:M`: M 4-bit codebooks, and the squared norm of the reconstruction in two 4-bit codes, `ST_norm_lsq2x4`),
+    made by that faiss index's own `sa_encode`, scored by M + 2 look-up tables in faiss's `IndexPQFastScan`
+    (`lut_index`): codebook m's table `<q, C[m]> + bias[m]`, both distilled on the teacher's ranking, and the two
+    norm codes' tables a bias only, `-w` times faiss's norm tables (`w` from `fit_norm_weight`): `lsqfs:M`'s ranking
+    with the norm's weight fitted to the teacher's. `steps` > 0 distills the tables too (by default not: on the default
+    data it lowered recall@10, see above). bytes_per_vector = (M + 2) / 2, as for `lsqfs:M`."""
+    mode = "llsqfs"
+    def __init__(self, num_codebooks: int = 30, steps: int = 0, lr: float = 2e-4, tau: float = 0.05,
+                 rec_weight: float = 1.0, top_l: int = 50, n_anchors: int = 5000, n_distill: int = 65536,
+                 norm_weight: float | None = None, max_train: int | str | None = "auto", normalize: bool = True,
+                 seed: int = 0, verbose: bool = False, bias_lr: float = 2e-3):
+        super().__init__(num_codebooks, 4, steps, lr, tau, rec_weight, top_l, n_anchors, n_distill, "lut",
+                         norm_weight, max_train, normalize, seed, verbose, bias_lr=bias_lr)
+        if self.num_codebooks % 2:
+            raise ValueError(f"llsqfs num_codebooks={num_codebooks!r} must be even (M + 2 codes of 4 bits fill whole "
+                             "bytes; e.g. llsqfs:30 = 16 B).")
+
+    @property
+    def name(self): return f"llsqfs_m{self.num_codebooks}"
+    def _params(self):
+        p = super()._params()
+        for k in ("nbits", "score", "metric"):
+            p.pop(k, None)
+        return p
+    @property
+    def _tables(self) -> int: return self.num_codebooks + 2
+
+    @classmethod
+    def from_lsqfs(cls, lsqfs, **params) -> "LearnedLSQFastScan":
+        """A learned code that starts from the fitted classic `lsqfs` (`parse_rep('lsqfs:30').fit(x_train)`): `fit`
+        then only distills its look-up tables."""
+        from ecd.codecs import LSQFastScan
+        if type(lsqfs) is not LSQFastScan or getattr(lsqfs, "index", None) is None:
+            raise ValueError("from_lsqfs needs a fitted classic LSQ fast-scan (parse_rep('lsqfs:30').fit(x_train)).")
+        code = cls(lsqfs.num_codebooks, max_train=lsqfs.max_train, normalize=lsqfs.normalize, seed=lsqfs.seed, **params)
+        code._init = lsqfs
+        return code
+
+    def _fit_encoder(self, x) -> np.ndarray:
+        "The fitted `lsqfs:M` as encoder; its M codebooks and two zero ones (the norm codes score by their bias alone)."
+        from ecd.codecs import LSQFastScan
+        lsq = self._init
+        if lsq is None:
+            lsq = LSQFastScan(self.num_codebooks, self.max_train, normalize=False, seed=self.seed, verbose=self.verbose)
+            lsq.fit(x)
+        self._use_encoder(lsq)
+        aq = self.encoder.lsq
+        self._norm_tabs = faiss.vector_to_array(aq.norm_tabs).reshape(2, 16).copy()
+        C = faiss.vector_to_array(aq.codebooks).reshape(aq.M, 16, aq.d)
+        return np.concatenate([C, np.zeros((2, 16, aq.d), np.float32)])
+
+    def _initial_bias(self, codes, xh, w, num_clusters):
+        "Zero for the codebooks, `-w` times faiss's norm tables for the norm codes: `<q, x_hat> - w ||x_hat||^2`."
+        b = np.zeros((self._tables, num_clusters), np.float32)
+        b[self.num_codebooks:] = -w * self._norm_tabs
+        return b
+
+    def _distill(self, xs, codes, C, anchors, top, support=None, bias=None):
+        "Distilled with the norm codes' codebooks kept at zero (their tables: the bias alone)."
+        S = np.ones((self._tables, 1, C.shape[2]), np.float32)
+        S[self.num_codebooks:] = 0
+        return super()._distill(xs, codes, C, anchors, top, S, bias)
+
 # %% ../nbs/08a_learned.ipynb #b1b71838
 class LearnedPQ(PQ):
     "faiss PQ with given codebooks `centroids` (m, k, d/m) (from quantization-aware training): `fit` sets, never trains."
@@ -549,3 +625,5 @@ register_mode("lrq", LearnedRQ, rf"^(lrq|llsq)(?::|_m)(\d+){_B}$",
 register_mode("llsq", LearnedLSQ, forms=("llsq:MxB (learned)",))
 register_mode("lopq", LearnedOPQ, r"^lopq(?::|_m)(\d+)(?:(?:x|_k)(\d+))?$",
               lambda m: ("lopq", {"num_chunks": int(m[1]), "num_clusters": int(m[2] or 256)}), ("lopq:MxK (learned)",))
+register_mode("llsqfs", LearnedLSQFastScan, r"^llsqfs(?::|_m)(\d+)$", lambda m: ("llsqfs", {"num_codebooks": int(m[1])}),
+              ("llsqfs:M (learned fast-scan)",))

@@ -259,9 +259,9 @@ def test_newer_codecs_as_faiss_index(spec):
     assert same >= 0.99 or np.allclose(sa, sb, atol=1e-5), same   # 16-bit codes: equal scores may tie in any order
 
 
-@pytest.mark.parametrize("spec", ["lrq:6x6", "lopq:8x64", "llsq:4x8", "lrq:8x4"])
+@pytest.mark.parametrize("spec", ["lrq:6x6", "lopq:8x64", "llsq:4x8", "lrq:8x4", "llsqfs:6"])
 def test_learned_code_exports_encoder_and_decoder(spec):
-    "lrq, lopq, llsq: codes from the encoder index, scored by the decoder index, rank as the representation (plain faiss)."
+    "lrq, lopq, llsq, llsqfs: codes from the encoder index, scored by the decoder index, rank as the representation (plain faiss)."
     import faiss
     from ecd.codecs import parse_rep
     from ecd.export import CodesFrom, add_codes, encoder_index, to_faiss_index
