@@ -57,9 +57,8 @@ def test_compare_two_runs_table_figure_and_unknown_run(store, capsys):
 
 
 def test_presets_are_one_table_shared_by_baselines_quickstart_and_sweep():
-    p = build_parser()
-    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    for cmd in ("baselines", "quickstart"):
+    for cmd in ("baselines", "quickstart"):                         # each command's real parser (build_parser(cmd))
+        sub = next(a for a in build_parser(cmd)._actions if isinstance(a, argparse._SubParsersAction))
         act = next(a for a in sub.choices[cmd]._actions if a.dest == "preset")
         assert list(act.choices) == list(PRESETS) == ["quick", "frontier", "full"]
         assert all(f"{n}:" in act.help for n in PRESETS), act.help   # the help lists each preset and what it is
