@@ -71,9 +71,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "retrieval": ("ecd.apps.retrieval", "Matryoshka bi-encoder retrieval: data|train|eval|report|all"),
     "cascade": ("ecd.apps.cascade", "dimensional cascade distiller on a text corpus: demo-corpus|train|test"),
     "export": ("ecd.export", "write a deployable compressor (faiss index, student weights, sentence-transformers folder, card) for one row of a run"),
-    "compress": ("ecd.export", "compress embeddings (any data spec) with an exported model into a .npy file"),
-    "benchmark": ("ecd.export", "throughput, search ms/query, peak memory and recall/nDCG/overlap@10 of an exported model"),
-    "e2e-small": ("ecd.export", "prepare, train, evaluate, export and reload on a small sample (< 1 min), checking the numbers"),
+    "compress": ("ecd.deploy", "compress embeddings (any data spec) with an exported model into a .npy file"),
+    "benchmark": ("ecd.deploy", "throughput, search ms/query, peak memory and recall/nDCG/overlap@10 of an exported model"),
+    "e2e-small": ("ecd.deploy", "prepare, train, evaluate, export and reload on a small sample (< 1 min), checking the numbers"),
 }
 
 class _Commands:

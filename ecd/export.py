@@ -1,4 +1,4 @@
-"""Use the chosen operating point: export a row of a run as a plain faiss index (+ student weights, + a sentence-transformers folder), compress new embeddings with it, benchmark it, and run the whole path end to end on a small sample.
+"""Write the chosen operating point as a deployable folder: a row of a run as a plain faiss index (+ student weights, + a sentence-transformers folder) and a card, and read such a folder back as a `Compressor`.
 
 Docs: https://ecd-dev.github.io/ecd/export.html.md"""
 
@@ -11,7 +11,6 @@ import contextlib
 import errno
 import json
 import os
-import resource
 import shutil
 import tempfile
 import time
@@ -25,12 +24,11 @@ import torch
 
 from .codecs import Binary, Representation, TransformThen, Transform, as_matrix, parse_rep
 from .knn import l2_normalize
-from .core import atomic_path, get_logger, progress, read_json, results_dir, set_threads, utc_now, versions, write_json
-from .core import (EcdError, check_count, clean_stale_temps, is_write_failure, read_faiss_index,
+from .core import get_logger, read_json, results_dir, set_threads, utc_now, versions, write_json
+from .core import (EcdError, clean_stale_temps, is_write_failure, read_faiss_index,
                    storage_error, write_faiss_index, claim_temp, temp_prefix)
-from .data import ann_truth, load, parse_spec, read_ann_hdf5
+from .data import parse_spec
 from .evaluate import search_cost
-from .knn import exact_topk
 from .metrics import neighbor_metrics
 from .models import NumpyProjector, Projector, export_npz, load_npz
 from .runs import Run, as_run
@@ -43,8 +41,7 @@ __all__ = ['LOAD_STUDENT_PY', 'EXPORT_FORMAT', 'NotExportable', 'find_row', 'reb
            'student_affine', 'float_stage', 'quantizer_parts', 'to_faiss_index', 'search_excluding_self',
            'index_metrics', 'write_student', 'StudentModule', 'teacher_model_ref', 'write_st_folder', 'check_out',
            'export_rep', 'NumpyProjectorOf', 'encoder_index', 'add_codes', 'CodesFrom', 'Compressor', 'load_compressor',
-           'compress_file', 'benchmark', 'format_benchmark', 'e2e_small', 'add_parser', 'cmd_export', 'cmd_compress',
-           'cmd_benchmark', 'cmd_e2e_small']
+           'add_parser', 'cmd_export']
 
 # %% ../nbs/10c_export.ipynb #a74ddd5a
 class NotExportable(ValueError):
@@ -560,6 +557,58 @@ def _how_to_load(card: dict) -> str:
     return "\n".join(lines)
 
 # %% ../nbs/10c_export.ipynb #f35aa74f
+def _write_indexes(r, student, tmp: Path) -> tuple[dict[str, str], object]:
+    """Write the faiss files of the rebuilt representation `r` into `tmp`: `index.faiss` (+ `encoder.faiss` for a
+    learned code), or `quantizer.faiss` when the student is an MLP. Returns ({file: what it is}, the index to measure)."""
+    files: dict[str, str] = {}
+    try:
+        index = to_faiss_index(r)
+        write_faiss_index(index, tmp / "index.faiss")
+        files["index.faiss"] = "the whole compressor as one faiss index (faiss.read_index; no ecd needed)"
+        measured_index = index
+        if getattr(r, "encoder", None) is not None:                  # a learned code: one index encodes, one scores
+            enc = encoder_index(r)
+            write_faiss_index(enc, tmp / "encoder.faiss")
+            files["index.faiss"] = "the search index: the learned decoder (faiss.read_index; add_sa_codes, search)"
+            files["encoder.faiss"] = "the encoder: codes = encoder.sa_encode(vectors), then index.add_sa_codes(codes)"
+            measured_index = CodesFrom(enc, index)
+    except NotExportable as e:
+        if student is None:
+            raise
+        _log.info(f"{r.name}: {e}")
+        keep: list = []
+        qix = _assemble(*quantizer_parts(r.quantizer, keep), keep)
+        write_faiss_index(qix, tmp / "quantizer.faiss")
+        files["quantizer.faiss"] = "the quantizer over the student's vectors (faiss.read_index)"
+        measured_index = _StudentIndex(NumpyProjectorOf(student), qix)
+    return files, measured_index
+
+# %% ../nbs/10c_export.ipynb #c2887f40
+def _card(run: Run, row: dict, ev, r, fs, student, files: dict, measured: dict, output: str) -> dict:
+    "The export's `card.json`: what it is, its sizes, the row it came from, what was measured through the files."
+    man = run.manifest
+    model_ref, model_id = teacher_model_ref(man)
+    card = {
+        "format": EXPORT_FORMAT, "name": r.name, "mode": r.mode, "spec": row.get("spec"),
+        "what": _what(r, fs, student),
+        "in_dim": int(r.input_dim), "rep_dim": int(r.rep_dim), "float_dim": int(fs["out_dim"]) if fs else int(r.input_dim),
+        "bytes_per_vector": int(r.bytes_per_vector), "code_size": int(r.code_size),
+        "compression_ratio": float(r.compression_ratio), "output": output, "search_layout": r.search_layout,
+        "student": None if student is None else {"kind": student.kind, "in_dim": student.in_dim, "out_dim": student.out_dim,
+                                                 "faiss_transform": fs is not None and fs["A"] is not None},
+        "teacher": {"dataset": man["dataset"]["spec"], "model": model_id, "model_ref": model_ref},
+        "row": {"run_id": run.run_id, "split": row.get("split"), "n_queries": int(row.get("n_queries") or len(ev.query_idx)),
+                "n_db": int(row.get("n_db") or len(ev.database)), "recall@10": float(row.get("recall@10", np.nan)),
+                "ndcg@10": row.get("ndcg@10"), "ckpt_path": row.get("ckpt_path"), "dataset": man["dataset"]["spec"],
+                "seed": man.get("seed"), "ms_per_query": row.get("ms_per_query"), "speed_class": row.get("speed_class")},
+        "measured": {**measured, "split": row.get("split"), "n_queries": len(ev.query_idx)},
+        "files": {**files, "card.json": "this card", "README.md": "this card for people"},
+        "created": utc_now(), "versions": versions(),
+    }
+    card["how_to_load"] = _how_to_load(card)
+    return card
+
+# %% ../nbs/10c_export.ipynb #cc71061e
 def export_rep(run_id: Run | str, rep: str, out, ckpt: str | None = None, split: str | None = None,
                check: bool = True, tol: float = 0.005, st_folder: bool = True, force: bool = False) -> dict:
     """Export the row `rep` of `run_id` (a `Run` or an id) to the folder `out` (see the top of this page); returns its card.
@@ -569,34 +618,13 @@ def export_rep(run_id: Run | str, rep: str, out, ckpt: str | None = None, split:
     run = as_run(run_id)
     run_id = run.run_id
     row = find_row(run_id, rep, ckpt, split)
-    man = run.manifest
     ev = run.eval_data(row.get("split") or "test", max_queries=int(row["n_queries"]) if row.get("n_queries") else None)
     r, student = rebuild_rep(run, row, ev)
     fs = float_stage(r)
     out = Path(out)
-    files: dict[str, str] = {}
-    model_ref, model_id = teacher_model_ref(man)
+    model_ref, model_id = teacher_model_ref(run.manifest)
     with _atomic_dir(out, force) as tmp:
-        try:
-            index = to_faiss_index(r)
-            write_faiss_index(index, tmp / "index.faiss")
-            files["index.faiss"] = "the whole compressor as one faiss index (faiss.read_index; no ecd needed)"
-            measured_index = index
-            if getattr(r, "encoder", None) is not None:                  # a learned code: one index encodes, one scores
-                enc = encoder_index(r)
-                write_faiss_index(enc, tmp / "encoder.faiss")
-                files["index.faiss"] = "the search index: the learned decoder (faiss.read_index; add_sa_codes, search)"
-                files["encoder.faiss"] = "the encoder: codes = encoder.sa_encode(vectors), then index.add_sa_codes(codes)"
-                measured_index = CodesFrom(enc, index)
-        except NotExportable as e:
-            if student is None:
-                raise
-            _log.info(f"{r.name}: {e}")
-            keep: list = []
-            qix = _assemble(*quantizer_parts(r.quantizer, keep), keep)
-            write_faiss_index(qix, tmp / "quantizer.faiss")
-            files["quantizer.faiss"] = "the quantizer over the student's vectors (faiss.read_index)"
-            measured_index = _StudentIndex(NumpyProjectorOf(student), qix)
+        files, measured_index = _write_indexes(r, student, tmp)
         if student is not None:
             write_student(student, tmp, meta={"run_id": run_id, "row": row.get("name")})
             files["student.npz"] = "the student's weights (numpy arrays, no torch)"
@@ -611,27 +639,10 @@ def export_rep(run_id: Run | str, rep: str, out, ckpt: str | None = None, split:
             raise ValueError(f"the exported {r.name} gives recall@10 {measured['recall@10']:.4f} but the row says {rec:.4f} "
                              f"(more than {tol} apart): the run's data or code changed since it was evaluated; re-evaluate "
                              f"the row (`ecd baselines` / `ecd eval --run-id {run_id}`) and export again.")
-        keep = []
+        keep: list = []
         _, leaf = _flatten(read_faiss_index(tmp / next(f for f in files if f.endswith(".faiss"))), keep)
-        output = "floats" if isinstance(leaf, faiss.IndexFlat) else "codes"
-        card = {
-            "format": EXPORT_FORMAT, "name": r.name, "mode": r.mode, "spec": row.get("spec"),
-            "what": _what(r, fs, student),
-            "in_dim": int(r.input_dim), "rep_dim": int(r.rep_dim), "float_dim": int(fs["out_dim"]) if fs else int(r.input_dim),
-            "bytes_per_vector": int(r.bytes_per_vector), "code_size": int(r.code_size),
-            "compression_ratio": float(r.compression_ratio), "output": output, "search_layout": r.search_layout,
-            "student": None if student is None else {"kind": student.kind, "in_dim": student.in_dim, "out_dim": student.out_dim,
-                                                     "faiss_transform": fs is not None and fs["A"] is not None},
-            "teacher": {"dataset": man["dataset"]["spec"], "model": model_id, "model_ref": model_ref},
-            "row": {"run_id": run_id, "split": row.get("split"), "n_queries": int(row.get("n_queries") or len(ev.query_idx)),
-                    "n_db": int(row.get("n_db") or len(ev.database)), "recall@10": rec,
-                    "ndcg@10": row.get("ndcg@10"), "ckpt_path": row.get("ckpt_path"), "dataset": man["dataset"]["spec"],
-                    "seed": man.get("seed"), "ms_per_query": row.get("ms_per_query"), "speed_class": row.get("speed_class")},
-            "measured": {**measured, "split": row.get("split"), "n_queries": len(ev.query_idx)},
-            "files": {**files, "card.json": "this card", "README.md": "this card for people"},
-            "created": utc_now(), "versions": versions(),
-        }
-        card["how_to_load"] = _how_to_load(card)
+        card = _card(run, row, ev, r, fs, student, files, measured,
+                     output="floats" if isinstance(leaf, faiss.IndexFlat) else "codes")
         write_json(tmp / "card.json", card)
         (tmp / "README.md").write_text(_readme(card))
     return card
@@ -776,194 +787,8 @@ def load_compressor(path) -> Compressor:
     return Compressor(card, read_faiss_index(p / "quantizer.faiss", fix), load_npz(p / "student.npz"), p)
 
 # %% ../nbs/10c_export.ipynb #d862b9a2
-def _input_matrix(spec: str, max_items: int | None, model_ref=None):
-    "(array-like (n, D), n) of a data spec; `npy:` stays a memory map."
-    s = parse_spec(spec)
-    if s.kind == "npy" and not s.column:
-        from ecd.data import existing_file
-        p = existing_file(s)  # missing, empty, unreadable: named
-        try:
-            a = np.load(p, mmap_mode="r", allow_pickle=False)
-        except ValueError as e:
-            raise ValueError(f"{spec}: {p} is not a readable .npy array ({e}); write it with numpy.save(path, array).") from e
-        if a.ndim != 2:
-            raise ValueError(f"{spec}: holds an array of shape {a.shape}; pass an (N, D) matrix.")
-        if max_items:
-            a = a[:max_items]
-        return a, len(a)
-    kw = {"model": model_ref} if s.kind == "text" and model_ref else {}
-    e = load(spec, max_items=max_items, allow_zero_rows=True, **kw)
-    return e.vectors, e.n
-
-# %% ../nbs/10c_export.ipynb #e7b46714
-def _not_the_input(input_spec: str, output: Path) -> None:
-    "Refuse an `output` that is the input file of `input_spec` (same file, also through links)."
-    target = getattr(parse_spec(input_spec), "target", None)
-    src = Path(str(target)).expanduser() if target else None
-    if src is None or not src.exists() or not os.path.lexists(output):
-        return
-    same = os.path.exists(output) and os.path.samefile(src, output)
-    if same or Path(os.path.abspath(output)) == Path(os.path.abspath(src)):
-        raise EcdError(f"--output {output} is the input file {src.resolve()}: writing there would replace the embeddings "
-                       f"with their compressed form. Write to another file, e.g. --output "
-                       f"{Path(output).with_name(Path(output).stem + '.compressed.npy')}.")
-
-# %% ../nbs/10c_export.ipynb #82e60f3e
-def _reserve(path) -> None:
-    "Allocate the whole (sparse) file `path` on its disk now: `OSError(ENOSPC)` if it does not fit."
-    if hasattr(os, "posix_fallocate"):
-        with open(path, "r+b") as f:
-            try:
-                os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
-            except OSError as e:
-                if e.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system without fallocate: write as before
-                    return
-                raise
-
-# %% ../nbs/10c_export.ipynb #f1f1ad06
-def compress_file(model, input_spec: str, output, what: str = "auto", batch_size: int = 65536,
-                  max_items: int | None = None) -> dict:
-    "Compress the vectors of `input_spec` with `model` (export folder or `.npz`) into the `.npy` file `output`."
-    comp = model if isinstance(model, Compressor) else load_compressor(model)
-    output = Path(output)
-    if output.suffix != ".npy":
-        raise ValueError(f"--output {output} must end in .npy (a numpy array file).")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size={batch_size} must be a positive integer.")
-    check_count(max_items, "--max-items")
-    _not_the_input(input_spec, output)
-    a, n = _input_matrix(input_spec, max_items, comp.card.get("teacher", {}).get("model_ref"))
-    if a.shape[1] != comp.in_dim:
-        raise ValueError(f"{input_spec} has {a.shape[1]}-dim vectors but {comp.name} compresses {comp.in_dim}-dim vectors "
-                         f"(teacher: {comp.card.get('teacher', {}).get('dataset', '?')}); pass embeddings of the same teacher model.")
-    first = comp.compress(np.asarray(a[:1]), what)
-    t0 = time.perf_counter()
-    with atomic_path(output, needed=n * first.shape[1] * first.dtype.itemsize + 128) as tmp:
-        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=first.dtype, shape=(n, first.shape[1]))
-        _reserve(tmp)   # a full disk fails here, with the bytes needed, not as SIGBUS in a memory-mapped write
-        for s in progress(range(0, n, batch_size), desc="compress", unit="batch", total=-(-n // batch_size)):
-            mm[s:s + batch_size] = comp.compress(np.asarray(a[s:s + batch_size]), what)
-        mm.flush()
-        del mm
-    secs = time.perf_counter() - t0
-    return {"output": str(output), "n": int(n), "width": int(first.shape[1]), "dtype": str(first.dtype),
-            "what": comp.output if what == "auto" else what, "seconds": round(secs, 3),
-            "vectors_per_s": round(n / max(secs, 1e-9), 1)}
-
-# %% ../nbs/10c_export.ipynb #e539afb0
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-# %% ../nbs/10c_export.ipynb #77a0c705
-def benchmark(model, data: str = "glove-words-minilm", max_items: int | None = 20000, n_queries: int = 1000,
-              k: int = 10, seed: int = 0, batch_size: int = 65536) -> dict:
-    "Throughput, search latency, peak memory and quality vs teacher of `model` on `data`; one dict."
-    set_threads()
-    for v, flag in ((max_items, "--max-items"), (n_queries, "--queries"), (k, "--k"), (batch_size, "--batch-size")):
-        check_count(v, flag)
-    comp = model if isinstance(model, Compressor) else load_compressor(model)
-    rss0 = _peak_rss_mb()
-    s = parse_spec(data)
-    truth_from = "ecd exact top-k"
-    if s.kind == "hdf5":
-        af = read_ann_hdf5(s.target, max_items=max_items, max_queries=n_queries)
-        db, xq, qidx = af.train, af.test, None
-        truth = ann_truth(af, k)
-        if truth is not None:
-            truth_from = f"the file's neighbors ({af.distance})"
-        else:
-            truth = exact_topk(db, xq, k)[1]
-    else:
-        db, _ = _input_matrix(data, max_items, comp.card.get("teacher", {}).get("model_ref"))
-        db = np.ascontiguousarray(db, np.float32)
-        nq = min(int(n_queries), len(db) - 1)
-        qidx = np.sort(np.random.default_rng(seed).choice(len(db), nq, replace=False))
-        xq = db[qidx]
-        truth = exact_topk(db, xq, k, exclude_ids=qidx)[1]
-    if db.shape[1] != comp.in_dim:
-        raise ValueError(f"{data} has {db.shape[1]}-dim vectors but {comp.name} compresses {comp.in_dim}-dim vectors; "
-                         "benchmark it on embeddings of its teacher (--data).")
-    comp.compress(db[:min(256, len(db))])  # warm-up
-    t0 = time.perf_counter()
-    for i in range(0, len(db), batch_size):
-        comp.compress(db[i:i + batch_size])
-    comp_s = time.perf_counter() - t0
-    ix = comp.index()
-    t0 = time.perf_counter()
-    ix.add(db)
-    add_s = time.perf_counter() - t0
-    I = search_excluding_self(ix, xq, k, qidx)
-    cost = search_cost(ix, xq, k)                                         # one thread: single queries, then a batch
-    m = neighbor_metrics(I, truth[:, :k], ks=(k,))
-    return {"model": str(comp.path), "name": comp.name, "data": data, "n_db": int(len(db)), "n_queries": int(len(xq)),
-            "in_dim": comp.in_dim, "bytes_per_vector": comp.card.get("bytes_per_vector"),
-            "compress_vectors_per_s": round(len(db) / max(comp_s, 1e-9), 1), "add_s": round(add_s, 4),
-            "search_layout": comp.card.get("search_layout"), "search_ms_per_query": round(cost["ms_per_query"], 4),
-            "search_ms_per_query_batch": round(cost["ms_per_query_batch"], 4), "search_batch_size": cost["batch_size"],
-            "search_threads": 1, "peak_rss_mb": round(_peak_rss_mb(), 1),
-            "peak_rss_before_mb": round(rss0, 1), f"recall@{k}": m[f"recall@{k}"], f"ndcg@{k}": m[f"ndcg@{k}"],
-            f"overlap@{k}": m[f"overlap@{k}"], "truth": truth_from, "threads": faiss.omp_get_max_threads(),
-            "created": utc_now()}
-
-# %% ../nbs/10c_export.ipynb #944e737a
-def format_benchmark(res: dict) -> str:
-    "The benchmark dict as one two-column table."
-    keys = [k for k in res if k not in ("created",)]
-    w = max(len(k) for k in keys)
-    return "\n".join(f"{k:<{w}}  {res[k]:.4f}" if isinstance(res[k], float) and "@" in k else f"{k:<{w}}  {res[k]}"
-                     for k in keys)
-
-# %% ../nbs/10c_export.ipynb #22beb250
-def e2e_small(run_id: str = "e2e-small", dataset: str = "glove-50", max_items: int = 2000, dim: int = 16,
-              steps: int = 30, quantizer: str = "sq8", out=None, tol: float = 0.005, verbose: bool = True) -> dict:
-    "prepare -> train -> evaluate -> export -> reload -> check, on a small sample; returns the numbers."
-    from ecd.student import eval_student, train_run
-    t0 = time.perf_counter()
-    say = print if verbose else (lambda *a, **k: None)
-    steps_t = {}
-    run = Run.prepare(run_id, dataset, max_items=max_items, k=20, seed=42)   # opened once, passed down
-    steps_t["prepare_s"] = time.perf_counter() - t0
-    say(f"[1/5] prepared {dataset} x{max_items} ({steps_t['prepare_s']:.1f}s)")
-    cfg = {"model": {"type": "linear", "out_dim": dim}, "train": {"steps": steps, "batch_size": 128, "warmup_steps": 5,
-                                                                  "hard_negative": {"pool_l": 50, "tail_to": 50}},
-           "eval": {"every": steps, "png": False, "max_queries": 200}}
-    train_run(run, cfg, verbose=False)
-    steps_t["train_s"] = time.perf_counter() - t0
-    say(f"[2/5] trained a linear d'={dim} student, {steps} steps ({steps_t['train_s']:.1f}s)")
-    df = eval_student(run, quantizers=("float32", quantizer), rerank_r=None)
-    row = df[(df["scope"] == "vs_teacher") & (df["stage"] == "one_stage") & (df["spec"] == f"student+{quantizer}")].iloc[0]
-    say(f"[3/5] evaluated {row['name']}: recall@10 {row['recall@10']:.4f} ({time.perf_counter() - t0:.1f}s)")
-    out = Path(out) if out else results_dir() / run_id / "export" / str(row["name"]).replace("+", "_")
-    card = export_rep(run, str(row["name"]), out, tol=tol)
-    say(f"[4/5] exported to {out} ({time.perf_counter() - t0:.1f}s)")
-    comp = load_compressor(out)
-    ev = run.eval_data("test")
-    reloaded = index_metrics(comp.index(), ev)
-    from ecd.student import load_student
-    m, _, _ = load_student(run_id, ckpt=str(row["ckpt_path"]))
-    x = ev.database[:500]
-    want = NumpyProjectorOf(m).transform(l2_normalize(as_matrix(x), copy=False))
-    err_floats = float(np.abs(comp.floats(x) - want).max())
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("ecd_e2e_load_student", out / "load_student.py")
-    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
-    err_loader = float(np.abs(mod.load(out / "student.npz")(x) - want).max())
-    ok = abs(reloaded["recall@10"] - float(row["recall@10"])) <= tol and err_floats < 1e-4 and err_loader < 1e-4
-    total = time.perf_counter() - t0
-    say(f"[5/5] reloaded: recall@10 {reloaded['recall@10']:.4f} vs row {row['recall@10']:.4f}; student floats max |diff| "
-        f"{err_floats:.2e} (faiss chain), {err_loader:.2e} (numpy loader); {'OK' if ok else 'MISMATCH'} in {total:.1f}s")
-    out_d = {"run_id": run_id, "row": str(row["name"]), "row_recall@10": float(row["recall@10"]),
-             "reloaded_recall@10": reloaded["recall@10"], "export_recall@10": card["measured"]["recall@10"],
-             "max_abs_diff_floats": err_floats, "max_abs_diff_numpy_loader": err_loader, "ok": bool(ok),
-             "seconds": round(total, 1), "out": str(out), **{k: round(v, 1) for k, v in steps_t.items()}}
-    if not ok:
-        raise ValueError(f"e2e-small: the reloaded export does not reproduce the run: {out_d}; this is a bug in ecd, "
-                         "please report it with this output.")
-    return out_d
-
-# %% ../nbs/10c_export.ipynb #5923b429
 def add_parser(sub, options) -> None:
-    "Add `ecd export`, `compress`, `benchmark` and `e2e-small` to the `ecd` subparsers `sub` (`options`: the shared options)."
+    "Add `ecd export` to the `ecd` subparsers `sub` (`options`: the shared options)."
     p = sub.add_parser("export", description="Write a deployable compressor for one row of a run's metrics tables: "
                        "index.faiss (+ student.npz, + sentence-transformers/), card.json, README.md.")
     options(p, "run_id", run_id={"required": True, "default": None,
@@ -980,44 +805,6 @@ def add_parser(sub, options) -> None:
     p.add_argument("--no-st", action="store_true", help="skip the sentence-transformers folder")
     p.set_defaults(func=cmd_export)
 
-    c = sub.add_parser("compress", description="Compress embeddings with an exported model into a .npy file.")
-    c.add_argument("--model", required=True, help="an export folder (ecd export) or a student .npz (compressor_model.npz)")
-    c.add_argument("--input", required=True, help="data spec: npy:PATH | npz:PATH | parquet:PATH[#col] | text:PATH | hdf5:PATH[#test] | ...")
-    c.add_argument("--output", required=True, help="the .npy file to write (atomically)")
-    c.add_argument("--what", default="auto", choices=["auto", "codes", "floats"],
-                   help="codes (uint8) or float vectors; auto: what the representation stores")
-    c.add_argument("--batch-size", type=int, default=65536, help="rows compressed at a time (default %(default)s)")
-    options(c, "max_items", max_items={"help": "compress only the first N rows of --input (default: all)"})
-    c.set_defaults(func=cmd_compress)
-
-    b = sub.add_parser("benchmark", description="Throughput, search latency, peak memory and recall/nDCG/overlap@10 vs "
-                       "teacher of an exported model; one table, one JSON.")
-    b.add_argument("--model", required=True, help="an export folder (ecd export) or a student .npz (compressor_model.npz)")
-    b.add_argument("--data", default="glove-words-minilm", help="data spec of teacher vectors (default glove-words-minilm); "
-                   "hdf5:PATH uses the file's test queries and neighbors")
-    options(b, "max_items", "k",
-            max_items={"default": 20000, "help": "database rows: the first N of --data (default %(default)s, the size of "
-                                                 "the bundled default data)"},
-            k={"default": 10, "help": "neighbors per query searched in the export; reports recall/nDCG/overlap@k "
-                                      "(default %(default)s, the @10 every command reports; not a teacher top-k)"})
-    b.add_argument("--queries", type=int, default=1000,
-                   help="query rows drawn from the database, each searched without itself (default %(default)s)")
-    b.add_argument("--json", default=None, help="where to write the JSON (default results/benchmark/<model>.json)")
-    b.set_defaults(func=cmd_benchmark)
-
-    e = sub.add_parser("e2e-small", description="prepare, train, evaluate, export and reload on a small sample, checking "
-                       "that the reloaded model gives the same numbers.")
-    options(e, "run_id", "dataset", "max_items",
-            run_id={"default": "e2e-small", "help": "run folder under results/ (default %(default)s: its own, as it is replaced)"},
-            dataset={"default": "glove-50", "help": "data spec (default %(default)s: small and quick to prepare)"},
-            max_items={"default": 2000, "help": "rows to use (default %(default)s: a small sample, under a minute)"})
-    e.add_argument("--dim", type=int, default=16, help="output dim of the linear student (default %(default)s)")
-    e.add_argument("--steps", type=int, default=30, help="training steps of the student (default %(default)s)")
-    e.add_argument("--quantizer", default="sq8", help="quantizer after the student, e.g. sq8, float32, pq:8x256 "
-                   "(default %(default)s)")
-    e.add_argument("--out", default=None, help="export folder (default results/<run-id>/export/<row name>)")
-    e.set_defaults(func=cmd_e2e_small)
-
 # %% ../nbs/10c_export.ipynb #04bf8e72
 def cmd_export(a) -> int:
     "`ecd export`: one row of a run as a deployable compressor."
@@ -1027,28 +814,4 @@ def cmd_export(a) -> int:
           f"{', '.join(f for f in card['files'] if f not in ('card.json', 'README.md'))}")
     print(f"recall@10 vs teacher: {card['row']['recall@10']:.4f} (run {a.run_id}, {card['row']['split']} split, "
           f"{card['row']['n_queries']} queries); through the export: {card['measured']['recall@10']:.4f}")
-    return 0
-
-# %% ../nbs/10c_export.ipynb #ad78a867
-def cmd_compress(a) -> int:
-    "`ecd compress`: embeddings through an exported model into a .npy file."
-    r = compress_file(a.model, a.input, a.output, what=a.what, batch_size=a.batch_size, max_items=a.max_items)
-    print(f"wrote {r['output']}: {r['n']} x {r['width']} {r['dtype']} {r['what']} ({r['vectors_per_s']:.0f} vectors/s)")
-    return 0
-
-
-def cmd_benchmark(a) -> int:
-    "`ecd benchmark`: the table and the JSON of `benchmark`."
-    res = benchmark(a.model, a.data, max_items=a.max_items, n_queries=a.queries, k=a.k)
-    print(format_benchmark(res))
-    path = Path(a.json) if a.json else results_dir() / "benchmark" / f"{Path(a.model).resolve().name}.json"
-    write_json(path, res)
-    print(f"\nJSON: {path}")
-    return 0
-
-# %% ../nbs/10c_export.ipynb #63742b0e
-def cmd_e2e_small(a) -> int:
-    "`ecd e2e-small`: `e2e_small` with the flags; a reloaded export that does not reproduce the run raises."
-    r = e2e_small(a.run_id, a.dataset, a.max_items, a.dim, a.steps, a.quantizer, a.out)
-    print(json.dumps(r, indent=2))
     return 0

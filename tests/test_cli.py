@@ -45,7 +45,7 @@ def test_help_imports_no_command_module():
             "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
             "    try: main(['--help'])\n    except SystemExit as e: assert e.code == 0\n"
             "assert 'e2e-small' in out.getvalue() and 'retrieval' in out.getvalue()\n"
-            "heavy = [m for m in ('torch', 'sentence_transformers', 'ecd.student', 'ecd.export', 'ecd.apps.cascade') "
+            "heavy = [m for m in ('torch', 'sentence_transformers', 'ecd.student', 'ecd.export', 'ecd.deploy', 'ecd.apps.cascade') "
             "if m in sys.modules]\nassert not heavy, heavy\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

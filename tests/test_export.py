@@ -1,4 +1,4 @@
-"""ecd export / compress / benchmark / e2e-small, and hdf5 truth (issue 15)."""
+"""ecd export (ecd.export) / compress / benchmark / e2e-small (ecd.deploy), and hdf5 truth (issue 15)."""
 import json
 import os
 import subprocess
@@ -103,7 +103,8 @@ def test_hdf5_truth_and_benchmark(run, capsys):
     import h5py
     from ecd.cli import main
     from ecd.data import ann_truth, load, read_ann_hdf5
-    from ecd.export import benchmark, export_rep
+    from ecd.deploy import benchmark
+    from ecd.export import export_rep
     from ecd.knn import exact_topk
     rng = np.random.default_rng(3)
     train = rng.standard_normal((500, 24)).astype(np.float32)
@@ -139,7 +140,8 @@ def test_hdf5_truth_and_benchmark(run, capsys):
 
 def test_mlp_student_export(run):
     "An MLP student: weights + numpy loader + the quantizer index; the numpy loader matches ecd's student."
-    from ecd.export import compress_file, export_rep, load_compressor
+    from ecd.deploy import compress_file
+    from ecd.export import export_rep, load_compressor
     from ecd.models import load_npz
     from ecd.student import eval_student, train_run
     cfg = {"model": {"type": "mlp", "out_dim": 8, "hidden": 16}, "train": {"steps": 10, "batch_size": 64,
@@ -166,7 +168,8 @@ def test_mlp_student_export(run):
 
 def test_sentence_transformers_folder(run, tmp_path):
     "A text: run (bundled MiniLM teacher): SentenceTransformer(DIR).encode == ecd compress within 1e-5."
-    from ecd.export import compress_file, export_rep
+    from ecd.deploy import compress_file
+    from ecd.export import export_rep
     from ecd.runs import prepare_run
     from ecd.student import eval_student, train_run
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -213,7 +216,8 @@ def test_e2e_small_cli(tmp_path, monkeypatch, capsys):
 def test_hdf5_run_rows_match_benchmark_on_the_file(tmp_path, monkeypatch):
     "A run prepared from an ann-benchmarks file is scored on the file's queries and neighbors, as benchmark is."
     import h5py
-    from ecd.export import benchmark, export_rep
+    from ecd.deploy import benchmark
+    from ecd.export import export_rep
     from ecd.runs import prepare_run, run_baselines
     for k, v in {**ENV, "ECD_RESULTS_DIR": str(tmp_path / "results"), "ECD_DATA_DIR": str(tmp_path / "data")}.items():
         monkeypatch.setenv(k, v)

@@ -452,9 +452,9 @@ def test_sigkill_of_compress_leaves_a_temp_the_rerun_deletes(exported, capfd):
     r = ecd_here(capfd, "compress", "--model", model, "--input", f"npy:{d}/x.npy", "--output", out)
     assert r.returncode == 0, r.stderr
     before, full = checksums(out), out.stat().st_size
-    slow = (f"import time, ecd.export as ex\nreal = ex.Compressor.compress\n"
+    slow = (f"import time, ecd.export as ex, ecd.deploy as dp\nreal = ex.Compressor.compress\n"
             f"def slow(self, x, what='auto'):\n    time.sleep(0.05)\n    return real(self, x, what)\n"
-            f"ex.Compressor.compress = slow\nex.compress_file({str(model)!r}, 'npy:{d}/x.npy', {str(out)!r}, batch_size=10)\n")
+            f"ex.Compressor.compress = slow\ndp.compress_file({str(model)!r}, 'npy:{d}/x.npy', {str(out)!r}, batch_size=10)\n")
     for _ in range(2):  # repeated kills pile nothing up
         p = subprocess.Popen([sys.executable, "-c", slow], cwd=ROOT, env=dict(os.environ))
         t0 = time.time()

@@ -16,7 +16,7 @@ PKG = Path(__file__).resolve().parents[1] / "ecd"
 CORE = ["core", "config", "data", "knn", "metrics", "codecs", "models", "losses", "train", "learned", "evaluate",
         "store", "figures", "charts"]
 LAYERS = {**{m: 1 for m in CORE},
-          **{m: 2 for m in ("runs", "student", "quickstart", "sweep", "export")},
+          **{m: 2 for m in ("runs", "student", "quickstart", "sweep", "export", "deploy")},
           **{m: 3 for m in ("plots", "explore", "compare")},
           **{m: 4 for m in ("apps",)},
           "cli": 5}
