@@ -272,9 +272,29 @@ def on_page_context(context, page, config, nav):
     return context
 
 
+_BIG_STYLE = re.compile(r"<style[^>]*>([^<]{100000,})</style>")   # mkdocs-jupyter's notebook CSS, inlined in every page
+
+
+def _shared_styles(output: str, page, config) -> str:
+    "Each large inline stylesheet (the same ~570 KB of notebook CSS on every notebook page) served once, linked."
+    import hashlib
+
+    def link(m):
+        css = m.group(1)
+        name = f"assets/nb-{hashlib.sha1(css.encode()).hexdigest()[:12]}.css"
+        path = Path(config["site_dir"]) / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(css, encoding="utf-8")
+        return f'<link rel="stylesheet" href="{_relroot(page)}{name}">'
+    return _BIG_STYLE.sub(link, output)
+
+
 def on_post_page(output: str, page, config):
-    "Swap CDN plotly/mathjax scripts for the site's own plotly.js; record anything still external."
+    """Swap CDN plotly/mathjax scripts for the site's own plotly.js, serve the large inline notebook stylesheet once;
+    record anything still external."""
     output = _EMPTY_SCRIPT.sub("", _CDN_SCRIPT.sub("", output))
+    output = _shared_styles(output, page, config)
     output = _DOCS_LINE.sub("", output)
     if "plotly-graph-div" in output:
         tag = f'<script src="{_relroot(page)}{PLOTLY_JS}"></script>'

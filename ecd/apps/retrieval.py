@@ -14,13 +14,13 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..codecs import Projected, TransformThen, Truncate, parse_rep
-from ..config import load_typed
+from ..config import check_choices, load_typed
 from ..core import (atomic_path, atomic_write_text, check_run_id, data_dir, get_logger, git_sha, pick_device, progress,
                       read_json, run_dir, seed_everything, set_threads, show_progress, utc_now, versions, write_json)
 from ..evaluate import build_ann, pair_scores, rep_search
@@ -88,7 +88,7 @@ class MsmarcoData:
 # %% ../../nbs/14_retrieval.ipynb #54ab6fab
 @dataclass
 class DataConfig:
-    dataset: str = "toy"               # toy | glove_topics | msmarco
+    dataset: Literal["toy", "glove_topics", "msmarco"] = "toy"
     name: str | None = None            # processed folder name (default: the dataset)
     toy: ToyData = field(default_factory=ToyData)
     glove_topics: GloveTopicsData = field(default_factory=GloveTopicsData)
@@ -106,7 +106,7 @@ class TinyBert:
 @dataclass
 class ModelConfig:
     name: str = "minilm"               # minilm (bundled all-MiniLM-L6-v2) | tiny-bert | a local model folder
-    pooling: str = "mean"              # mean | cls
+    pooling: Literal["mean", "cls"] = "mean"
     projection_dim: int = 768          # output of the Dense module
     normalize: bool = True             # a Normalize module at the end
     max_length: int = 64               # tokens per text
@@ -119,7 +119,7 @@ class TrainConfig:
     modes: list = field(default_factory=lambda: ["dense_baseline", "matryoshka"])
     dims: list = field(default_factory=lambda: [768, 384, 192, 96])   # MatryoshkaLoss dims (matryoshka mode)
     dim_weights: list | None = None    # one weight per dim (None: equal)
-    loss: str = "mnrl"                 # mnrl | cached_mnrl (CachedMultipleNegativesRankingLoss, large batches)
+    loss: Literal["mnrl", "cached_mnrl"] = "mnrl"   # cached_mnrl: CachedMultipleNegativesRankingLoss, large batches
     mini_batch_size: int = 32          # cached_mnrl: texts per forward pass
     batch_size: int = 16
     max_steps: int = 25                # optimizer steps
@@ -128,7 +128,7 @@ class TrainConfig:
     temperature: float = 0.05          # the loss's scale is 1 / temperature
     warmup_steps: int = 0
     grad_accum_steps: int = 1
-    hard_negatives: str = "none"       # none | dense (sentence_transformers.util.mine_hard_negatives, initial model)
+    hard_negatives: Literal["none", "dense"] = "none"   # dense: sentence_transformers.util.mine_hard_negatives, initial model
     n_hard_negatives: int = 1          # mined negatives per (query, positive) pair
     hard_negative_depth: int = 30      # mine among this many top-ranked passages
     log_every: int = 0                 # log the loss every N steps (0: only at the end)
@@ -144,7 +144,7 @@ class EvalConfig:
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
     bm25: bool = True
-    bm25_backend: str = "bm25s"        # bm25s | rank_bm25
+    bm25_backend: Literal["bm25s", "rank_bm25"] = "bm25s"
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
     compression: list = field(default_factory=lambda: ["sq8", "binary", "pq:16x256"])
@@ -169,8 +169,7 @@ class RetrievalConfig:
     def check(self) -> "RetrievalConfig":
         "Refuse values the types cannot (choices, dims), naming the key and a good value."
         check_run_id(self.run_id)
-        if self.data.dataset not in ("toy", "glove_topics", "msmarco"):
-            raise ValueError(f"data.dataset={self.data.dataset!r}: use toy, glove_topics or msmarco.")
+        check_choices(self)                                       # every Literal field holds a listed value
         P = self.model.projection_dim
         for key, dims in (("train.dims", self.train.dims), ("eval.dims", self.eval.dims)):
             if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 or d > P for d in dims):
