@@ -17,8 +17,8 @@ import yaml
 
 # %% auto #0
 __all__ = ['ALIASES', 'yaml_words', 'load_yaml', 'flat_keys', 'new_name', 'merge_config', 'parse_override', 'override_to_dict',
-           'apply_overrides', 'load_config', 'schema_defaults', 'check_choices', 'from_dict', 'load_typed', 'int_list',
-           'str_list']
+           'apply_overrides', 'load_config', 'schema_defaults', 'check_choices', 'from_dict', 'load_typed',
+           'TypedConfig', 'int_list', 'str_list']
 
 # %% ../nbs/01_config.ipynb #0a918782
 def yaml_words(e: Exception) -> str:
@@ -246,6 +246,25 @@ def load_typed(cls, path=None, overrides: Iterable[str] = ()):
     Unknown keys are refused with the closest key of the schema; `cls.check()` runs when it exists."""
     cfg = from_dict(cls, load_config(path, overrides, defaults=schema_defaults(cls)))
     return cfg.check() if hasattr(cfg, "check") else cfg
+
+# %% ../nbs/01_config.ipynb #c62de20b
+class TypedConfig:
+    "Base of a typed config dataclass: `to_dict()`, `from_dict(d)` (defaults completed, checked) and `checked(cfg)`."
+    def to_dict(self) -> dict:
+        "The plain dict of this config (`dataclasses.asdict`): what is recorded; `from_dict` reads it back."
+        import dataclasses
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping | None = None):
+        "A checked config from a full or partial dict (unknown keys refused with a suggestion, old names accepted)."
+        cfg = from_dict(cls, merge_config(schema_defaults(cls), d or {}))
+        return cfg.check() if hasattr(cfg, "check") else cfg
+
+    @classmethod
+    def checked(cls, cfg):
+        "`cfg` checked: an instance is checked again, a (partial) dict or None completed with the defaults."
+        return cfg.check() if isinstance(cfg, cls) else cls.from_dict(cfg)
 
 # %% ../nbs/01_config.ipynb #90ec5c5b
 def int_list(text: str) -> list[int]:

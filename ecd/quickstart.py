@@ -12,7 +12,7 @@ import time
 import pandas as pd
 
 from .config import str_list
-from .runs import (PRESETS, Run, format_table, mark_front, preset_max_train, preset_specs, presets_help,
+from .runs import (PRESETS, Run, add_preset, format_table, mark_front, preset_max_train, preset_specs,
                       print_speed_front, run_baselines, say)
 
 # %% auto #0
@@ -83,8 +83,7 @@ def add_parser(sub, options) -> None:
                        "1,000 test queries, and print the bytes/recall table with its Pareto front.")
     options(q, "run_id", "dataset", "max_items", "k", "seed", "max_queries",
             max_items={"default": 20000, "help": "rows to use (default: 20000, the bundled default data)"})
-    q.add_argument("--preset", choices=list(PRESETS), default=None,
-                   help=f"which representations (default: frontier): {presets_help()}")
+    add_preset(q, "which representations (default: frontier)")
     q.add_argument("--reps", type=str_list, default=None, help="representation specs instead of a preset, e.g. pca:64,pq:16x256,sq:8")
     q.add_argument("--rerank-r", type=int, default=None, help="also report two-stage rows reranking R candidates")
     q.add_argument("--student-dim", type=int, default=None,

@@ -29,8 +29,9 @@ log = get_logger("ecd.runs")
 __all__ = ['log', 'BASELINE_MODES', 'BUDGETS', 'LEARNED_MODES', 'MAX_TRAIN', 'FRONTIER_SPECS', 'QUICK_SPECS', 'PRESETS',
            'prepare_run', 'Run', 'as_run', 'load_run_data', 'load_eval_data', 'default_dims', 'default_pq_chunks',
            'product_splits', 'baseline_specs', 'duration', 'progress_line', 'run_baselines', 'presets_help',
-           'spec_fits', 'preset_specs', 'format_table', 'ExternalQueries', 'hdf5_eval_data', 'say', 'preset_max_train',
-           'mark_front', 'print_speed_front', 'cmd_prepare', 'cmd_baselines', 'cmd_sanity', 'add_parser']
+           'add_preset', 'spec_fits', 'preset_specs', 'format_table', 'ExternalQueries', 'hdf5_eval_data', 'say',
+           'preset_max_train', 'mark_front', 'print_speed_front', 'cmd_prepare', 'cmd_baselines', 'cmd_sanity',
+           'add_parser']
 
 # %% ../nbs/10a_runs.ipynb #5ef1b31d
 def prepare_run(run_id: str, dataset: str = "glove-words-minilm", max_items: int | None = None, k: int = 100,
@@ -371,6 +372,10 @@ def presets_help() -> str:
     "The presets as one line of help text: `quick: ...; frontier: ...; full: ...`."
     return "; ".join(f"{k}: {v['help']}" for k, v in PRESETS.items())
 
+def add_preset(p, what: str) -> None:
+    "`--preset` of `ecd baselines`, `ecd quickstart` and `ecd sweep`: one of `PRESETS`; `what` says what it picks there."
+    p.add_argument("--preset", choices=list(PRESETS), default=None, help=f"{what}: {presets_help()}")
+
 # %% ../nbs/10a_runs.ipynb #1376089c
 def spec_fits(spec: str, dim_in: int) -> bool:
     "Can `spec` be fitted on `dim_in`-dimensional data? (chunk counts divide it, projections are narrower.)"
@@ -577,8 +582,7 @@ def add_parser(sub, options) -> None:
                        "PQ, OPQ, binary, ...) on the run's train rows, search the test queries exactly in it and write "
                        "recall/nDCG vs the teacher to results/<run_id>/<mode>/metrics.parquet.")
     options(b, "run_id")
-    b.add_argument("--preset", choices=list(PRESETS), default=None,
-                   help=f"which representations (default: full, shaped by the flags below): {presets_help()}")
+    add_preset(b, "which representations (default: full, shaped by the flags below)")
     b.add_argument("--dims", type=int_list, default=None,
                    help="dims for trunc/pca/rp/pca_sq8 (default: those of 16,32,64 below the input dim)")
     b.add_argument("--pq-chunks", type=int_list, default=None,

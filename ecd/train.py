@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .config import from_dict, load_typed, merge_config, schema_defaults
+from .config import TypedConfig, load_typed, schema_defaults
 from .core import get_logger, pick_device, save_parquet, set_threads, atomic_write_bytes, progress
 from .knn import exact_topk, l2_normalize
 from .losses import (CandidateQueue, MatryoshkaLoss, listwise_kl, multi_positive_infonce, reconstruction_loss,
@@ -133,7 +133,7 @@ class TrainQuant:
 
 # %% ../nbs/08_train.ipynb #1e86da2f
 @dataclass
-class TrainConfig:
+class TrainConfig(TypedConfig):
     "The schema of `configs/train/*.yaml`: its defaults are `TRAIN_DEFAULTS`; `check()` the value rules."
     model: StudentModel = field(default_factory=StudentModel)
     train: TrainLoop = field(default_factory=TrainLoop)
@@ -170,15 +170,6 @@ class TrainConfig:
             check_amp(t.amp, t.device)
         return self
 
-    def to_dict(self) -> dict:
-        "The plain dict of this config: what checkpoints, manifests and sweeps record (`TrainConfig.from_dict` reads it)."
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping | None) -> "TrainConfig":
-        "A checked config from a full or partial dict (unknown keys refused with a suggestion, old names accepted)."
-        return from_dict(cls, merge_config(TRAIN_DEFAULTS, d or {})).check()
-
 # %% ../nbs/08_train.ipynb #0bbdca3f
 TRAIN_DEFAULTS: dict = schema_defaults(TrainConfig)
 
@@ -202,7 +193,7 @@ def check_amp(amp: str, device: str):
 # %% ../nbs/08_train.ipynb #c3e292a1
 def check_train_config(cfg: "TrainConfig | Mapping | None") -> TrainConfig:
     "`cfg` as a checked `TrainConfig`: a `TrainConfig` is checked again, a (partial) dict completed with the defaults."
-    return cfg.check() if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
+    return TrainConfig.checked(cfg)
 
 
 def load_train_config(path=None, overrides=()) -> TrainConfig:

@@ -17,10 +17,10 @@ from typing import Literal, Mapping, get_args
 import numpy as np
 import pandas as pd
 
-from ..config import check_choices, from_dict, int_list, load_typed, merge_config, parse_override, schema_defaults
+from ..config import TypedConfig, check_choices, int_list, load_typed, parse_override, schema_defaults
 from ..core import (atomic_path, atomic_write_text, check_run_id, get_logger, new_run_id, run_dir, save_parquet, utc_now,
                       write_json)
-from ..runs import PRESETS, load_run_data, preset_specs, presets_help
+from ..runs import add_preset, load_run_data, preset_specs
 from ..store import clean_json, find_done, get_run, mark_interrupted, read_runs, runs_db_path, write_metrics
 from .grid import combo_ids, expand_grid
 from .combos import (COMBO_KINDS, EVAL_KEYS, HF_DEFAULT, KINDS, TIMING_KEYS, ComboKind, baseline_spec,
@@ -91,7 +91,7 @@ class SweepSection:
 
 # %% ../../nbs/11_sweep.ipynb #b9febf23
 @dataclass
-class SweepConfig:
+class SweepConfig(TypedConfig):
     "The schema of `configs/sweep/*.yaml`: its defaults are `SWEEP_DEFAULTS`."
     sweep: SweepSection = field(default_factory=SweepSection)
 
@@ -99,21 +99,12 @@ class SweepConfig:
         self.sweep.check()
         return self
 
-    def to_dict(self) -> dict:
-        "The plain dict of this config: what a sweep writes (`sweep.json`); `SweepConfig.from_dict` reads it."
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping | None) -> "SweepConfig":
-        "A checked config from a full or partial dict (unknown keys refused with a suggestion, old names accepted)."
-        return from_dict(cls, merge_config(SWEEP_DEFAULTS, d or {})).check()
-
 SWEEP_DEFAULTS: dict = schema_defaults(SweepConfig)
 
 # %% ../../nbs/11_sweep.ipynb #bf7f289d
 def check_sweep_config(cfg: "SweepConfig | Mapping | None") -> SweepConfig:
     "`cfg` as a checked `SweepConfig`: a `SweepConfig` is checked again, a (partial) dict completed with the defaults."
-    return cfg.check() if isinstance(cfg, SweepConfig) else SweepConfig.from_dict(cfg)
+    return SweepConfig.checked(cfg)
 
 
 def load_sweep_config(path=None, overrides=()) -> SweepConfig:
@@ -350,9 +341,8 @@ def add_parser(sub, options) -> None:
             run_id={"default": None, "help": "the prepared run (default: the config's sweep.run_id; prepared from "
                                              "sweep.dataset if new)"},
             override={"help": "dotted override, repeatable, e.g. 'sweep.grid.lr_schedule=[\"cosine\"]'"})
-    p.add_argument("--preset", choices=list(PRESETS), default=None,
-                   help="sweep a preset's representations instead of the config's grid (kind baseline, one combo per "
-                        f"spec, folder preset_<name>; the config still gives the data and the target): {presets_help()}")
+    add_preset(p, "sweep a preset's representations instead of the config's grid (kind baseline, one combo per spec, "
+               "folder preset_<name>; the config still gives the data and the target)")
     _add_exec_args(p)
     p.set_defaults(func=cmd_sweep)
 
