@@ -16,12 +16,21 @@ from .runs import (PRESETS, Run, add_preset, format_table, mark_front, preset_ma
                       print_speed_front, run_baselines, say)
 
 # %% auto #0
-__all__ = ['QUICKSTART_STUDENT_QUANTIZERS', 'cmd_quickstart', 'add_parser']
+__all__ = ['QUICKSTART_STUDENT_QUANTIZERS', 'default_student_dim', 'student_quantizers', 'cmd_quickstart', 'add_parser']
 
 # %% ../nbs/10d_quickstart.ipynb #0db227ac
 # the quickstart's default set is the `frontier` preset of ecd.runs.PRESETS (one codec per search layout at 8-64 B,
 # the learned code at 16 B, a fast-scan first stage reranked by the floats); `--preset quick|full` picks another
 QUICKSTART_STUDENT_QUANTIZERS = ("float32", "sq8", "pq:16x256", "pq:32x256")
+
+def default_student_dim(dim: int, want: int = 64) -> int:
+    "The student's dim when none is given: `want` (64), or on data of `want` dims or fewer the largest power of two below `dim`."
+    return want if want < dim else max(1, 1 << ((dim - 1).bit_length() - 1))
+
+def student_quantizers(student_dim: int, specs=QUICKSTART_STUDENT_QUANTIZERS) -> list[str]:
+    "The quantizers of `specs` that fit a student of `student_dim` dims (a PQ of M chunks needs M to divide it)."
+    fits = lambda s: not s.startswith("pq:") or student_dim % int(s[3:].split("x")[0]) == 0
+    return [s for s in specs if fits(s)]
 
 # %% ../nbs/10d_quickstart.ipynb #277ae633
 def cmd_quickstart(a) -> int:
@@ -30,14 +39,16 @@ def cmd_quickstart(a) -> int:
     if a.reps and a.preset:
         raise ValueError("pass either --reps or --preset, not both (--reps lists the specs itself).")
     preset = a.preset or "frontier"
-    if a.student_dim is None:   # the preset's choice (quick: no student), else a d'=64 student
-        a.student_dim = 64 if a.reps or PRESETS[preset]["student_dim"] is None else PRESETS[preset]["student_dim"]
-    steps = 3 if a.student_dim else 2
+    student = a.student_dim     # None: the preset's choice (quick: no student), else `default_student_dim` of the data
+    if student is None:
+        student = -1 if a.reps or PRESETS[preset]["student_dim"] is None else PRESETS[preset]["student_dim"]
+    steps = 3 if student else 2
     run = Run.prepare(a.run_id, a.dataset, max_items=a.max_items, k=a.k, seed=a.seed)   # opened once, passed down
     m = run.manifest
     dim = m["dataset"]["dim"]
     say(f"[1/{steps}] prepared {m['dataset']['spec']}: n={m['dataset']['n']} dim={dim}, "
         f"teacher top-{a.k} ({time.perf_counter() - t0:.1f}s)")
+    a.student_dim = default_student_dim(dim) if student == -1 else student
     if a.student_dim and not 0 < a.student_dim < dim:
         raise ValueError(f"--student-dim {a.student_dim} must be between 1 and the data's dim - 1 ({dim - 1}); "
                          "pass --student-dim 0 to skip the student.")
@@ -57,7 +68,7 @@ def cmd_quickstart(a) -> int:
         say(f"[3/{steps}] training a d'={a.student_dim} student ({f'{steps_} steps' if steps_ else 'the steps of configs/train'}"
             "; --student-dim 0 skips it) ...")
         res = train_run(run, cfg, verbose=False)
-        sdf = eval_student(run, quantizers=QUICKSTART_STUDENT_QUANTIZERS, rerank_r=a.rerank_r,
+        sdf = eval_student(run, quantizers=student_quantizers(a.student_dim), rerank_r=a.rerank_r,
                            max_queries=a.max_queries)
         df = pd.concat([df, sdf], ignore_index=True)
         say(f"[3/{steps}] trained a d'={a.student_dim} student ({res.train_s:.1f}s training) and evaluated it "
@@ -87,6 +98,7 @@ def add_parser(sub, options) -> None:
     q.add_argument("--reps", type=str_list, default=None, help="representation specs instead of a preset, e.g. pca:64,pq:16x256,sq:8")
     q.add_argument("--rerank-r", type=int, default=None, help="also report two-stage rows reranking R candidates")
     q.add_argument("--student-dim", type=int, default=None,
-                   help="train and evaluate a student of this dim (0 = skip; default 64, none with --preset quick)")
+                   help="train and evaluate a student of this dim (0 = skip; default 64, on data of 64 dims or fewer "
+                   "the largest power of two below its dim; none with --preset quick)")
     q.add_argument("--student-steps", type=int, default=None, help="training steps of the student (default: the train config's 600)")
     q.set_defaults(func=cmd_quickstart)

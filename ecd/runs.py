@@ -29,8 +29,8 @@ log = get_logger("ecd.runs")
 __all__ = ['log', 'BASELINE_MODES', 'BUDGETS', 'LEARNED_MODES', 'MAX_TRAIN', 'FRONTIER_SPECS', 'QUICK_SPECS', 'PRESETS',
            'prepare_run', 'Run', 'as_run', 'load_run_data', 'load_eval_data', 'default_dims', 'default_pq_chunks',
            'product_splits', 'baseline_specs', 'duration', 'progress_line', 'run_baselines', 'presets_help',
-           'add_preset', 'spec_fits', 'preset_specs', 'format_table', 'ExternalQueries', 'hdf5_eval_data', 'say',
-           'preset_max_train', 'mark_front', 'print_speed_front', 'cmd_prepare', 'cmd_baselines', 'cmd_sanity',
+           'add_preset', 'spec_fits', 'fit_spec', 'preset_specs', 'format_table', 'ExternalQueries', 'hdf5_eval_data',
+           'say', 'preset_max_train', 'mark_front', 'print_speed_front', 'cmd_prepare', 'cmd_baselines', 'cmd_sanity',
            'add_parser']
 
 # %% ../nbs/10a_runs.ipynb #5ef1b31d
@@ -390,12 +390,29 @@ def spec_fits(spec: str, dim_in: int) -> bool:
     return int(m[1]) <= dim_in if m else True
 
 # %% ../nbs/10a_runs.ipynb #6b7cff8e
+def fit_spec(spec: str, dim_in: int) -> str | None:
+    """`spec` made to fit `dim_in`-dimensional data: a product code whose chunk count does not divide it gets the
+    divisor nearest to it (`pqfs:32` on 50 dims -> `pqfs:25`, the rest of the spec kept); a projection as wide as the
+    data or wider: None. Specs that fit come back as they are."""
+    import re
+    if spec_fits(spec, dim_in):
+        return spec
+    m = re.match(r"^(pq|opq|pqfs|opqfs|lopq):(\d+)(.*)$", spec)
+    if not m:
+        return None
+    divs = [c for c in range(1, dim_in) if dim_in % c == 0]
+    return f"{m[1]}:{min(divs, key=lambda c: (abs(c - int(m[2])), c))}{m[3]}" if divs else None
+
+# %% ../nbs/10a_runs.ipynb #7d21f045
 def preset_specs(name: str, dim_in: int) -> list[str]:
-    "The representation specs of the preset `name` (`PRESETS`) that fit `dim_in`-dimensional data."
+    """The representation specs of the preset `name` (`PRESETS`) for `dim_in`-dimensional data: each made to fit it
+    (`fit_spec`), the ones that cannot dropped, each once."""
     if name not in PRESETS:
         raise ValueError(f"Unknown preset {name!r}; use --preset {' | '.join(PRESETS)}.")
     specs = PRESETS[name]["specs"]
-    return baseline_specs(dim_in) if specs is None else [s for s in specs if spec_fits(s, dim_in)]
+    if specs is None:
+        return baseline_specs(dim_in)
+    return list(dict.fromkeys(f for f in (fit_spec(s, dim_in) for s in specs) if f))
 
 # %% ../nbs/10a_runs.ipynb #6e71a35c
 def format_table(df: pd.DataFrame, cols=("scope", "stage", "backend", "name", "rep_dim", "bytes_per_vector",
