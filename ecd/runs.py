@@ -28,10 +28,10 @@ log = get_logger("ecd.runs")
 # %% auto #0
 __all__ = ['log', 'BASELINE_MODES', 'BUDGETS', 'LEARNED_MODES', 'MAX_TRAIN', 'FRONTIER_SPECS', 'QUICK_SPECS', 'PRESETS',
            'prepare_run', 'Run', 'as_run', 'load_run_data', 'load_eval_data', 'default_dims', 'default_pq_chunks',
-           'product_splits', 'baseline_specs', 'duration', 'progress_line', 'run_baselines', 'presets_help',
-           'add_preset', 'spec_fits', 'fit_spec', 'preset_specs', 'format_table', 'ExternalQueries', 'hdf5_eval_data',
-           'say', 'preset_max_train', 'mark_front', 'print_speed_front', 'cmd_prepare', 'cmd_baselines', 'cmd_sanity',
-           'add_parser']
+           'product_splits', 'baseline_specs', 'duration', 'progress_line', 'cap_train', 'run_baselines',
+           'presets_help', 'add_preset', 'spec_fits', 'fit_spec', 'preset_specs', 'format_table', 'ExternalQueries',
+           'hdf5_eval_data', 'say', 'preset_max_train', 'mark_front', 'print_speed_front', 'cmd_prepare',
+           'cmd_baselines', 'cmd_sanity', 'add_parser']
 
 # %% ../nbs/10a_runs.ipynb #5ef1b31d
 def prepare_run(run_id: str, dataset: str = "glove-words-minilm", max_items: int | None = None, k: int = 100,
@@ -309,6 +309,16 @@ def progress_line(i: int, n: int, name: str, df: pd.DataFrame, elapsed: float) -
     return f"[{i:>{len(str(n))}}/{n}] {name:<16} {fit:<11} {rec}  (elapsed {duration(elapsed)}{eta})"
 
 # %% ../nbs/10a_runs.ipynb #719ab83f
+def cap_train(ev: EvalData, max_train: int | None, seed: int) -> tuple[EvalData, int]:
+    "`ev` with its training rows cut to a seeded sample of `max_train` (None/0: all kept), and how many rows fit."
+    n_fit = len(ev.train_idx) if ev.train_idx is not None else len(ev.database)
+    if not max_train or n_fit <= max_train:
+        return ev, n_fit
+    rows = ev.train_idx if ev.train_idx is not None else np.arange(len(ev.database))
+    pick = np.sort(np.random.default_rng(seed).choice(len(rows), int(max_train), replace=False))
+    return dataclasses.replace(ev, train_idx=rows[pick]), int(max_train)
+
+# %% ../nbs/10a_runs.ipynb #fe9ebfa2
 def run_baselines(run_id: Run | str, specs: list[str], scopes=("vs_teacher",), rerank_r: int | None = None,
                   split: str = "test", max_queries: int | None = None, ks=(1, 10, 100), seed: int | None = None,
                   ev: EvalData | None = None, max_train: int | None = MAX_TRAIN, say=None) -> pd.DataFrame:
@@ -320,12 +330,7 @@ def run_baselines(run_id: Run | str, specs: list[str], scopes=("vs_teacher",), r
     run = as_run(run_id)
     ev = ev or run.eval_data(split, max_queries)
     seed = run.seed if seed is None else seed
-    n_fit = len(ev.train_idx) if ev.train_idx is not None else len(ev.database)
-    if max_train and n_fit > max_train:
-        rows = ev.train_idx if ev.train_idx is not None else np.arange(len(ev.database))
-        pick = np.sort(np.random.default_rng(seed).choice(len(rows), int(max_train), replace=False))
-        ev = dataclasses.replace(ev, train_idx=rows[pick])
-        n_fit = int(max_train)
+    ev, n_fit = cap_train(ev, max_train, seed)
     frames, t0 = [], time.perf_counter()
     bar = progress(specs, desc="baselines", unit="codec", **({"disable": True} if say else {}))
     for i, spec in enumerate(bar, 1):

@@ -20,7 +20,7 @@ import pandas as pd
 from ..config import TypedConfig, check_choices, int_list, load_typed, parse_override, schema_defaults
 from ..core import (atomic_path, atomic_write_text, check_run_id, get_logger, new_run_id, run_dir, save_parquet, utc_now,
                       write_json)
-from ..runs import add_preset, load_run_data, preset_specs
+from ..runs import PRESETS, add_preset, load_run_data, preset_specs
 from ..store import clean_json, find_done, get_run, mark_interrupted, read_runs, runs_db_path, write_metrics
 from .grid import combo_ids, expand_grid
 from .combos import (COMBO_KINDS, EVAL_KEYS, HF_DEFAULT, KINDS, TIMING_KEYS, ComboKind, baseline_spec,
@@ -320,7 +320,8 @@ def _print_summary(r: SweepResult, cols) -> None:
 # %% ../../nbs/11_sweep.ipynb #e5e84339
 def preset_sweep_config(cfg: SweepConfig, preset: str, run_id: str | None = None) -> SweepConfig:
     """`cfg` turned into a sweep of the preset `preset` (`ecd.runs.PRESETS`): kind baseline, one combo per spec that
-    fits the run's data (prepared first when the run is new), saved under `preset_<name>/`."""
+    fits the run's data (prepared first when the run is new), fitted on the preset's training rows (`max_train`), saved
+    under `preset_<name>/`."""
     s = cfg.sweep
     rid = run_id or s.run_id
     if not rid:
@@ -328,6 +329,8 @@ def preset_sweep_config(cfg: SweepConfig, preset: str, run_id: str | None = None
     m = ensure_run(rid, s.dataset, s.max_items, s.k, s.seed)
     specs = preset_specs(preset, int(m["dataset"]["dim"]))
     fixed = {k: v for k, v in s.fixed.items() if k not in ("mode", "dim", "spec")}
+    if PRESETS[preset]["max_train"]:                         # quick: codecs fitted on at most its 10,000 rows
+        fixed.setdefault("max_train", PRESETS[preset]["max_train"])
     return SweepConfig(dataclasses.replace(s, name=f"preset_{preset}", kind="baseline", run_id=rid, fixed=fixed,
                                            grid={"spec": specs})).check()
 

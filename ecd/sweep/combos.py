@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core import set_threads
 from ..data import resolve_synthetic
-from ..runs import Run, as_run, prepare_run
+from ..runs import MAX_TRAIN, Run, as_run, cap_train, prepare_run
 from ..codecs import parse_rep
 from ..evaluate import evaluate_rep
 from ..store import clean_json, read_manifest
@@ -108,8 +108,10 @@ def _combo_baseline(run: Run, params: dict, out_dir=None) -> dict:
     spec = baseline_spec(params)
     seed = params.get("seed", run.manifest.get("seed", 0))
     rep = parse_rep(spec, seed=seed)
-    ev = run.eval_data(e["split"], e["max_queries"])
-    rows = evaluate_rep(rep, ev, scopes=e["scopes"], ks=e["ks"], rerank_r=e["rerank_r"], extra={"spec": spec})
+    max_train = params.get("max_train", MAX_TRAIN)                      # as `ecd baselines`: a seeded sample past it
+    ev, n_fit = cap_train(run.eval_data(e["split"], e["max_queries"]), max_train, seed)
+    rows = evaluate_rep(rep, ev, scopes=e["scopes"], ks=e["ks"], rerank_r=e["rerank_r"],
+                        extra={"spec": spec, "max_train": int(max_train or 0), "n_fit": n_fit})
     return {"spec": spec, **rows_to_metrics(rows)}
 
 # %% ../../nbs/11b_sweep_combos.ipynb #13d9f87f
@@ -121,7 +123,7 @@ def _combo_vq(run: Run, params: dict, out_dir=None) -> dict:
     return {"method": method, **m}
 
 # %% ../../nbs/11b_sweep_combos.ipynb #7a0218e7
-_NOT_TRAIN = set(EVAL_KEYS) | {"quantizers", "train_config", "k", "spec", "dim_out", "keep_checkpoint"}
+_NOT_TRAIN = set(EVAL_KEYS) | {"quantizers", "train_config", "k", "spec", "dim_out", "keep_checkpoint", "max_train"}
 
 def train_overrides(params: dict) -> list[str]:
     "`key=value` train-config overrides of a combo's knobs (short names resolved against the train schema)."
