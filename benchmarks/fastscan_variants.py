@@ -9,7 +9,7 @@ the 40,000 training rows, the first 1,000 test queries, recall@10 against the te
 Rows named `fast-scan` are searched through the faiss index ecd builds; the others score the reconstruction exactly in
 float, `<q, x_hat> - w ||x_hat||^2` at the best `w` of a small grid (on these codes fast-scan's 8-bit tables and
 stored norm lose < 0.002, 08a_learned). Variants: baseline, train_rows, llsqfs_distilled, rq_distilled, alternate,
-anisotropic, local_metric, pca, scalar, additive_norm. Minutes each on 2 cores; the whole set ~25 min.
+anisotropic, local_metric, pca, scalar, additive_norm, query_weight. `--out` updates the variants it ran in an existing file. Minutes each on 2 cores; the whole set ~25 min.
 """
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ from ecd.learned import LearnedLSQFastScan, unpack_codes
 from ecd.runs import load_eval_data, prepare_run
 
 WS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
+LSQFS, RQFS = "lsqfs:30,max_train=8738", "rqfs:30,max_train=8738"   # trained on the rows the 4-bit codes took by default
+# when this was run (ecd.codecs.AdditiveCodec.auto_train gives them up to 65,536 rows since; `train_rows` compares)
 KNOBS = dict(lr=5e-4, rec_weight=0.3)                 # the search bench's distillation knobs
 
 
@@ -126,7 +128,7 @@ class _RQFastScanScored(LearnedLSQFastScan):
 
 
 def v_baseline(D):
-    base = parse_rep("lsqfs:30")
+    base = parse_rep(LSQFS)
     fs = D.rep_recall(base)
     code = LearnedLSQFastScan.from_lsqfs(base)
     return {"lsqfs:30 fast-scan": fs, "llsqfs:30 fast-scan (steps 0)": D.rep_recall(code)}
@@ -142,12 +144,12 @@ def v_train_rows(D):
 
 
 def v_llsqfs_distilled(D):
-    base = parse_rep("lsqfs:30").fit(D.x[D.tr])
+    base = parse_rep(LSQFS).fit(D.x[D.tr])
     return {"llsqfs:30 distilled 1500 steps, fast-scan": D.rep_recall(LearnedLSQFastScan.from_lsqfs(base, steps=1500, **KNOBS))}
 
 
 def v_rq_distilled(D):
-    base = parse_rep("rqfs:30")
+    base = parse_rep(RQFS)
     out = {"rqfs:30 fast-scan": D.rep_recall(base)}
     code = _RQFastScanScored(30, steps=1500, **KNOBS)
     code._init = base
@@ -157,7 +159,7 @@ def v_rq_distilled(D):
 
 def v_alternate(D, rounds=2, steps=300):
     "Distill, put the distilled codebooks back into the LSQ encoder, re-encode; repeat."
-    base = parse_rep("lsqfs:30").fit(D.x[D.tr])
+    base = parse_rep(LSQFS).fit(D.x[D.tr])
     cur, out = base, {}
     for r in range(rounds):
         code = LearnedLSQFastScan.from_lsqfs(cur, steps=steps, **KNOBS)
@@ -210,7 +212,7 @@ def v_pca(D):
 
 def v_scalar(D):
     "Another scalar in place of the stored norm, over LSQ fast-scan's 30 codebooks."
-    base = parse_rep("lsqfs:30").fit(D.x[D.tr])
+    base = parse_rep(LSQFS).fit(D.x[D.tr])
     aq = base.index.lsq
     C = faiss.vector_to_array(aq.codebooks).reshape(30, 16, -1)
     xh = decode(C, unpack_codes(aq.compute_codes(D.x), 32, 4)[:, :30])
@@ -230,6 +232,39 @@ def v_additive_norm(D):
     A[np.arange(len(xh))[:, None], codes + np.arange(32)[None] * 16] = 1
     add = A @ np.linalg.lstsq(A, n, rcond=None)[0]
     return {"exact norm, best w": D.best_w(xh), "additive norm, best w": max((D.recall(xh, -w * add), w) for w in WS)}
+
+
+def v_query_weight(D, n_train=8000):
+    "A norm weight linear in the query, w(q) = w0 + <a, q>, regressed (ridge) on training queries' soft-best weights."
+    base = parse_rep(LSQFS).fit(D.x[D.tr])
+    aq = base.index.lsq
+    xh = decode(faiss.vector_to_array(aq.codebooks).reshape(30, 16, -1), unpack_codes(aq.compute_codes(D.x), 32, 4)[:, :30])
+    n, grid = np.einsum("ij,ij->i", xh, xh), np.round(np.arange(0.1, 0.65, 0.05), 2)
+    e = load_eval_data(D.run_id, "train", n_train)
+    hits = []
+    for i in range(0, n_train, 2000):
+        qi, t = e.query_idx[i:i + 2000], e.truth_ids[i:i + 2000, :10]
+        s0 = D.x[qi] @ xh.T
+        per = []
+        for w in grid:
+            s = s0 - w * n[None]
+            s[np.arange(len(qi)), qi] = -np.inf
+            per.append([len(np.intersect1d(a, b)) / 10 for a, b in zip(np.argpartition(-s, 10, axis=1)[:, :10], t)])
+        hits.append(np.array(per))
+    P = np.concatenate(hits, 1)
+    soft = np.exp(P / 0.02)
+    target = (grid[:, None] * soft).sum(0) / soft.sum(0)
+    lift = lambda q: np.hstack([q, np.ones((len(q), 1), np.float32)])
+    A = lift(D.x[e.query_idx])
+    out = {"fixed w (best of the grid)": D.best_w(xh)}
+    for lam in (10.0, 100.0):
+        coef = np.linalg.solve(A.T @ A + lam * np.eye(A.shape[1]), A.T @ target)
+        wq = lift(D.q) @ coef
+        s = D.q @ xh.T - wq[:, None] * n[None]
+        s[np.arange(len(D.q)), D.ev.query_idx] = -np.inf
+        top = np.argpartition(-s, 10, axis=1)[:, :10]
+        out[f"w(q), ridge {lam}"] = round(float(np.mean([len(np.intersect1d(a, b)) for a, b in zip(top, D.truth)]) / 10), 4)
+    return out
 
 
 VARIANTS = {k[2:]: v for k, v in globals().items() if k.startswith("v_")}
@@ -254,7 +289,11 @@ def main(argv=None) -> int:
         for k, v in results[n].items():
             print(f"  {k}: {v}", flush=True)
     if a.out:
-        Path(a.out).write_text(json.dumps({"results": results, "faiss": faiss.__version__, "torch": torch.__version__,
+        import subprocess
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+        if Path(a.out).exists():        # a partial rerun updates its variants, keeping the others
+            results = {**json.loads(Path(a.out).read_text()).get("results", {}), **results}
+        Path(a.out).write_text(json.dumps({"results": results, "faiss": faiss.__version__, "torch": torch.__version__, "commit": commit,
                                            "run_id": D.run_id, "queries": len(D.q)}, indent=1))
     return 0
 

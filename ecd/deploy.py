@@ -21,8 +21,9 @@ from .codecs import as_matrix
 from .core import EcdError, atomic_path, check_count, progress, results_dir, set_threads, utc_now, write_json
 from .data import ann_truth, load, parse_spec, read_ann_hdf5
 from .evaluate import search_cost
-from .export import Compressor, NumpyProjectorOf, export_rep, index_metrics, load_compressor, search_excluding_self
+from .export import Compressor, export_rep, index_metrics, load_compressor, search_excluding_self
 from .knn import exact_topk, l2_normalize
+from .models import as_numpy
 from .metrics import neighbor_metrics
 from .runs import Run
 
@@ -197,7 +198,7 @@ def e2e_small(run_id: str = "e2e-small", dataset: str = "glove-50", max_items: i
     from ecd.student import load_student
     m, _, _ = load_student(run_id, ckpt=str(row["ckpt_path"]))
     x = ev.database[:500]
-    want = NumpyProjectorOf(m).transform(l2_normalize(as_matrix(x), copy=False))
+    want = as_numpy(m).transform(l2_normalize(as_matrix(x), copy=False))
     err_floats = float(np.abs(comp.floats(x) - want).max())
     import importlib.util
     spec = importlib.util.spec_from_file_location("ecd_e2e_load_student", out / "load_student.py")

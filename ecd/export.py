@@ -30,7 +30,7 @@ from .core import (EcdError, clean_stale_temps, is_write_failure, read_faiss_ind
 from .data import parse_spec
 from .evaluate import search_cost
 from .metrics import neighbor_metrics
-from .models import NumpyProjector, Projector, export_npz, load_npz
+from .models import NumpyProjector, Projector, as_numpy, export_npz, load_npz
 from .runs import Run, as_run
 from .store import read_metrics
 
@@ -40,8 +40,8 @@ _log = get_logger("ecd.export")
 __all__ = ['LOAD_STUDENT_PY', 'EXPORT_FORMAT', 'NotExportable', 'find_row', 'rebuild_rep', 'clone_index', 'affine_of',
            'student_affine', 'float_stage', 'quantizer_parts', 'to_faiss_index', 'search_excluding_self',
            'index_metrics', 'write_student', 'StudentModule', 'teacher_model_ref', 'write_st_folder', 'check_out',
-           'export_rep', 'NumpyProjectorOf', 'encoder_index', 'add_codes', 'CodesFrom', 'Compressor', 'load_compressor',
-           'add_parser', 'cmd_export']
+           'export_rep', 'encoder_index', 'add_codes', 'CodesFrom', 'Compressor', 'load_compressor', 'add_parser',
+           'cmd_export']
 
 # %% ../nbs/10c_export.ipynb #a74ddd5a
 class NotExportable(ValueError):
@@ -580,7 +580,7 @@ def _write_indexes(r, student, tmp: Path) -> tuple[dict[str, str], object]:
         qix = _assemble(*quantizer_parts(r.quantizer, keep), keep)
         write_faiss_index(qix, tmp / "quantizer.faiss")
         files["quantizer.faiss"] = "the quantizer over the student's vectors (faiss.read_index)"
-        measured_index = _StudentIndex(NumpyProjectorOf(student), qix)
+        measured_index = _StudentIndex(as_numpy(student), qix)
     return files, measured_index
 
 # %% ../nbs/10c_export.ipynb #c2887f40
@@ -657,14 +657,6 @@ def _what(r, fs, student) -> str:
     return f"the {r.mode} codec {r.name} of ecd.codecs"
 
 # %% ../nbs/10c_export.ipynb #b3a6c9f2
-def NumpyProjectorOf(model) -> NumpyProjector:
-    "`model` as a `NumpyProjector` (a torch student is copied to numpy)."
-    if isinstance(model, NumpyProjector):
-        return model
-    params = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
-    return NumpyProjector(model.config(), params)
-
-
 def encoder_index(r) -> faiss.Index:
     "The faiss index that encodes raw vectors for a learned code `r` (its classic `encoder`, normalization first)."
     keep: list = []

@@ -19,7 +19,7 @@ from .codecs import PQ, Representation, TransformThen, parse_rep
 from .core import config_hash, get_logger, run_dir, set_threads
 from .evaluate import evaluate_rep, rows_to_frame
 from .knn import teacher_topk
-from .models import NumpyProjector, Projector, load_npz
+from .models import NumpyProjector, Projector, as_numpy, load_npz
 from .runs import Run, as_run, format_table
 from .store import write_metrics
 from .figures import train_figures, write_figures
@@ -148,14 +148,15 @@ _QNAMES = {"float32": "student", "sq": "student+sq", "pq": "student+pq", "opq": 
 
 
 def student_rep(model, quantizer: str | Representation = "float32", name: str | None = None) -> TransformThen:
-    "The student `model` (torch `Projector` or `NumpyProjector`) followed by `quantizer` (spec or Representation)."
+    """The student `model` (torch `Projector` or `NumpyProjector`) followed by `quantizer` (spec or Representation); the
+    transform runs in numpy (`as_numpy`), as the exported student does, so a row's search time is the deployed one's."""
     q = parse_rep(quantizer) if isinstance(quantizer, str) else quantizer
     qm = q.mode
     mode = "student+sq8" if qm == "sq" and getattr(q, "bits", 8) == 8 else _QNAMES.get(qm, f"student+{qm}")
     if isinstance(q, LearnedPQ):
         mode = "student+learnedpq"
     d = model.out_dim
-    return TransformThen(model, q, name=name or f"student_d{d}", mode=mode)
+    return TransformThen(as_numpy(model), q, name=name or f"student_d{d}", mode=mode)   # numpy: what an export costs
 
 # %% ../nbs/10b_student.ipynb #c135286f
 DEFAULT_QUANTIZERS = ("float32", "sq8", "binary", "pq:16x256", "pq:32x256")
