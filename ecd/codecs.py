@@ -1060,7 +1060,10 @@ class TransformThen(Representation):
         return l2_normalize(xh, copy=False) if self.renormalize and self.normalize else xh
     def _add(self, x): self.quantizer.add(self._apply(x))
     def _space(self, x, query): return self.quantizer.space(self._apply(x), query)
-    def _search(self, q, k): return self.quantizer.search(self._apply(q), k)
+    def _search(self, q, k):
+        "The quantizer's own search of the transformed queries, past its checks (the transform made them): the timed path."
+        y, qz = np.ascontiguousarray(self._apply(q), dtype=np.float32), self.quantizer
+        return qz._search(l2_normalize(y, copy=False) if qz.normalize else y, k)
     def _rank(self, q, k): return self.quantizer.rank(self._apply(q), k)
     def _rep_dim(self): return self.quantizer.rep_dim
     def _bytes(self): return self.quantizer.bytes_per_vector
