@@ -266,6 +266,23 @@ class RunsConnection(sqlite3.Connection):
             return super().execute(*args, **kw)
 
 # %% ../nbs/10_store.ipynb #59c0610e
+def _set_up_runs(con: sqlite3.Connection) -> None:
+    "WAL, the `runs` table (columns an older log lacks added) and its indexes."
+    if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        con.execute("PRAGMA journal_mode = WAL")
+    cols = ", ".join(f'"{c}" {t}' for c, t in RUNS_COLUMNS.items())
+    con.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
+    have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+    for c, t in RUNS_COLUMNS.items():  # a log made by an older ecd: add the new columns
+        if c not in have:
+            try:
+                con.execute(f'ALTER TABLE runs ADD COLUMN "{c}" {t}')
+            except (sqlite3.OperationalError, ValueError) as e:
+                if "duplicate column" not in str(e): raise
+    con.execute("CREATE UNIQUE INDEX IF NOT EXISTS runs_sweep_combo ON runs(sweep_id, combo_id)")
+    con.execute("CREATE INDEX IF NOT EXISTS runs_hash_status ON runs(config_hash, status)")
+
+# %% ../nbs/10_store.ipynb #5ca5cd77
 def connect_runs(db=None, timeout: float = 60.0) -> sqlite3.Connection:
     "Open (creating if needed) the run log: WAL, `busy_timeout`, autocommit, the `runs` table and its indexes."
     p = Path(db) if db is not None else runs_db_path()
@@ -280,19 +297,8 @@ def connect_runs(db=None, timeout: float = 60.0) -> sqlite3.Connection:
     con.row_factory = sqlite3.Row
     try:
         con.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            con.execute("PRAGMA journal_mode = WAL")
-        cols = ", ".join(f'"{c}" {t}' for c, t in RUNS_COLUMNS.items())
-        con.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
-        have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
-        for c, t in RUNS_COLUMNS.items():  # a log made by an older ecd: add the new columns
-            if c not in have:
-                try:
-                    con.execute(f'ALTER TABLE runs ADD COLUMN "{c}" {t}')
-                except (sqlite3.OperationalError, ValueError) as e:
-                    if "duplicate column" not in str(e): raise
-        con.execute("CREATE UNIQUE INDEX IF NOT EXISTS runs_sweep_combo ON runs(sweep_id, combo_id)")
-        con.execute("CREATE INDEX IF NOT EXISTS runs_hash_status ON runs(config_hash, status)")
+        with table_lock(p, timeout):   # one process at a time: two switching a new log to WAL at once can deadlock,
+            _set_up_runs(con)          # and SQLite answers a deadlock 'locked' at once, without waiting
     except BaseException:
         con.close()
         if not existed:  # a new log that could not even be set up (full disk): leave no empty file behind

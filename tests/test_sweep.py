@@ -159,7 +159,8 @@ def test_two_sweeps_at_once_lose_nothing(store):
     ensure_run("big", f"npy:{store}/big.npy", k=20)
     grid = "{num_chunks: [4, 8, 16], num_clusters: [16]}"
     ps = [_sweep_proc(store, "--force", "--sweep-id", s, grid=grid) for s in ("sweep_one", "sweep_two")]
-    assert [p.wait(180) for p in ps] == [0, 0], [p.stderr.read()[-1500:] for p in ps]
+    if [p.wait(180) for p in ps] != [0, 0]:                           # the whole of each stderr, untruncated
+        pytest.fail("\n\n".join(f"sweep {i} exit {p.returncode}:\n{p.stderr.read()[-3000:]}" for i, p in enumerate(ps)))
     rows = read_runs()
     assert rows.groupby("sweep_id")["status"].apply(lambda s: (s == "done").sum()).to_dict() == {"sweep_one": 3, "sweep_two": 3}
 
