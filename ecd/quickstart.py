@@ -39,16 +39,16 @@ def cmd_quickstart(a) -> int:
     if a.reps and a.preset:
         raise ValueError("pass either --reps or --preset, not both (--reps lists the specs itself).")
     preset = a.preset or "frontier"
-    student = a.student_dim     # None: the preset's choice (quick: no student), else `default_student_dim` of the data
-    if student is None:
-        student = -1 if a.reps or PRESETS[preset]["student_dim"] is None else PRESETS[preset]["student_dim"]
-    steps = 3 if student else 2
+    student = a.student_dim     # None: the preset's choice (quick: none), else `default_student_dim` of the data
+    if student is None and not a.reps and PRESETS[preset]["student_dim"] is not None:
+        student = PRESETS[preset]["student_dim"]
+    steps = 3 if student != 0 else 2
     run = Run.prepare(a.run_id, a.dataset, max_items=a.max_items, k=a.k, seed=a.seed)   # opened once, passed down
     m = run.manifest
     dim = m["dataset"]["dim"]
     say(f"[1/{steps}] prepared {m['dataset']['spec']}: n={m['dataset']['n']} dim={dim}, "
         f"teacher top-{a.k} ({time.perf_counter() - t0:.1f}s)")
-    a.student_dim = default_student_dim(dim) if student == -1 else student
+    a.student_dim = default_student_dim(dim) if student is None else student
     if a.student_dim and not 0 < a.student_dim < dim:
         raise ValueError(f"--student-dim {a.student_dim} must be between 1 and the data's dim - 1 ({dim - 1}); "
                          "pass --student-dim 0 to skip the student.")
