@@ -10,6 +10,9 @@
   pages that hold a plotly chart load it in `<head>`; CDN script tags that plotly renderers
   may have stored in a notebook are removed, and so is a stored `init_notebook_mode` output that
   inlines all of plotly.js (pages stay under 1.5 MB);
+- math: pages whose text holds TeX (`$...$`, `$$...$$`) load MathJax 3 (`tex-svg`, one self-contained file
+  vendored in `docs/vendor/`, Apache-2.0) from `assets/javascripts/`, configured for `$` delimiters and to leave
+  code, outputs and pre blocks alone;
 - offline check: the build fails if any page still loads a script or stylesheet from
   another host;
 - navigation: Home, then the notebooks in their numbered order under readable names (`NAV_TITLES`, not
@@ -36,6 +39,12 @@ from mkdocs.structure.files import File
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "ecd"
 PLOTLY_JS = "assets/javascripts/plotly.min.js"
+MATHJAX_JS = "assets/javascripts/mathjax-tex-svg.js"
+MATHJAX_SRC = ROOT / "docs" / "vendor" / "mathjax-3.2.2-tex-svg.js"
+MATHJAX_CONFIG = ("<script>window.MathJax = {tex: {inlineMath: [['$', '$']], displayMath: [['$$', '$$']], "
+                  "processEscapes: true}, options: {skipHtmlTags: ['script', 'noscript', 'style', 'textarea', 'pre', "
+                  "'code']}, svg: {fontCache: 'global'}};</script>")
+_TEX = re.compile(r"\$[^$\s][^$]*?\\[A-Za-z]+[^$]*?\$")   # $...\command...$: TeX in the page's text
 # stored notebook outputs of plotly's "notebook_connected" renderer point at these CDNs
 _CDN_SCRIPT = re.compile(
     r"""<script\b[^>]*\bsrc=["'](?:https?:)?//(?:cdn\.plot\.ly|cdnjs\.cloudflare\.com/ajax/libs/mathjax|"""
@@ -299,6 +308,9 @@ def on_post_page(output: str, page, config):
     if "plotly-graph-div" in output:
         tag = f'<script src="{_relroot(page)}{PLOTLY_JS}"></script>'
         output = output.replace("</head>", f"{tag}\n</head>", 1)
+    if _TEX.search(re.sub(r"<(pre|code|script|style)\b.*?</\1>", "", output, flags=re.S)):
+        tag = f'{MATHJAX_CONFIG}\n<script defer src="{_relroot(page)}{MATHJAX_JS}"></script>'
+        output = output.replace("</head>", f"{tag}\n</head>", 1)
     ext = [a or b for a, b in _EXTERNAL.findall(output)]
     if ext:
         _external[page.file.dest_uri] = ext
@@ -306,11 +318,12 @@ def on_post_page(output: str, page, config):
 
 
 def on_post_build(config):
-    "Write plotly.min.js into the site; fail when a page loads anything from another host."
+    "Write plotly.min.js and MathJax into the site; fail when a page loads anything from another host."
     from plotly.offline import get_plotlyjs
     dest = Path(config["site_dir"]) / PLOTLY_JS
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(get_plotlyjs(), encoding="utf-8")
+    (Path(config["site_dir"]) / MATHJAX_JS).write_bytes(MATHJAX_SRC.read_bytes())
     if _tmp is not None:
         _tmp.cleanup()
     if _external:

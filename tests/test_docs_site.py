@@ -8,6 +8,7 @@ import importlib.util
 import os
 import re
 import shutil
+import time
 import subprocess
 import sys
 import threading
@@ -81,6 +82,14 @@ def test_pages_exist_and_are_offline(site):
     assert not dead, dead
     # the site's stylesheet (wide layout) is served and linked
     assert (site / "assets/ecd.css").exists() and "assets/ecd.css" in (site / "12_plots.html").read_text(encoding="utf-8")
+
+
+def test_math_pages_load_the_sites_mathjax(site):
+    "Pages with TeX load MathJax from the site (configured for $ delimiters); pages without it do not."
+    assert (site / "assets/javascripts/mathjax-tex-svg.js").stat().st_size > 1_000_000
+    learned = (site / "08a_learned.html").read_text(encoding="utf-8")
+    assert "assets/javascripts/mathjax-tex-svg.js" in learned and "inlineMath: [['$', '$']]" in learned
+    assert "mathjax-tex-svg.js" not in (site / "12_plots.html").read_text(encoding="utf-8")
 
 
 def _primary_nav(page: str) -> str:
@@ -179,6 +188,30 @@ def test_clean_notebook_drops_nbdev_directives():
 
 @pytest.mark.skipif(BROWSER is None or not (shutil.which("chromedriver") or Path("/usr/bin/chromedriver").exists()),
                     reason="no Chromium + chromedriver")
+@pytest.mark.skipif(BROWSER is None, reason="no Chromium/Chrome installed (Debian: apt-get install -y chromium)")
+def test_math_renders_in_chromium(server):
+    "MathJax typesets the learned codes page's TeX (the norm-weighted ranking, the variants table) without errors."
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    opts = Options()
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        opts.add_argument(a)
+    opts.binary_location = BROWSER
+    d = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=opts)
+    try:
+        d.get(f"{server}/08a_learned.html")
+        for _ in range(100):                                   # up to 10 s for MathJax to typeset
+            n = d.execute_script("return document.querySelectorAll('mjx-container').length")
+            if n > 20:
+                break
+            time.sleep(0.1)
+        errors = d.execute_script("return document.querySelectorAll('mjx-merror').length")
+    finally:
+        d.quit()
+    assert n > 20 and errors == 0, (n, errors)
+
+
 def test_wide_column_and_code_that_does_not_scroll(server, tmp_path):
     "At 1,400 px the content column is wide (> 1,000 px) and no code block of the codecs page scrolls sideways."
     from selenium import webdriver
