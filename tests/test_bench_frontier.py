@@ -1,30 +1,16 @@
 """The frontier bench end to end on a small synthetic run: classic codecs, learned codes started from them (each
 family), the table, the two-stage row, the JSON, and the exit status that names missed bars."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("ECD_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("ECD_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setenv("ECD_THREADS", "1")
+pytestmark = pytest.mark.usefixtures("isolated_dirs")
 
 
-def _bench():
-    path = Path(__file__).parents[1] / "benchmarks" / "bench_frontier.py"
-    spec = importlib.util.spec_from_file_location("bench_frontier", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_bench_frontier_small(tmp_path, capsys):
+def test_bench_frontier_small(tmp_path, capsys, load_bench):
     out = tmp_path / "f.json"
-    rc = _bench().main(["--dataset", "synthetic:3000x32", "--max-items", "3000", "--queries", "50", "--budgets", "4,32",
+    rc = load_bench("bench_frontier").main(["--dataset", "synthetic:3000x32", "--max-items", "3000", "--queries", "50", "--budgets", "4,32",
                         "--classic", "pq:4x256,rq:4x8,opq:32x16", "--learned", "lrq:4x8,lopq:32x16", "--steps", "5",
                         "--json", str(out)])
     text = capsys.readouterr().out
@@ -41,7 +27,7 @@ def test_bench_frontier_small(tmp_path, capsys):
         assert "BAR MISSED" in text
 
 
-def test_bench_frontier_unknown_learned(capsys):
+def test_bench_frontier_unknown_learned(capsys, load_bench):
     with pytest.raises(SystemExit) as e:
-        _bench().main(["--dataset", "synthetic:500x8", "--max-items", "500", "--learned", "xrq:4x8"])
+        load_bench("bench_frontier").main(["--dataset", "synthetic:500x8", "--max-items", "500", "--learned", "xrq:4x8"])
     assert e.value.code == 2 and "unknown learned code" in capsys.readouterr().err

@@ -188,9 +188,8 @@ def test_clean_notebook_drops_nbdev_directives():
 
 @pytest.mark.skipif(BROWSER is None or not (shutil.which("chromedriver") or Path("/usr/bin/chromedriver").exists()),
                     reason="no Chromium + chromedriver")
-@pytest.mark.skipif(BROWSER is None, reason="no Chromium/Chrome installed (Debian: apt-get install -y chromium)")
-def test_math_renders_in_chromium(server):
-    "MathJax typesets the learned codes page's TeX (the norm-weighted ranking, the variants table) without errors."
+def _chrome():
+    "A headless Chromium at 1,400 x 1,000 px driven by selenium (chromedriver)."
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -198,7 +197,13 @@ def test_math_renders_in_chromium(server):
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
         opts.add_argument(a)
     opts.binary_location = BROWSER
-    d = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=opts)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=opts)
+
+
+@pytest.mark.skipif(BROWSER is None, reason="no Chromium/Chrome installed (Debian: apt-get install -y chromium)")
+def test_math_renders_in_chromium(server):
+    "MathJax typesets the learned codes page's TeX (the norm-weighted ranking, the variants table) without errors."
+    d = _chrome()
     try:
         d.get(f"{server}/08a_learned.html")
         for _ in range(100):                                   # up to 10 s for MathJax to typeset
@@ -214,14 +219,7 @@ def test_math_renders_in_chromium(server):
 
 def test_wide_column_and_code_that_does_not_scroll(server, tmp_path):
     "At 1,400 px the content column is wide (> 1,000 px) and no code block of the codecs page scrolls sideways."
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-    opts = Options()
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
-        opts.add_argument(a)
-    opts.binary_location = BROWSER
-    d = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=opts)
+    d = _chrome()
     try:
         d.get(f"{server}/05_codecs.html")
         width = d.execute_script("return document.querySelector('.md-content').getBoundingClientRect().width")

@@ -14,11 +14,7 @@ import ecd.data as data
 from ecd.data import load, prepare, resolve_synthetic, synthetic_npy
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("ECD_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("ECD_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setenv("ECD_THREADS", "1")
+pytestmark = pytest.mark.usefixtures("isolated_dirs")
 
 
 def test_synthetic_blockwise_equals_one_stream():
